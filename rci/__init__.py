@@ -1,0 +1,3 @@
+"""RCI: reproduced-content identification (decode, describe, recall, align)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,184 @@
+"""Stage 2: temporal alignment of a query against one candidate, giving copied segments.
+
+Matches are the kNN-sparsified query x reference frame similarities. A temporal network
+links matches that move forward in both videos within a gap and a speed range; the
+heaviest path, scored as sum(similarity - bias), is a copied segment. Matches inside its
+rectangle or on near-parallel diagonals are then removed and the search repeats, which
+suppresses one-to-many duplicates of the same span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """Times in seconds; similarities are cosine."""
+
+    node_k: int = 5  # reference frames kept per query frame
+    min_similarity: float = 0.35  # a match below this is not a node
+    bias: float = 0.3  # subtracted from each match's similarity in a path's score
+    max_gap: float = 5.0  # largest jump between consecutive matches, either video
+    min_speed: float = 0.4  # slope limits of an edge, reference seconds per query second
+    max_speed: float = 2.5
+    min_matches: int = 2  # a segment needs this many matched frames (fewer for tiny videos)
+    max_segments: int = 8
+    threshold: float = 0.5  # a video is reproduced when its score reaches this
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A copied span: query [query_start, query_end) s shows reference [ref_start, ref_end) s."""
+
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    score: float  # mean cosine similarity of the matched frames
+    matches: int
+
+    def as_row(self) -> list[float]:
+        return [self.query_start, self.query_end, self.ref_start, self.ref_end, self.score]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A candidate's verdict: segments best first and the video-level score."""
+
+    video_id: str
+    score: float
+    reproduced: bool
+    segments: list[Segment]
+
+
+def _nodes(S: np.ndarray, params: AlignParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, s) of the top node_k reference frames of each query frame above min_similarity."""
+    k = min(params.node_k, S.shape[1])
+    j = np.argpartition(-S, k - 1, axis=1)[:, :k]
+    i = np.repeat(np.arange(S.shape[0]), k)
+    j = j.reshape(-1)
+    s = S[i, j]
+    keep = s >= params.min_similarity
+    order = np.lexsort((j[keep], i[keep]))
+    return i[keep][order], j[keep][order], s[keep][order]
+
+
+def _best_path(
+    qt: np.ndarray, rt: np.ndarray, s: np.ndarray, alive: np.ndarray, params: AlignParams
+) -> tuple[list[int], float]:
+    """Heaviest forward path over alive nodes (sorted by query time); node list and score."""
+    n = len(s)
+    gain = s - params.bias
+    best = np.where(alive, gain, -np.inf)
+    prev = np.full(n, -1)
+    for b in range(n):
+        if not alive[b]:
+            continue
+        # Candidates a: earlier in both videos, within max_gap, slope within the speed range.
+        lo = np.searchsorted(qt, qt[b] - params.max_gap, side="left")
+        a = np.arange(lo, b)
+        if len(a) == 0:
+            continue
+        dq = qt[b] - qt[a]
+        dr = rt[b] - rt[a]
+        ok = (
+            alive[a]
+            & (dq > 0)
+            & (dr > 0)
+            & (dr <= params.max_gap)
+            & (dr >= params.min_speed * dq)
+            & (dr <= params.max_speed * dq)
+        )
+        if ok.any():
+            cand = a[ok]
+            top = cand[np.argmax(best[cand])]
+            if best[top] > 0:
+                best[b] = best[top] + gain[b]
+                prev[b] = top
+    end = int(np.argmax(best))
+    path = [end]
+    while prev[path[-1]] >= 0:
+        path.append(int(prev[path[-1]]))
+    return path[::-1], float(best[end])
+
+
+def align(
+    query: np.ndarray,
+    query_times: np.ndarray,
+    ref: np.ndarray,
+    ref_times: np.ndarray,
+    params: AlignParams = AlignParams(),
+    frame_period: float = 1.0,
+) -> list[Segment]:
+    """Copied segments between query (Tq, D) and reference (Tr, D) unit embeddings, best first.
+
+    Times are (Tq,) and (Tr,) seconds; a sampled frame stands for frame_period seconds.
+    """
+    if len(query) == 0 or len(ref) == 0:
+        return []
+    S = query @ ref.T  # (Tq, Tr) cosine similarities
+    i, j, s = _nodes(S, params)
+    qt, rt = query_times[i].astype(np.float64), ref_times[j].astype(np.float64)
+    alive = np.ones(len(s), dtype=bool)
+    min_matches = min(params.min_matches, len(query), len(ref))
+    segments: list[Segment] = []
+    while alive.any() and len(segments) < params.max_segments:
+        path, total = _best_path(qt, rt, s, alive, params)
+        if total <= 0 or not alive[path[0]]:
+            break
+        q0, q1, r0, r1 = qt[path[0]], qt[path[-1]], rt[path[0]], rt[path[-1]]
+        offsets = rt[path] - qt[path]
+        alive[path] = False
+        inside = (qt >= q0) & (qt <= q1) & (rt >= r0) & (rt <= r1)
+        # Near-parallel diagonals over the same query span are the same copy seen again.
+        parallel = (
+            (qt >= q0 - params.max_gap)
+            & (qt <= q1 + params.max_gap)
+            & (rt - qt >= offsets.min() - params.max_gap)
+            & (rt - qt <= offsets.max() + params.max_gap)
+        )
+        alive &= ~(inside | parallel)
+        if len(path) < min_matches:
+            continue
+        segments.append(
+            Segment(
+                query_start=float(q0),
+                query_end=float(q1 + frame_period),
+                ref_start=float(r0),
+                ref_end=float(r1 + frame_period),
+                score=float(s[path].mean()),
+                matches=len(path),
+            )
+        )
+    segments.sort(key=lambda seg: (-seg.score * seg.matches, seg.query_start))
+    return segments
+
+
+def match(
+    video_id: str,
+    query: np.ndarray,
+    query_times: np.ndarray,
+    ref: np.ndarray,
+    ref_times: np.ndarray,
+    params: AlignParams = AlignParams(),
+) -> Match:
+    """Align and score one candidate; score is the best segment's mean similarity (0 if none)."""
+    segments = align(query, query_times, ref, ref_times, params)
+    score = max((seg.score for seg in segments), default=0.0)
+    return Match(
+        video_id=video_id, score=score, reproduced=score >= params.threshold, segments=segments
+    )
+
+
+def match_candidates(
+    query: np.ndarray,
+    query_times: np.ndarray,
+    candidates: list[tuple[str, np.ndarray, np.ndarray]],
+    params: AlignParams = AlignParams(),
+) -> list[Match]:
+    """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate; best score first."""
+    matches = [match(vid, query, query_times, emb, times, params) for vid, emb, times in candidates]
+    return sorted(matches, key=lambda m: -m.score)

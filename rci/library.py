@@ -1,0 +1,274 @@
+"""Persistent fingerprint libraries: one writer appends, any number of readers catch up.
+
+On disk, one folder per library under the data directory:
+    meta.json      descriptor model and dimension, written once at creation
+    log.jsonl      one JSON record per ingested video, appended and fsync'ed
+    videos/N.npz   that video's fingerprints (embeddings, timestamps), written before its record
+A video counts as ingested once its log line is durable; a torn last line left by a crash is
+cut off by the next writer, and a video file without a log line is never read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
+
+LIBRARY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_VIDEO_ID = 256  # characters
+
+
+@dataclass
+class VideoFingerprints:
+    """One video's frame descriptors with their times."""
+
+    video_id: str
+    embeddings: np.ndarray  # (T, D) float32, unit length
+    timestamps: np.ndarray  # (T,) float32 seconds
+    duration: float  # seconds
+
+    def __post_init__(self) -> None:
+        if self.embeddings.ndim != 2 or self.embeddings.dtype != np.float32:
+            raise ValueError(f"embeddings must be (T, D) float32, got {self.embeddings.shape}")
+        if self.timestamps.shape != (len(self.embeddings),):
+            raise ValueError(
+                f"timestamps must be ({len(self.embeddings)},), got {self.timestamps.shape}"
+            )
+
+
+def check_video_id(video_id: str) -> str:
+    """The id itself if usable: 1-256 printable characters."""
+    if not video_id or len(video_id) > MAX_VIDEO_ID or not video_id.isprintable():
+        raise RciError(f"video id must be 1-{MAX_VIDEO_ID} printable characters, got {video_id!r}")
+    return video_id
+
+
+@dataclass(frozen=True)
+class LibraryMeta:
+    name: str
+    descriptor: str
+    dim: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write through `write(file)` to a temporary name, fsync, rename over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class LibraryFolder:
+    """The files of one named library; creates them on first use."""
+
+    def __init__(self, data_dir: Path, name: str, *, descriptor: str, dim: int) -> None:
+        self.path = Path(data_dir) / name
+        self.log_path = self.path / "log.jsonl"
+        (self.path / "videos").mkdir(parents=True, exist_ok=True)
+        meta_path = self.path / "meta.json"
+        wanted = LibraryMeta(name=name, descriptor=descriptor, dim=dim)
+        with self.lock():
+            if not meta_path.exists():
+                body = json.dumps(wanted.__dict__, indent=1).encode()
+                _write_atomic(meta_path, lambda f: f.write(body))
+        self.meta = LibraryMeta(**json.loads(meta_path.read_text()))
+        if (self.meta.descriptor, self.meta.dim) != (descriptor, dim):
+            raise DescriptorMismatchError(
+                f"library {name!r} was built with descriptor {self.meta.descriptor!r} "
+                f"(dim {self.meta.dim}); this server runs {descriptor!r} (dim {dim}). "
+                "Serve with the library's descriptor or ingest into a new library."
+            )
+
+    def lock(self):
+        """Exclusive advisory lock over the library's files (one writer at a time)."""
+        return _FileLock(self.path / ".lock")
+
+    def read_records(self, offset: int) -> tuple[list[dict], int]:
+        """Complete log records from byte `offset` on, and the offset after the last one."""
+        if not self.log_path.exists():
+            return [], offset
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        records = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
+        return records, offset + end
+
+    def load_video(self, record: dict) -> VideoFingerprints:
+        with np.load(self.path / record["file"], allow_pickle=False) as z:
+            return VideoFingerprints(
+                video_id=record["video_id"],
+                embeddings=z["embeddings"],
+                timestamps=z["timestamps"],
+                duration=float(record["duration"]),
+            )
+
+
+class _FileLock:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __enter__(self) -> _FileLock:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+class LibraryWriter:
+    """Appends videos to a library; a repeated video id is refused (AlreadyExistsError)."""
+
+    def __init__(self, folder: LibraryFolder) -> None:
+        self.folder = folder
+
+    def add(self, video: VideoFingerprints) -> int:
+        """Store `video` durably; returns its number of fingerprints."""
+        check_video_id(video.video_id)
+        if video.embeddings.shape[1] != self.folder.meta.dim:
+            raise RciError(
+                f"embeddings have dimension {video.embeddings.shape[1]}, "
+                f"library {self.folder.meta.name!r} holds {self.folder.meta.dim}"
+            )
+        if len(video.embeddings) == 0:
+            raise RciError("a video needs at least one fingerprint")
+        with self.folder.lock():
+            records = self._recover()
+            if any(r["video_id"] == video.video_id for r in records):
+                raise AlreadyExistsError(
+                    f"video id {video.video_id!r} is already in library {self.folder.meta.name!r}"
+                )
+            name = f"videos/{len(records):09d}.npz"
+            _write_atomic(
+                self.folder.path / name,
+                lambda f: np.savez(f, embeddings=video.embeddings, timestamps=video.timestamps),
+            )
+            record = {
+                "op": "add",
+                "video_id": video.video_id,
+                "file": name,
+                "count": len(video.embeddings),
+                "duration": round(video.duration, 3),
+            }
+            with open(self.folder.log_path, "ab") as f:
+                f.write(json.dumps(record).encode() + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return len(video.embeddings)
+
+    def _recover(self) -> list[dict]:
+        """All complete records; a torn last line from a crash is cut off first."""
+        records, end = self.folder.read_records(0)
+        if self.folder.log_path.exists() and self.folder.log_path.stat().st_size != end:
+            with open(self.folder.log_path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+        return records
+
+
+class LibraryIndex:
+    """In-memory exact inner-product index over a library, refreshed from its log.
+
+    Row r of the index is fingerprint `row_time[r]` seconds into video `row_video[r]`;
+    each video's rows are contiguous, starting at `video_start[v]`.
+    """
+
+    def __init__(self, folder: LibraryFolder) -> None:
+        self.folder = folder
+        self.index = faiss.IndexFlatIP(folder.meta.dim)
+        self.video_ids: list[str] = []
+        self.video_durations: list[float] = []
+        self.video_start: list[int] = []
+        self._row_video: list[np.ndarray] = []
+        self._row_time: list[np.ndarray] = []
+        self.row_video = np.zeros(0, dtype=np.int64)
+        self.row_time = np.zeros(0, dtype=np.float32)
+        self._offset = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Add the videos appended to the log since the last refresh."""
+        records, self._offset = self.folder.read_records(self._offset)
+        if not records:
+            return
+        for record in records:
+            video = self.folder.load_video(record)
+            self.video_start.append(self.index.ntotal)
+            self.video_ids.append(video.video_id)
+            self.video_durations.append(video.duration)
+            self.index.add(video.embeddings)
+            self._row_video.append(np.full(len(video.embeddings), len(self.video_ids) - 1))
+            self._row_time.append(video.timestamps)
+        self.row_video = np.concatenate(self._row_video)
+        self.row_time = np.concatenate(self._row_time)
+
+    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """faiss search: xq (nq, D) -> D (nq, k) similarities, I (nq, k) rows (-1 if none)."""
+        return self.index.search(np.ascontiguousarray(xq, dtype=np.float32), k)
+
+    def video(self, v: int) -> VideoFingerprints:
+        """Fingerprints of video number `v`, read back from the index."""
+        start = self.video_start[v]
+        stop = self.video_start[v + 1] if v + 1 < len(self.video_start) else self.index.ntotal
+        return VideoFingerprints(
+            video_id=self.video_ids[v],
+            embeddings=self.index.reconstruct_n(start, stop - start),
+            timestamps=self.row_time[start:stop],
+            duration=self.video_durations[v],
+        )
+
+
+class Libraries:
+    """The configured libraries of one server, opened lazily; unknown names are refused."""
+
+    def __init__(self, data_dir: Path, names: list[str], *, descriptor: str, dim: int) -> None:
+        for name in names:
+            if not LIBRARY_NAME.match(name):
+                raise ValueError(f"library name {name!r} must match {LIBRARY_NAME.pattern}")
+        self.data_dir = Path(data_dir)
+        self.names = list(names)
+        self.descriptor = descriptor
+        self.dim = dim
+        self._folders: dict[str, LibraryFolder] = {}
+        self._indexes: dict[str, LibraryIndex] = {}
+
+    def folder(self, name: str) -> LibraryFolder:
+        if name not in self.names:
+            raise NotFoundError(f"unknown library {name!r}; this server has {self.names}")
+        if name not in self._folders:
+            self._folders[name] = LibraryFolder(
+                self.data_dir, name, descriptor=self.descriptor, dim=self.dim
+            )
+        return self._folders[name]
+
+    def writer(self, name: str) -> LibraryWriter:
+        return LibraryWriter(self.folder(name))
+
+    def index(self, name: str) -> LibraryIndex:
+        """The library's index, caught up with every video acknowledged so far."""
+        if name not in self._indexes:
+            self._indexes[name] = LibraryIndex(self.folder(name))
+        else:
+            self._indexes[name].refresh()
+        return self._indexes[name]

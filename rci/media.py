@@ -1,0 +1,150 @@
+"""Video decoding: sample frames at a fixed rate by presentation timestamp with PyAV."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from rci.errors import MediaError
+
+MAX_PIXELS = 8192 * 8192  # larger frames are refused before any decoding
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What the decoder accepts. Durations in seconds, sizes in pixels."""
+
+    fps: float = 1.0
+    max_height: int = 720
+    max_duration: float = 1800.0
+    min_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if not (0 < self.fps <= 30):
+            raise ValueError(f"fps must be in (0, 30], got {self.fps}")
+        if self.max_height < 32:
+            raise ValueError(f"max_height must be >= 32 pixels, got {self.max_height}")
+        if self.max_duration <= 0:
+            raise ValueError(f"max_duration must be > 0 seconds, got {self.max_duration}")
+
+
+@dataclass
+class SampledVideo:
+    """Frames sampled from one video."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    timestamps: np.ndarray  # (T,) float32, seconds from the first frame
+    duration: float  # seconds
+    has_audio: bool
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[3] != 3 or self.frames.dtype != np.uint8:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8, got {self.frames.shape}")
+        if self.timestamps.shape != (len(self.frames),):
+            raise ValueError(
+                f"timestamps must be ({len(self.frames)},), got {self.timestamps.shape}"
+            )
+
+
+def _output_size(width: int, height: int, max_height: int) -> tuple[int, int]:
+    """Even (width, height) no taller than max_height, aspect kept."""
+    if height <= max_height:
+        return width - width % 2, height - height % 2
+    scale = max_height / height
+    out_w = max(2, int(round(width * scale / 2)) * 2)
+    return out_w, max_height - max_height % 2
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """Duration in seconds from the stream or container header; nan when neither says."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return math.nan
+
+
+def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
+    """Decode `data` and keep the first frame at or after each multiple of 1/fps seconds.
+
+    Frames are chosen by presentation timestamp, so variable frame rate is handled.
+    Raises MediaError with a reason for anything that is not a whole, decodable video.
+    """
+    if len(data) == 0:
+        raise MediaError("empty input: 0 bytes")
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(f"not a decodable media container ({exc})") from exc
+    with container:
+        if not container.streams.video:
+            raise MediaError("no video stream in the container")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:
+            raise MediaError(f"video stream has no frame size ({width}x{height})")
+        if width * height > MAX_PIXELS:
+            raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
+        declared = _declared_duration(container, stream)
+        if declared > limits.max_duration:
+            raise MediaError(
+                f"video is {declared:.1f} s long; the maximum is {limits.max_duration:.0f} s"
+            )
+        out_w, out_h = _output_size(width, height, limits.max_height)
+        stream.thread_type = "AUTO"
+        frames, times = _decode_sampled(container, stream, limits, out_w, out_h)
+        has_audio = bool(container.streams.audio)
+    if len(frames) < limits.min_frames:
+        raise MediaError("no decodable video frames")
+    decoded_span = times[-1] + 1.0 / limits.fps
+    if not math.isnan(declared) and declared - decoded_span > max(2.0, 0.1 * declared):
+        raise MediaError(
+            f"truncated video: frames stop at {times[-1]:.1f} s of a declared {declared:.1f} s"
+        )
+    duration = declared if not math.isnan(declared) else decoded_span
+    return SampledVideo(
+        frames=np.stack(frames),
+        timestamps=np.asarray(times, dtype=np.float32),
+        duration=float(duration),
+        has_audio=has_audio,
+    )
+
+
+def _decode_sampled(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    limits: DecodeLimits,
+    out_w: int,
+    out_h: int,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Decode every frame, keep one per 1/fps seconds, as (H, W, 3) uint8 at out size."""
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    start: float | None = None
+    next_time = 0.0
+    period = 1.0 / limits.fps
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None or frame.time is None:
+                continue
+            if start is None:
+                start = frame.time
+            t = frame.time - start
+            if t > limits.max_duration:
+                raise MediaError(
+                    f"video runs past {limits.max_duration:.0f} s, the maximum duration"
+                )
+            # A half-frame tolerance keeps 29.97 fps sources on whole seconds.
+            if t + 0.02 < next_time:
+                continue
+            rgb = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="AREA")
+            frames.append(rgb.to_ndarray())
+            times.append(round(t, 3))
+            next_time = (math.floor(t / period + 0.02) + 1) * period
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"corrupt video: decoding failed after {len(frames)} frames ({exc})")
+    return frames, times

@@ -1,0 +1,43 @@
+"""The preprocess stage: video bytes -> descriptor-ready frames, timestamps, content box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
+from rci.media import DecodeLimits, sample_video
+
+
+@dataclass
+class Preprocessed:
+    """Descriptor input for one video."""
+
+    frames: np.ndarray  # (T, 224, 224, 3) uint8 RGB
+    timestamps: np.ndarray  # (T,) float32 seconds
+    duration: float  # seconds
+    content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
+
+    def __post_init__(self) -> None:
+        if self.frames.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
+            raise ValueError(f"frames must be (T, {MODEL_SIZE}, {MODEL_SIZE}, 3), got {self.frames.shape}")
+        if self.timestamps.shape != (len(self.frames),):
+            raise ValueError(f"timestamps must be ({len(self.frames)},), got {self.timestamps.shape}")
+
+
+def preprocess(
+    data: bytes,
+    limits: DecodeLimits = DecodeLimits(),
+    borders: BorderParams = BorderParams(),
+) -> Preprocessed:
+    """Decode at limits.fps, find each frame's content box, crop and resize."""
+    video = sample_video(data, limits)
+    boxes = content_boxes(video.frames, borders)
+    _, h, w, _ = video.frames.shape
+    return Preprocessed(
+        frames=crop_resize(video.frames, boxes),
+        timestamps=video.timestamps,
+        duration=video.duration,
+        content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
+    )

@@ -1,0 +1,58 @@
+"""Stage 1: per-query-frame nearest neighbours vote for library videos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rci.library import LibraryIndex, VideoFingerprints
+
+
+@dataclass(frozen=True)
+class RecallParams:
+    """k is per query frame; `candidates` videos go on to alignment."""
+
+    k: int = 10
+    candidates: int = 5
+    min_similarity: float = 0.2  # neighbours below this cosine cast no vote
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.candidates < 1:
+            raise ValueError(f"k and candidates must be >= 1, got {self.k}, {self.candidates}")
+
+
+def vote(D: np.ndarray, I: np.ndarray, row_video: np.ndarray, params: RecallParams) -> list[int]:
+    """Video numbers ranked by votes, at most params.candidates of them.
+
+    D, I: (nq, k) similarities and index rows (-1 = none). Each query frame gives one vote
+    to every video among its neighbours at or above min_similarity; ties are broken by the
+    sum over query frames of the best similarity to that video.
+    """
+    valid = (I >= 0) & (D >= params.min_similarity)
+    if not valid.any():
+        return []
+    frame = np.nonzero(valid)[0]
+    video = row_video[I[valid]]
+    sim = D[valid]
+    # Best similarity per (query frame, video) pair, so each frame votes once per video.
+    order = np.lexsort((-sim, video, frame))
+    frame, video, sim = frame[order], video[order], sim[order]
+    first = np.ones(len(frame), dtype=bool)
+    first[1:] = (frame[1:] != frame[:-1]) | (video[1:] != video[:-1])
+    video, sim = video[first], sim[first]
+    votes = np.bincount(video)
+    weight = np.bincount(video, weights=sim)
+    ranked = np.lexsort((-weight, -votes))
+    ranked = ranked[votes[ranked] > 0]
+    return ranked[: params.candidates].tolist()
+
+
+def recall(
+    index: LibraryIndex, embeddings: np.ndarray, params: RecallParams = RecallParams()
+) -> list[VideoFingerprints]:
+    """Candidate videos for a query's (T, D) float32 embeddings, best first."""
+    if index.index.ntotal == 0 or len(embeddings) == 0:
+        return []
+    D, I = index.search(embeddings, min(params.k, index.index.ntotal))
+    return [index.video(v) for v in vote(D, I, index.row_video, params)]

@@ -182,3 +182,37 @@ def match_candidates(
     """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate; best score first."""
     matches = [match(vid, query, query_times, emb, times, params) for vid, emb, times in candidates]
     return sorted(matches, key=lambda m: -m.score)
+
+
+def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
+    """Matches as tensors: VIDEO_IDS (N,) bytes, SCORES (N,) float32, REPRODUCED (N,) bool,
+    SEGMENTS (S, 5) float32 [query_start, query_end, ref_start, ref_end, score] in seconds,
+    SEGMENT_VIDEO (S,) int32, the row in VIDEO_IDS each segment belongs to."""
+    rows = [seg.as_row() for m in matches for seg in m.segments]
+    owner = [n for n, m in enumerate(matches) for _ in m.segments]
+    return {
+        "VIDEO_IDS": np.array([m.video_id.encode() for m in matches], dtype=object),
+        "SCORES": np.array([m.score for m in matches], dtype=np.float32),
+        "REPRODUCED": np.array([m.reproduced for m in matches], dtype=bool),
+        "SEGMENTS": np.array(rows, dtype=np.float32).reshape(-1, 5),
+        "SEGMENT_VIDEO": np.array(owner, dtype=np.int32),
+    }
+
+
+def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
+    """Inverse of pack_matches (segment match counts are not carried and read as 0)."""
+    segments: dict[int, list[Segment]] = {}
+    for row, owner in zip(tensors["SEGMENTS"].reshape(-1, 5), tensors["SEGMENT_VIDEO"].reshape(-1)):
+        q0, q1, r0, r1, score = (float(x) for x in row)
+        segments.setdefault(int(owner), []).append(Segment(q0, q1, r0, r1, score, matches=0))
+    return [
+        Match(
+            video_id=raw.decode() if isinstance(raw, bytes) else str(raw),
+            score=float(score),
+            reproduced=bool(flag),
+            segments=segments.get(n, []),
+        )
+        for n, (raw, score, flag) in enumerate(
+            zip(tensors["VIDEO_IDS"].reshape(-1), tensors["SCORES"].reshape(-1), tensors["REPRODUCED"].reshape(-1))
+        )
+    ]

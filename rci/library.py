@@ -272,3 +272,23 @@ class Libraries:
         else:
             self._indexes[name].refresh()
         return self._indexes[name]
+
+    def status(self, names: list[str]) -> list[dict]:
+        """Per library: name, descriptor, videos, fingerprints, or the error that bars it."""
+        out = []
+        for name in names:
+            try:
+                index = self.index(name)
+            except DescriptorMismatchError as exc:
+                out.append({"name": name, "error": str(exc)})
+                continue
+            out.append(
+                {
+                    "name": name,
+                    "descriptor": index.folder.meta.descriptor,
+                    "dim": index.folder.meta.dim,
+                    "videos": len(index.video_ids),
+                    "fingerprints": int(index.index.ntotal),
+                }
+            )
+        return out

@@ -56,3 +56,34 @@ def recall(
         return []
     D, I = index.search(embeddings, min(params.k, index.index.ntotal))
     return [index.video(v) for v in vote(D, I, index.row_video, params)]
+
+
+def pack_candidates(candidates: list[VideoFingerprints], dim: int) -> dict[str, np.ndarray]:
+    """Candidates as padded tensors: CANDIDATE_IDS (N,) bytes, CANDIDATE_EMBEDDINGS
+    (N, L, dim) float32, CANDIDATE_TIMESTAMPS (N, L) float32, CANDIDATE_LENGTHS (N,) int32."""
+    longest = max((len(c.embeddings) for c in candidates), default=0)
+    embeddings = np.zeros((len(candidates), longest, dim), dtype=np.float32)
+    timestamps = np.zeros((len(candidates), longest), dtype=np.float32)
+    for n, c in enumerate(candidates):
+        embeddings[n, : len(c.embeddings)] = c.embeddings
+        timestamps[n, : len(c.timestamps)] = c.timestamps
+    return {
+        "CANDIDATE_IDS": np.array([c.video_id.encode() for c in candidates], dtype=object),
+        "CANDIDATE_EMBEDDINGS": embeddings,
+        "CANDIDATE_TIMESTAMPS": timestamps,
+        "CANDIDATE_LENGTHS": np.array([len(c.embeddings) for c in candidates], dtype=np.int32),
+    }
+
+
+def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Inverse of pack_candidates: (video_id, embeddings (T, D), timestamps (T,)) per candidate."""
+    ids = tensors["CANDIDATE_IDS"].reshape(-1)
+    lengths = tensors["CANDIDATE_LENGTHS"].reshape(-1)
+    return [
+        (
+            raw.decode() if isinstance(raw, bytes) else str(raw),
+            tensors["CANDIDATE_EMBEDDINGS"][n, :length],
+            tensors["CANDIDATE_TIMESTAMPS"][n, :length],
+        )
+        for n, (raw, length) in enumerate(zip(ids, lengths))
+    ]

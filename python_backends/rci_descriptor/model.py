@@ -1,0 +1,25 @@
+"""Triton adapter: FRAMES (T, 224, 224, 3) uint8 -> EMBEDDINGS (T, 512) float32 (cpu target)."""
+
+import triton_python_backend_utils as pb_utils
+
+from rci.backend import model_parameters, respond
+from rci.descriptor import Descriptor, DescriptorModel
+from rci.settings import descriptor_name
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        """Load the ONNX model named by $RCI_DESCRIPTOR with ONNX Runtime."""
+        parameters = model_parameters(args)
+        self.descriptor = Descriptor(
+            DescriptorModel.parse(descriptor_name()),
+            threads=int(parameters.get("threads", "0")),
+            batch_size=int(parameters.get("batch_size", "32")),
+        )
+
+    def execute(self, requests):
+        """One response per request."""
+        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+
+    def _run(self, inputs):
+        return {"EMBEDDINGS": self.descriptor.embed(inputs["FRAMES"])}

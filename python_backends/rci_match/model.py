@@ -1,0 +1,22 @@
+"""Triton adapter: align the query with each candidate; returns scores, decisions, segments."""
+
+import triton_python_backend_utils as pb_utils
+
+from rci.alignment import AlignParams, match_candidates, pack_matches
+from rci.backend import from_parameters, model_parameters, respond
+from rci.recall import unpack_candidates
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        """Read alignment parameters and the decision threshold from the config."""
+        self.params = from_parameters(AlignParams, model_parameters(args))
+
+    def execute(self, requests):
+        """One response per request."""
+        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+
+    def _run(self, inputs):
+        candidates = unpack_candidates(inputs)
+        matches = match_candidates(inputs["EMBEDDINGS"], inputs["TIMESTAMPS"], candidates, self.params)
+        return pack_matches(matches)

@@ -1,0 +1,74 @@
+"""The request loop every Triton Python model shares; pb_utils is passed in, never imported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+
+from rci.errors import RciError
+
+Handler = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def respond(requests: list, pb_utils, handler: Handler, logger=None) -> list:
+    """One response per request: handler(inputs by name) -> outputs by name.
+
+    An RciError becomes that request's error with its code; any other exception becomes an
+    INTERNAL error for that request alone, logged with its traceback.
+    """
+    responses = []
+    for request in requests:
+        try:
+            inputs = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+            outputs = handler(inputs)
+            tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        except RciError as exc:
+            code = getattr(pb_utils.TritonError, exc.code)
+            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code)))
+        except Exception as exc:  # a bug must fail its request, not the batch or the server
+            if logger is not None:
+                logger.log_error(traceback.format_exc())
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            error = pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)
+            responses.append(pb_utils.InferenceResponse(error=error))
+    return responses
+
+
+def model_parameters(args: dict) -> dict[str, str]:
+    """The `parameters` of a model's config.pbtxt as name -> string value."""
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def string_input(inputs: dict[str, np.ndarray], name: str) -> str:
+    """A TYPE_STRING input holding exactly one UTF-8 value."""
+    value = inputs[name].reshape(-1)
+    if value.size != 1:
+        raise RciError(f"{name} must hold exactly one string, got {value.size}")
+    raw = value[0]
+    try:
+        return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    except UnicodeDecodeError as exc:
+        raise RciError(f"{name} is not valid UTF-8") from exc
+
+
+def from_parameters(cls, parameters: dict[str, str]):
+    """An instance of dataclass `cls` with each field taken from `parameters` when present.
+
+    Raises ValueError at model load for an unknown parameter name or an unparsable value.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(parameters) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)} for {cls.__name__}")
+    kinds = {"int": int, "float": float, "str": str}
+    values = {}
+    for name, text in parameters.items():
+        kind = fields[name].type
+        values[name] = kinds[kind if isinstance(kind, str) else kind.__name__](text)
+    return cls(**values)

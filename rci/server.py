@@ -1,0 +1,163 @@
+"""Run the embedded default: tritonserver from the nvidia-pytriton wheel on this machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rci.repository import Target, assemble
+from rci.descriptor import DEFAULT_MODEL
+
+
+@dataclass
+class ServerOptions:
+    """Where the server listens and keeps its state. Ports on 127.0.0.1."""
+
+    data_dir: Path = Path("rci-data")
+    work_dir: Path = Path(".rci")  # assembled repository, backend links, server log
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    descriptor: str = DEFAULT_MODEL.value
+    libraries: list[str] = field(default_factory=lambda: ["main"])
+    log_verbose: int = 0
+
+
+def _pytriton_root() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("nvidia-pytriton is not installed; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
+
+
+def backend_directory(work_dir: Path) -> Path:
+    """A backends/ folder whose python/ links the wheel's backend and this Python's stub.
+
+    Links rather than copies: the wheel's libraries are then found without LD_LIBRARY_PATH.
+    """
+    wheel = _pytriton_root()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = wheel / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise RuntimeError(f"the pytriton wheel has no Python backend stub for Python {version}")
+    python = work_dir / "backends" / "python"
+    python.mkdir(parents=True, exist_ok=True)
+    sources = [
+        wheel / "backends" / "python" / "libtriton_python.so",
+        wheel / "backends" / "python" / "triton_python_backend_utils.py",
+        stub,
+    ]
+    for source in sources:
+        link = python / source.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(source)
+    return python.parent
+
+
+class TritonServer:
+    """tritonserver as a child process; `with TritonServer(opts) as s:` waits until ready."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(options.work_dir) / "tritonserver.log"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.options.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    def command(self) -> list[str]:
+        o = self.options
+        work = Path(o.work_dir).resolve()
+        repository = assemble(Target.CPU, work / "model_repository")
+        return [
+            str(_pytriton_root() / "bin" / "tritonserver"),
+            f"--model-repository={repository}",
+            f"--backend-directory={backend_directory(work)}",
+            "--http-address=127.0.0.1",
+            f"--http-port={o.http_port}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={o.grpc_port}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={o.metrics_port}",
+            "--allow-metrics=false",
+            "--exit-on-error=true",
+            "--exit-timeout-secs=10",
+            "--strict-readiness=true",
+            f"--log-verbose={o.log_verbose}",
+            # Whole videos' frames cross process boundaries: grow shared memory in big steps.
+            "--backend-config=python,shm-default-byte-size=16777216",
+            "--backend-config=python,shm-growth-byte-size=67108864",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The stub runs the first python3 on PATH, so this interpreter's bin/ goes first."""
+        o = self.options
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["RCI_DATA_DIR"] = str(Path(o.data_dir).resolve())
+        env["RCI_DESCRIPTOR"] = o.descriptor
+        env["RCI_LIBRARIES"] = ",".join(o.libraries)
+        return env
+
+    def start(self, timeout: float = 120.0) -> TritonServer:
+        """Start the server and wait until every model is ready; raise with its log if not."""
+        Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
+        Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tritonserver exited ({self.process.returncode}):\n{self.log_tail()}")
+            if self.ready():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        try:
+            url = f"http://{self.http_url}/v2/health/ready"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then wait for a clean exit; SIGKILL only after `timeout` seconds."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

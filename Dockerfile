@@ -1,0 +1,14 @@
+# The gpu target: NGC tritonserver (DALI, TensorRT and Python backends) plus the rci package
+# for the Python models. Triton 2.51 is NGC release 24.10.
+FROM nvcr.io/nvidia/tritonserver:24.10-py3
+WORKDIR /opt/rci
+COPY pyproject.toml README.md ./
+COPY rci ./rci
+COPY client ./client
+COPY model_repository ./model_repository
+COPY ensembles ./ensembles
+COPY python_backends ./python_backends
+# The image ships DALI with its DALI backend; faiss-gpu replaces faiss-cpu with the library issue.
+RUN pip install --no-cache-dir . \
+ && python3 -m rci.repository --target gpu --out /models
+ENV RCI_DATA_DIR=/data RCI_LIBRARIES=main RCI_DESCRIPTOR=sscd_resnet50

@@ -1,0 +1,113 @@
+"""Every config.pbtxt of both targets parses with Triton's schema and the graph is consistent."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rci.descriptor import EMBEDDING_DIM
+from rci.repository import (
+    PROJECT_ROOT,
+    Target,
+    assemble,
+    check_ensembles,
+    read_config,
+    source_folders,
+    target_configs,
+)
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_names_equal_folders(target):
+    for folder in source_folders(target):
+        assert read_config(folder / "config.pbtxt").name == folder.name
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_ensemble_steps_match_called_models(target):
+    assert check_ensembles(target_configs(target)) == []
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_same_graph_and_tensor_names_on_both_targets(target):
+    cpu, other = target_configs(Target.CPU), target_configs(target)
+    assert sorted(cpu) == sorted(other)
+    for name in cpu:
+        assert [t.name for t in cpu[name].input] == [t.name for t in other[name].input]
+        assert [(t.name, t.data_type, list(t.dims)) for t in cpu[name].output] == [
+            (t.name, t.data_type, list(t.dims)) for t in other[name].output
+        ]
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_embedding_size_equals_index_dimension(target):
+    configs = target_configs(target)
+    produced = {t.name: list(t.dims) for t in configs["rci_descriptor"].output}
+    assert produced["EMBEDDINGS"][-1] == EMBEDDING_DIM
+    for consumer in ("rci_library_add", "rci_recall", "rci_match"):
+        dims = {t.name: list(t.dims) for t in configs[consumer].input}
+        assert dims["EMBEDDINGS"][-1] == EMBEDDING_DIM, consumer
+
+
+def test_checker_rejects_a_broken_ensemble():
+    configs = copy.deepcopy(target_configs(Target.CPU))
+    step = configs["rci_detect"].ensemble_scheduling.step[2]  # rci_recall
+    step.input_map["EMBEDDINGS"] = "timestamps"  # (T,) fed where (T, 512) is expected
+    configs["rci_match"].output[1].data_type = configs["rci_match"].output[2].data_type
+    problems = check_ensembles(configs)
+    assert any("timestamps" in p and "EMBEDDINGS" in p for p in problems)
+    assert any("SCORES" in p for p in problems)
+
+
+def test_checker_rejects_unknown_model_and_unmapped_input():
+    configs = copy.deepcopy(target_configs(Target.CPU))
+    configs["rci_ingest"].ensemble_scheduling.step[0].model_name = "rci_nothing"
+    del configs["rci_detect"].ensemble_scheduling.step[2].input_map["LIBRARY"]
+    problems = check_ensembles(configs)
+    assert any("no such model" in p for p in problems)
+    assert any("not mapped" in p and "LIBRARY" in p for p in problems)
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_assembled_repository_is_runnable_layout(target, tmp_path):
+    out = assemble(target, tmp_path / "repo")
+    for name, config in target_configs(target).items():
+        assert (out / name / "1").is_dir()
+        if config.backend == "python":
+            assert (out / name / "1" / "model.py").is_file()
+        if config.backend == "dali":
+            assert (out / name / "1" / "dali.py").is_file()
+
+
+def test_python_models_are_thin_adapters():
+    for model in (PROJECT_ROOT / "python_backends").glob("*/model.py"):
+        lines = model.read_text().splitlines()
+        assert len(lines) < 100, model
+        assert not any(line.startswith(("def ", "class ")) and "TritonPythonModel" not in line for line in lines), model
+
+
+def test_assemble_command_line(tmp_path):
+    out = tmp_path / "gpu"
+    subprocess.run(
+        [sys.executable, "-m", "rci.repository", "--target", "gpu", "--out", str(out)], check=True
+    )
+    assert read_config(out / "rci_descriptor" / "config.pbtxt").platform == "tensorrt_plan"
+
+
+def test_compose_file_serves_the_gpu_target():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["rci"]
+    assert service["command"][0] == "tritonserver"
+    assert "--model-repository=/models" in service["command"]
+    assert {"8000:8000", "8001:8001"} <= set(service["ports"])
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert set(service["environment"]) == {"RCI_DATA_DIR", "RCI_LIBRARIES", "RCI_DESCRIPTOR"}
+    mounts = dict(v.split(":")[:2] for v in service["volumes"])
+    assert all(src in compose["volumes"] or src.startswith("./") for src in mounts)
+    assert mounts["rci-data"] == service["environment"]["RCI_DATA_DIR"]
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "rci.repository --target gpu --out /models" in dockerfile
+    assert dockerfile.startswith("#") and "FROM nvcr.io/nvidia/tritonserver:24.10-py3" in dockerfile

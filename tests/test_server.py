@@ -1,0 +1,95 @@
+"""The served ensembles end to end: real tritonserver, real video, real models, HTTP and gRPC."""
+
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+
+from client import RciClient, RciClientError
+from rci.alignment import match_candidates
+from rci.descriptor import Descriptor
+from rci.library import Libraries
+from rci.preprocess import preprocess
+from rci.recall import recall
+
+MODELS = {
+    "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
+    "rci_library_add", "rci_recall", "rci_match", "rci_status",
+}  # fmt: skip
+
+
+def test_all_models_load_and_are_ready(server):
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/repository/index", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        index = json.load(response)
+    assert {m["name"] for m in index} == MODELS
+    assert all(m["state"] == "READY" for m in index)
+
+
+def test_detect_finds_the_edited_copy_with_its_segment(client, media):
+    truth = media["truth"]
+    result = client.detect(media["query"])
+    assert [m.video_id for m in result.reproduced] == [truth.video_id]
+    best = result.reproduced[0].segments[0]
+    # Bounds within 2 s: 8 s of reference 10-18 s planted at query 6-14 s.
+    assert abs(best.query_start - truth.query_start) <= 2
+    assert abs(best.query_end - truth.query_end) <= 2
+    assert abs(best.ref_start - truth.ref_start) <= 2
+    assert abs(best.ref_end - truth.ref_end) <= 2
+    assert result.duration == pytest.approx(32.0, abs=0.1)
+
+
+def test_unrelated_video_reproduces_nothing(client, media):
+    assert client.detect(media["unrelated"]).reproduced == []
+
+
+def test_http_and_grpc_give_the_same_result(server, media):
+    with RciClient(server.http_url) as h, RciClient(server.grpc_url, protocol="grpc") as g:
+        assert h.detect(media["query"]).matches == g.detect(media["query"]).matches
+
+
+def test_served_result_equals_the_local_pipeline(server, data_dir, media):
+    """The ensemble must compute exactly what the rci package computes in-process."""
+    libraries = Libraries(data_dir, ["main"], descriptor="sscd_resnet50", dim=512)
+    video = preprocess(media["query"].read_bytes())
+    embeddings = Descriptor().embed(video.frames)
+    candidates = recall(libraries.index("main"), embeddings)
+    local = match_candidates(
+        embeddings, video.timestamps, [(c.video_id, c.embeddings, c.timestamps) for c in candidates]
+    )
+    with RciClient(server.http_url) as client:
+        served = client.detect(media["query"]).matches
+    assert [m.video_id for m in served] == [m.video_id for m in local]
+    for s, m in zip(served, local):
+        assert s.score == pytest.approx(m.score, abs=1e-4)
+        assert [x.as_row()[:4] for x in s.segments] == [x.as_row()[:4] for x in m.segments]
+
+
+def test_ingest_reports_fingerprints_and_duration(server, media, tmp_path):
+    with RciClient(server.http_url) as client:
+        result = client.ingest(media["library"]["bikes"], "bikes-again", library="second")
+    # bikes.mp4: 250 frames at 25 fps = 10 s -> one fingerprint per second.
+    assert (result.num_fingerprints, result.duration) == (10, pytest.approx(10.0))
+
+
+def test_repeated_id_is_refused_and_changes_nothing(client, media):
+    before = client.status(["main"])
+    with pytest.raises(RciClientError, match="already in library"):
+        client.ingest(media["library"]["bikes"], "bikes")
+    assert client.status(["main"]) == before
+
+
+def test_status_lists_libraries(client, media):
+    main = {s["name"]: s for s in client.status()}["main"]
+    assert main["descriptor"] == "sscd_resnet50"
+    assert main["videos"] == len(media["library"])
+    assert main["fingerprints"] == 24 * 3 + 10 + 6  # three 24 s photo videos, bikes, bunny
+
+
+def test_empty_library_gives_no_candidates(client, media):
+    result = client.detect(media["query"], library="empty")
+    assert result.matches == []
+    assert result.duration == pytest.approx(32.0, abs=0.1)

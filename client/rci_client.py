@@ -18,7 +18,7 @@ DETECT_OUTPUTS = ["VIDEO_IDS", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDE
 
 
 class RciClientError(RuntimeError):
-    """The server refused a request; `status` is Triton's status text (e.g. StatusCode.NOT_FOUND)."""
+    """The server refused a request; `status` is Triton's status (HTTP code or gRPC name)."""
 
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
@@ -123,7 +123,9 @@ class RciClient:
     def _string(value: str) -> np.ndarray:
         return np.array([value.encode()], dtype=object)
 
-    def ingest(self, video: bytes | str | Path, video_id: str, library: str = "main") -> IngestResult:
+    def ingest(
+        self, video: bytes | str | Path, video_id: str, library: str = "main"
+    ) -> IngestResult:
         """Add a video (bytes or a path) to `library` under `video_id`."""
         start = time.perf_counter()
         out = self._infer(

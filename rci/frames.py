@@ -14,30 +14,35 @@ MODEL_SIZE = 224  # pixels, square descriptor input
 class BorderParams:
     """How flat a row or column must be to count as border. Intensities on a 0-255 scale."""
 
-    max_std: float = 8.0  # spread of intensities along the line, in each frame of the window
-    max_drift: float = 12.0  # change of the line's mean across the window
-    window: int = 2  # frames either side that must agree (sampled at 1 fps: seconds)
+    max_std: float = 8.0  # spread of intensities along the line within one frame
+    max_drift: float = 12.0  # change of the line's mean from one sampled frame to the next
+    min_run: int = 3  # consecutive sampled frames (seconds at 1 fps) a bar must last
     min_keep: float = 0.3  # never keep less than this fraction of a dimension
 
 
 def _flat_lines(std: np.ndarray, mean: np.ndarray, params: BorderParams) -> np.ndarray:
-    """(T, L) bool: lines uniform in every frame of their window and steady across it.
+    """(T, L) bool: lines that are uniform in a run of >= min_run frames with a steady mean.
 
-    std, mean: (T, L) per-frame statistics along each row (or column).
+    std, mean: (T, L) per-frame statistics along each row (or column). Runs rather than a
+    centred window, so the first and last frames of an inserted letterboxed clip count too.
     """
-    t = len(std)
-    flat = np.empty(std.shape, dtype=bool)
-    for f in range(t):
-        lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
-        win_std, win_mean = std[lo:hi], mean[lo:hi]
-        uniform = (win_std < params.max_std).all(axis=0)
-        steady = (win_mean.max(axis=0) - win_mean.min(axis=0)) < params.max_drift
-        flat[f] = uniform & steady
-    return flat
+    uniform = std < params.max_std
+    joins = np.zeros_like(uniform)
+    joins[1:] = uniform[1:] & uniform[:-1] & (np.abs(mean[1:] - mean[:-1]) < params.max_drift)
+    forward = np.zeros(uniform.shape, dtype=np.int32)
+    backward = np.zeros(uniform.shape, dtype=np.int32)
+    t = len(uniform)
+    forward[0], backward[t - 1] = uniform[0], uniform[t - 1]
+    for f in range(1, t):
+        forward[f] = np.where(joins[f], forward[f - 1] + 1, uniform[f])
+    for f in range(t - 2, -1, -1):
+        backward[f] = np.where(joins[f + 1], backward[f + 1] + 1, uniform[f])
+    # A video shorter than min_run frames needs its bars in all of its frames.
+    return uniform & (forward + backward - 1 >= min(params.min_run, t))
 
 
 def _keep_span(flat: np.ndarray, min_keep: float) -> tuple[int, int]:
-    """[start, stop) after dropping flat lines at both ends; the whole span if too little is left."""
+    """[start, stop) without the flat lines at both ends; everything if too little is left."""
     n = len(flat)
     if flat.all():
         return 0, n
@@ -52,12 +57,18 @@ def content_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> 
     """(T, 4) int [x0, y0, x1, y1] pixel boxes that drop uniform bars around the content.
 
     frames: (T, H, W, 3) uint8. A row or column is border when it is flat (black, white or
-    any single colour) in its frame and the `window` frames either side, so bars that come
-    and go with an inserted clip are found while one dark frame is never cropped.
+    any single colour) for at least min_run consecutive frames, so bars that come and go
+    with an inserted clip are found while one dark frame is never cropped.
     """
-    gray = frames.astype(np.float32).mean(axis=3)  # (T, H, W)
-    rows = _flat_lines(gray.std(axis=2), gray.mean(axis=2), params)
-    cols = _flat_lines(gray.std(axis=1), gray.mean(axis=1), params)
+    t, h, w, _ = frames.shape
+    row_std, row_mean = np.empty((t, h), np.float32), np.empty((t, h), np.float32)
+    col_std, col_mean = np.empty((t, w), np.float32), np.empty((t, w), np.float32)
+    for f, frame in enumerate(frames):  # one frame at a time: no float copy of the video
+        gray = frame.astype(np.float32).mean(axis=2)
+        row_std[f], row_mean[f] = gray.std(axis=1), gray.mean(axis=1)
+        col_std[f], col_mean[f] = gray.std(axis=0), gray.mean(axis=0)
+    rows = _flat_lines(row_std, row_mean, params)
+    cols = _flat_lines(col_std, col_mean, params)
     boxes = np.empty((len(frames), 4), dtype=np.int64)
     for f in range(len(frames)):
         y0, y1 = _keep_span(rows[f], params.min_keep)
@@ -74,7 +85,7 @@ def crop_resize(frames: np.ndarray, boxes: np.ndarray, size: int = MODEL_SIZE) -
     antialiased (the "Pillow-quality" resize the descriptor was trained with).
     """
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
-    for i, (frame, (x0, y0, x1, y1)) in enumerate(zip(frames, boxes)):
+    for i, (frame, (x0, y0, x1, y1)) in enumerate(zip(frames, boxes, strict=True)):
         image = Image.fromarray(frame[y0:y1, x0:x1])
         out[i] = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))
     return out

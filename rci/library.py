@@ -209,11 +209,14 @@ class LibraryIndex:
 
     def refresh(self) -> None:
         """Add the videos appended to the log since the last refresh."""
-        records, self._offset = self.folder.read_records(self._offset)
+        records, offset = self.folder.read_records(self._offset)
         if not records:
             return
-        for record in records:
-            video = self.folder.load_video(record)
+        # Load everything before changing anything, so a failed read leaves the index as it
+        # was and the next refresh retries the same records.
+        videos = [self.folder.load_video(record) for record in records]
+        self._offset = offset
+        for video in videos:
             self.video_start.append(self.index.ntotal)
             self.video_ids.append(video.video_id)
             self.video_durations.append(video.duration)

@@ -59,13 +59,19 @@ def _output_size(width: int, height: int, max_height: int) -> tuple[int, int]:
     return out_w, max_height - max_height % 2
 
 
-def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
-    """Duration in seconds from the stream or container header; nan when neither says."""
+def _declared_durations(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> tuple[float, float]:
+    """(video stream, whole container) durations in seconds from the headers; nan if unsaid.
+
+    Matroska and WebM declare no per-stream duration, and a container's duration covers its
+    longest stream (audio may outlast the video), so only the first can prove truncation.
+    """
+    video = math.nan
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return math.nan
+        video = float(stream.duration * stream.time_base)
+    whole = container.duration / av.time_base if container.duration is not None else math.nan
+    return video, whole
 
 
 def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
@@ -89,21 +95,23 @@ def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledV
             raise MediaError(f"video stream has no frame size ({width}x{height})")
         if width * height > MAX_PIXELS:
             raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
-        declared = _declared_duration(container, stream)
-        if declared > limits.max_duration:
+        declared, whole = _declared_durations(container, stream)
+        length = declared if not math.isnan(declared) else whole
+        if length > limits.max_duration:
             raise MediaError(
-                f"video is {declared:.1f} s long; the maximum is {limits.max_duration:.0f} s"
+                f"video is {length:.1f} s long; the maximum is {limits.max_duration:.0f} s"
             )
         out_w, out_h = _output_size(width, height, limits.max_height)
         stream.thread_type = "AUTO"
-        frames, times = _decode_sampled(container, stream, limits, out_w, out_h)
+        frames, times, last = _decode_sampled(container, stream, limits, out_w, out_h)
         has_audio = bool(container.streams.audio)
     if len(frames) < limits.min_frames:
         raise MediaError("no decodable video frames")
-    decoded_span = times[-1] + 1.0 / limits.fps
+    frame_time = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / limits.fps
+    decoded_span = last + frame_time
     if not math.isnan(declared) and declared - decoded_span > max(2.0, 0.1 * declared):
         raise MediaError(
-            f"truncated video: frames stop at {times[-1]:.1f} s of a declared {declared:.1f} s"
+            f"truncated video: frames stop at {last:.1f} s of a declared {declared:.1f} s"
         )
     duration = declared if not math.isnan(declared) else decoded_span
     return SampledVideo(
@@ -120,20 +128,25 @@ def _decode_sampled(
     limits: DecodeLimits,
     out_w: int,
     out_h: int,
-) -> tuple[list[np.ndarray], list[float]]:
-    """Decode every frame, keep one per 1/fps seconds, as (H, W, 3) uint8 at out size."""
+) -> tuple[list[np.ndarray], list[float], float]:
+    """Decode every frame, keep one per 1/fps seconds, as (H, W, 3) uint8 at out size.
+
+    Returns the kept frames, their times and the time of the last decoded frame (seconds).
+    """
     frames: list[np.ndarray] = []
     times: list[float] = []
     start: float | None = None
     next_time = 0.0
     period = 1.0 / limits.fps
+    t = 0.0
     try:
-        for frame in container.decode(stream):
-            if frame.pts is None or frame.time is None:
-                continue
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        for count, frame in enumerate(container.decode(stream)):
+            # Raw elementary streams (.h264) carry no timestamps: count at the nominal rate.
+            when = frame.time if frame.time is not None else count / rate
             if start is None:
-                start = frame.time
-            t = frame.time - start
+                start = when
+            t = when - start
             if t > limits.max_duration:
                 raise MediaError(
                     f"video runs past {limits.max_duration:.0f} s, the maximum duration"
@@ -146,5 +159,7 @@ def _decode_sampled(
             times.append(round(t, 3))
             next_time = (math.floor(t / period + 0.02) + 1) * period
     except av.error.FFmpegError as exc:
-        raise MediaError(f"corrupt video: decoding failed after {len(frames)} frames ({exc})")
-    return frames, times
+        raise MediaError(
+            f"corrupt video: decoding failed after {len(frames)} frames ({exc})"
+        ) from exc
+    return frames, times, t

@@ -21,9 +21,13 @@ class Preprocessed:
 
     def __post_init__(self) -> None:
         if self.frames.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
-            raise ValueError(f"frames must be (T, {MODEL_SIZE}, {MODEL_SIZE}, 3), got {self.frames.shape}")
+            raise ValueError(
+                f"frames must be (T, {MODEL_SIZE}, {MODEL_SIZE}, 3), got {self.frames.shape}"
+            )
         if self.timestamps.shape != (len(self.frames),):
-            raise ValueError(f"timestamps must be ({len(self.frames)},), got {self.timestamps.shape}")
+            raise ValueError(
+                f"timestamps must be ({len(self.frames)},), got {self.timestamps.shape}"
+            )
 
 
 def preprocess(

@@ -85,5 +85,5 @@ def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndar
             tensors["CANDIDATE_EMBEDDINGS"][n, :length],
             tensors["CANDIDATE_TIMESTAMPS"][n, :length],
         )
-        for n, (raw, length) in enumerate(zip(ids, lengths))
+        for n, (raw, length) in enumerate(zip(ids, lengths, strict=True))
     ]

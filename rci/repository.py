@@ -52,14 +52,15 @@ def assemble(target: Target, out: Path, root: Path = PROJECT_ROOT) -> Path:
         shutil.copytree(folder, dest)
         (dest / "1").mkdir(exist_ok=True)
         if config.backend == "python":
-            shutil.copy2(root / "python_backends" / folder.name / "model.py", dest / "1" / "model.py")
+            shutil.copy2(
+                root / "python_backends" / folder.name / "model.py", dest / "1" / "model.py"
+            )
     return out
-
 
 
 def _compatible(a: list[int], b: list[int]) -> bool:
     """Same rank, and every dimension equal or variable (-1) on either side."""
-    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
 
 
 def check_ensembles(configs: dict[str, model_config_pb2.ModelConfig]) -> list[str]:
@@ -87,9 +88,15 @@ def check_ensembles(configs: dict[str, model_config_pb2.ModelConfig]) -> list[st
                     problems.append(f"{where}: model has no input {key}")
                 elif value not in tensors:
                     problems.append(f"{where}: {value} is not produced before this step")
-                elif tensors[value][0] != inputs[key][0] or not _compatible(tensors[value][1], inputs[key][1]):
-                    problems.append(f"{where}: {value} {tensors[value]} does not fit input {key} {inputs[key]}")
-            missing = set(inputs) - set(step.input_map) - {t.name for t in model.input if t.optional}
+                elif tensors[value][0] != inputs[key][0] or not _compatible(
+                    tensors[value][1], inputs[key][1]
+                ):
+                    problems.append(
+                        f"{where}: {value} {tensors[value]} does not fit input {key} {inputs[key]}"
+                    )
+            missing = (
+                set(inputs) - set(step.input_map) - {t.name for t in model.input if t.optional}
+            )
             if missing:
                 problems.append(f"{where}: inputs {sorted(missing)} are not mapped")
             for key, value in step.output_map.items():
@@ -108,7 +115,9 @@ def check_ensembles(configs: dict[str, model_config_pb2.ModelConfig]) -> list[st
     return problems
 
 
-def target_configs(target: Target, root: Path = PROJECT_ROOT) -> dict[str, model_config_pb2.ModelConfig]:
+def target_configs(
+    target: Target, root: Path = PROJECT_ROOT
+) -> dict[str, model_config_pb2.ModelConfig]:
     """name -> parsed config of every model in `target`'s repository."""
     return {f.name: read_config(f / "config.pbtxt") for f in source_folders(target, root)}
 

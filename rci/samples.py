@@ -119,7 +119,8 @@ def letterbox_crop_mirror(frame: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PlantedCopy:
-    """Ground truth of a demo query: query [query_start, query_end) s copies ref [ref_start, ...)."""
+    """Ground truth of a demo query: query [query_start, query_end) s shows reference
+    [ref_start, ref_end) s of library video `video_id`."""
 
     video_id: str
     query_start: float

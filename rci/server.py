@@ -13,8 +13,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rci.repository import Target, assemble
 from rci.descriptor import DEFAULT_MODEL
+from rci.repository import Target, assemble
 
 
 @dataclass
@@ -125,7 +125,9 @@ class TritonServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"tritonserver exited ({self.process.returncode}):\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"tritonserver exited ({self.process.returncode}):\n{self.log_tail()}"
+                )
             if self.ready():
                 return self
             time.sleep(0.25)

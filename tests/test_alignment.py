@@ -162,6 +162,25 @@ def test_still_shot_copy_is_one_segment() -> None:
     assert seg.matches >= 5 and seg.score > 0.95
 
 
+def test_copy_of_smooth_content_gives_no_parallel_duplicates() -> None:
+    # Ref frames are 5-frame moving averages of random vectors, so frames d apart have
+    # cosine (5 - d) / 5: 0.8, 0.6, 0.4. A copy of ref 30..39 then also matches the diagonals
+    # at ref offsets +-1, +-2, +-3. The main path's rectangle [10, 19] x [30, 39] leaves two
+    # 2-node chains of the +-2 diagonals outside it, (10, 28)-(11, 29) and (18, 40)-(19, 41),
+    # mean cosine ~0.6: removing near-parallel diagonals is what keeps them from being
+    # reported as two more copies.
+    rng = np.random.default_rng(15)
+    base = random_video(rng, 64)
+    ref = unit(np.stack([base[max(0, t - 2) : t + 3].sum(axis=0) for t in range(60)]))
+    assert float(ref[30] @ ref[32]) == pytest.approx(0.6, abs=0.1)
+    query = random_video(rng, 40)
+    query[10:20] = copy_of(rng, ref[30:40])
+    segments = align(query, seconds(40), ref, seconds(60))
+    assert [(s.query_start, s.query_end, s.ref_start, s.ref_end) for s in segments] == [
+        (10, 20, 30, 40)
+    ]
+
+
 def test_single_matching_frame_needs_min_matches() -> None:
     rng = np.random.default_rng(9)
     query, ref = random_video(rng, 20), random_video(rng, 20)
@@ -250,9 +269,9 @@ def test_pack_unpack_round_trip() -> None:
     assert [m.video_id for m in back] == ["a", "b-é", "c"]
     assert [m.reproduced for m in back] == [True, False, True]
     assert [m.score for m in back] == pytest.approx([0.9, 0.0, 0.55], abs=1e-6)
-    for got, want in zip(back, matches):
+    for got, want in zip(back, matches, strict=True):
         assert len(got.segments) == len(want.segments)
-        for g, w in zip(got.segments, want.segments):
+        for g, w in zip(got.segments, want.segments, strict=True):
             assert g.as_row() == pytest.approx(w.as_row(), abs=1e-6)
             assert g.matches == 0
 
@@ -302,7 +321,7 @@ def test_best_path_matches_exhaustive_dynamic_programming(seed: int, bias: float
     # The returned path is a valid chain whose gains add up to its score.
     assert all(alive[path])
     assert total == pytest.approx(float(np.sum(s[path] - params.bias)), abs=1e-9)
-    for a, b in zip(path, path[1:]):
+    for a, b in zip(path, path[1:], strict=False):
         dq, dr = qt[b] - qt[a], rt[b] - rt[a]
         assert 0 < dq <= params.max_gap and 0 < dr <= params.max_gap
         assert params.min_speed * dq <= dr <= params.max_speed * dq

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 
-
 def rci(*args, check=True):
     return subprocess.run(
         [sys.executable, "-m", "client.cli", *args], capture_output=True, text=True, check=check
@@ -14,12 +13,16 @@ def rci(*args, check=True):
 
 def test_ingest_detect_status(server, media, tmp_path):
     url = ["--url", server.http_url]
-    out = rci("ingest", str(media["library"]["bikes"]), "--library", "second", "--id", "cli-bikes", *url)
+    out = rci(
+        "ingest", str(media["library"]["bikes"]), "--library", "second", "--id", "cli-bikes", *url
+    )
     assert "cli-bikes: 10 fingerprints" in out.stdout
     detected = json.loads(rci("detect", str(media["query"]), "--json", *url).stdout)
     assert detected["matches"][0]["video_id"] == media["truth"].video_id
     assert detected["matches"][0]["reproduced"] is True
-    table = rci("detect", str(media["query"]), "--protocol", "grpc", "--url", server.grpc_url).stdout
+    table = rci(
+        "detect", str(media["query"]), "--protocol", "grpc", "--url", server.grpc_url
+    ).stdout
     assert media["truth"].video_id in table and "YES" in table
     status = rci("status", *url).stdout
     assert "main" in status and "sscd_resnet50" in status

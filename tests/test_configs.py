@@ -85,7 +85,10 @@ def test_python_models_are_thin_adapters():
     for model in (PROJECT_ROOT / "python_backends").glob("*/model.py"):
         lines = model.read_text().splitlines()
         assert len(lines) < 100, model
-        assert not any(line.startswith(("def ", "class ")) and "TritonPythonModel" not in line for line in lines), model
+        assert not any(
+            line.startswith(("def ", "class ")) and "TritonPythonModel" not in line
+            for line in lines
+        ), model
 
 
 def test_assemble_command_line(tmp_path):

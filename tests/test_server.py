@@ -3,7 +3,6 @@
 import json
 import urllib.request
 
-import numpy as np
 import pytest
 
 from client import RciClient, RciClientError
@@ -63,7 +62,7 @@ def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     with RciClient(server.http_url) as client:
         served = client.detect(media["query"]).matches
     assert [m.video_id for m in served] == [m.video_id for m in local]
-    for s, m in zip(served, local):
+    for s, m in zip(served, local, strict=True):
         assert s.score == pytest.approx(m.score, abs=1e-4)
         assert [x.as_row()[:4] for x in s.segments] == [x.as_row()[:4] for x in m.segments]
 

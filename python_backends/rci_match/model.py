@@ -18,5 +18,7 @@ class TritonPythonModel:
 
     def _run(self, inputs):
         candidates = unpack_candidates(inputs)
-        matches = match_candidates(inputs["EMBEDDINGS"], inputs["TIMESTAMPS"], candidates, self.params)
+        matches = match_candidates(
+            inputs["EMBEDDINGS"], inputs["TIMESTAMPS"], candidates, self.params
+        )
         return pack_matches(matches)

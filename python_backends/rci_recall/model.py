@@ -1,4 +1,4 @@
-"""Triton adapter: query EMBEDDINGS vote for library videos; returns the candidates' fingerprints."""
+"""Triton adapter: query EMBEDDINGS vote for library videos; returns candidates' fingerprints."""
 
 import triton_python_backend_utils as pb_utils
 

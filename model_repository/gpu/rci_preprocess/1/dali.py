@@ -23,7 +23,9 @@ def rci_preprocess():
     count = fn.shapes(frames, dtype=types.INT32)[0:1]
     seconds = fn.constant(fdata=np.arange(MAX_SECONDS, dtype=np.float32).tolist())
     timestamps = fn.slice(seconds, start=[0], shape=count, axes=[0])
-    boxes = fn.constant(fdata=np.tile([0.0, 0.0, 1.0, 1.0], MAX_SECONDS).tolist(), shape=[MAX_SECONDS, 4])
+    boxes = fn.constant(
+        fdata=np.tile([0.0, 0.0, 1.0, 1.0], MAX_SECONDS).tolist(), shape=[MAX_SECONDS, 4]
+    )
     boxes = fn.slice(boxes, start=[0], shape=count, axes=[0])
     duration = fn.cast(count, dtype=types.FLOAT)
     return frames, timestamps, duration, boxes

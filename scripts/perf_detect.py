@@ -1,0 +1,89 @@
+"""Load rci_detect with perf_analyzer (from the tritonclient wheel) against a running server.
+
+    python scripts/perf_detect.py --video QUERY.mp4 [--url 127.0.0.1:8001] [--concurrency 1:4]
+
+Writes the input-data JSON that perf_analyzer reads, gives perf_analyzer the libraries it
+needs from the pytriton wheel (libcudart.so.12 under that exact name, libb64), runs it
+over gRPC and prints its table; extra arguments after `--` go to perf_analyzer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def write_input_data(video: Path, library: str, out: Path) -> Path:
+    """perf_analyzer --input-data JSON with one request: the video's bytes and a library."""
+    raw = video.read_bytes()
+    data = {
+        "data": [
+            {
+                "VIDEO_BYTES": {"b64": base64.b64encode(raw).decode(), "shape": [len(raw)]},
+                "LIBRARY": [library],
+            }
+        ]
+    }
+    out.write_text(json.dumps(data))
+    return out
+
+
+def library_dir(work: Path) -> Path:
+    """A folder holding libcudart.so.12 and libb64.so.0d links into the pytriton wheel."""
+    import pytriton
+
+    libs = Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs"
+    folder = work / "perf-libs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for pattern, name in (
+        ("libcudart-*.so.12*", "libcudart.so.12"),
+        ("libb64-*.so.0d", "libb64.so.0d"),
+    ):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(next(libs.glob(pattern)))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--video", type=Path, required=True)
+    parser.add_argument("--library", default="main")
+    parser.add_argument("--url", default="127.0.0.1:8001", help="gRPC address")
+    parser.add_argument("--concurrency", default="1:4", help="start:end[:step]")
+    parser.add_argument("--work-dir", type=Path, default=Path(".rci"))
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="also write perf_analyzer's CSV here"
+    )
+    parser.add_argument("extra", nargs="*", help="arguments passed on to perf_analyzer (after --)")
+    args = parser.parse_args(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    data = write_input_data(args.video, args.library, args.work_dir / "perf_input.json")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(library_dir(args.work_dir.resolve())), env.get("LD_LIBRARY_PATH")) if p
+    )
+    command = [
+        str(Path(sys.executable).parent / "perf_analyzer"),
+        "-m", "rci_detect",
+        "-i", "grpc",
+        "-u", args.url,
+        f"--input-data={data}",
+        f"--concurrency-range={args.concurrency}",
+        # On 2 cores the defaults never call a measurement stable.
+        "-p", "2000", "--max-trials", "10", "--stability-percentage", "50",
+    ]  # fmt: skip
+    if args.csv:
+        command += ["-f", str(args.csv)]
+    return subprocess.run(command + args.extra, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Content boxes (uniform bars removed per frame), the antialiased crop-resize, preprocess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rci import samples
+from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
+from rci.preprocess import Preprocessed, preprocess
+
+T, H, W = 12, 60, 80
+
+
+def noise(seed: int, t: int = T, h: int = H, w: int = W) -> np.ndarray:
+    """Uniform noise frames: every row and column has intensity std ~42, far above 8."""
+    return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+def test_letterbox_black_bars_found_exactly() -> None:
+    frames = noise(0)
+    frames[:, :9] = 0  # rows 0-8
+    frames[:, 51:] = 0  # rows 51-59
+    boxes = content_boxes(frames)
+    assert boxes.shape == (T, 4) and boxes.dtype == np.int64
+    # [x0, y0, x1, y1]: columns untouched (each column crosses the noise), rows 9..50 kept.
+    assert (boxes == [0, 9, W, 51]).all()
+
+
+def test_white_pillarbox_found_exactly() -> None:
+    frames = noise(1)
+    frames[:, :, :12] = 255
+    frames[:, :, 70:] = 255
+    assert (content_boxes(frames) == [12, 0, 70, H]).all()
+
+
+def test_single_colour_bars_on_all_sides() -> None:
+    frames = noise(2)
+    red = np.array([200, 0, 0], dtype=np.uint8)  # gray 66.7, flat
+    frames[:, :5] = red
+    frames[:, 55:] = red
+    frames[:, :, :3] = red
+    frames[:, :, 77:] = red
+    assert (content_boxes(frames) == [3, 5, 77, 55]).all()
+
+
+def test_no_bars_keeps_the_full_frame() -> None:
+    assert (content_boxes(noise(3)) == [0, 0, W, H]).all()
+
+
+def test_slightly_noisy_bars_still_count() -> None:
+    # Compression leaves bars near-black, not black: noise of std 3 (< max_std 8).
+    frames = noise(4)
+    rng = np.random.default_rng(5)
+    frames[:, :10] = np.clip(16 + rng.normal(0, 3, size=(T, 10, W, 3)), 0, 255).astype(np.uint8)
+    assert (content_boxes(frames) == [0, 10, W, H]).all()
+
+
+def test_dark_video_is_not_cropped_to_nothing() -> None:
+    # Every frame near-black (std 2): every line is flat, so nothing is cropped at all.
+    rng = np.random.default_rng(6)
+    dark = np.clip(8 + rng.normal(0, 2, size=(T, H, W, 3)), 0, 255).astype(np.uint8)
+    assert (content_boxes(dark) == [0, 0, W, H]).all()
+
+
+def test_min_keep_refuses_a_tiny_content_box() -> None:
+    # A dark video with a bright 6 x 6 patch: only 6 of 60 rows (10 %) and 6 of 80 columns
+    # are not flat, below min_keep (30 %), so the whole frame is kept.
+    frames = np.full((T, H, W, 3), 5, dtype=np.uint8)
+    frames[:, 27:33, 37:43] = 250
+    assert (content_boxes(frames) == [0, 0, W, H]).all()
+    # A 20-row band (33 %) is enough: rows 20..39 and all columns (each crosses the band).
+    frames = np.full((T, H, W, 3), 5, dtype=np.uint8)
+    frames[:, 20:40] = noise(7, h=20)
+    assert (content_boxes(frames) == [0, 20, W, 40]).all()
+    # With min_keep 0.05 the patch alone is kept.
+    frames = np.full((T, H, W, 3), 5, dtype=np.uint8)
+    frames[:, 27:33, 37:43] = 250
+    assert (content_boxes(frames, BorderParams(min_keep=0.05)) == [37, 27, 43, 33]).all()
+
+
+def test_bars_in_a_middle_span_are_found_only_there() -> None:
+    # Frames 4..13 of 18 carry a letterbox (an inserted clip): a run of 10 >= min_run 3
+    # barred frames, so all of 4..13 (first and last included) are cropped to rows 10..49
+    # and no frame outside them is.
+    frames = noise(8, t=18)
+    frames[4:14, :10] = 0
+    frames[4:14, 50:] = 0
+    boxes = content_boxes(frames)
+    assert (boxes[4:14] == [0, 10, W, 50]).all()
+    outside = np.r_[0:4, 14:18]
+    assert (boxes[outside] == [0, 0, W, H]).all()
+
+
+def test_bars_shorter_than_min_run_are_left() -> None:
+    # Two barred frames (a run of 2 < min_run 3) are not trusted as a letterbox.
+    frames = noise(8, t=18)
+    frames[4:6, :10] = 0
+    assert (content_boxes(frames) == [0, 0, W, H]).all()
+
+
+def test_one_dark_frame_is_never_cropped() -> None:
+    # Frame 6 alone has a black top half (a cut to a dark shot): its neighbours disagree,
+    # so nothing is cropped anywhere.
+    frames = noise(9)
+    frames[6, :30] = 0
+    assert (content_boxes(frames) == [0, 0, W, H]).all()
+
+
+def test_fading_band_is_not_a_border() -> None:
+    # Top rows uniform in every frame but brightening by 20 per frame: each step drifts by
+    # 20 > max_drift 12, so runs never exceed one frame: content (a fade), not bars.
+    frames = noise(10)
+    for f in range(T):
+        frames[f, :10] = 20 * f
+    assert (content_boxes(frames) == [0, 0, W, H]).all()
+    # Drifting by 2 per frame (< 12 per step) they are bars.
+    for f in range(T):
+        frames[f, :10] = 2 * f
+    assert (content_boxes(frames) == [0, 10, W, H]).all()
+
+
+def test_short_video_uses_the_frames_it_has() -> None:
+    # min_run is capped at the video's length: a 1-frame video with bars is cropped.
+    frames = noise(11, t=1)
+    frames[:, :8] = 0
+    assert (content_boxes(frames) == [0, 8, W, H]).all()
+
+
+def test_crop_resize_shape_and_crop() -> None:
+    # Quadrants of four colours; each frame's box selects one quadrant.
+    frame = np.zeros((H, W, 3), dtype=np.uint8)
+    colours = {(0, 0): (255, 0, 0), (1, 0): (0, 255, 0), (0, 1): (0, 0, 255), (1, 1): (9, 99, 199)}
+    for (qx, qy), colour in colours.items():
+        frame[qy * 30 : (qy + 1) * 30, qx * 40 : (qx + 1) * 40] = colour
+    frames = np.repeat(frame[None], 4, axis=0)
+    boxes = np.array([[0, 0, 40, 30], [40, 0, 80, 30], [0, 30, 40, 60], [40, 30, 80, 60]])
+    out = crop_resize(frames, boxes)
+    assert out.shape == (4, MODEL_SIZE, MODEL_SIZE, 3) and out.dtype == np.uint8
+    for n, (qx, qy) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+        assert (out[n] == colours[qx, qy]).all()
+    assert crop_resize(frames, boxes, size=32).shape == (4, 32, 32, 3)
+    assert crop_resize(frames[:0], boxes[:0]).shape == (0, MODEL_SIZE, MODEL_SIZE, 3)
+
+
+@pytest.mark.parametrize("box", [[0, 0, 448, 448], [10, 20, 410, 320]])
+def test_crop_resize_is_antialiased(box) -> None:
+    # A one-pixel checkerboard of 0 and 255 shrunk to 224 x 224 (by 2, and by 1.79 x 1.34):
+    # an antialiased filter averages it to uniform gray ~127.5. Point sampling would give
+    # all 0 or all 255 at exactly 2x, and moire stripes at the uneven scales.
+    y, x = np.mgrid[:448, :448]
+    board = (((y + x) % 2) * 255).astype(np.uint8)
+    frames = np.repeat(board[None, :, :, None], 3, axis=3)
+    out = crop_resize(frames, np.array([box]))
+    assert abs(out.mean() - 127.5) < 2
+    assert out.std() < 2
+
+
+@pytest.fixture(scope="module")
+def letterboxed_video(tmp_path_factory) -> bytes:
+    # 4 s of a real photograph panned, letterboxed by samples.letterbox_crop_mirror: the
+    # picture fills rows 45..314 of 360 (inner height int(360 * 0.75) // 2 * 2 = 270,
+    # top (360 - 270) / 2 = 45).
+    frames = [
+        samples.letterbox_crop_mirror(f)
+        for f in samples.pan_zoom(samples.photo("astronaut"), 4.0, seed=0)
+    ]
+    path = tmp_path_factory.mktemp("frames") / "letterbox.mp4"
+    return samples.write_video(path, frames).read_bytes()
+
+
+def test_preprocess_removes_a_letterbox(letterboxed_video) -> None:
+    result = preprocess(letterboxed_video)
+    assert result.frames.shape == (4, MODEL_SIZE, MODEL_SIZE, 3)
+    assert result.timestamps.tolist() == [0, 1, 2, 3]
+    assert result.duration == pytest.approx(4.0)
+    # Fractions of the frame: x 0..1, y 45/360 = 0.125 .. 315/360 = 0.875, within 2 pixels
+    # of H.264 ringing at the bar edge.
+    np.testing.assert_array_equal(result.content_boxes[:, [0, 2]], [[0, 1]] * 4)
+    np.testing.assert_allclose(result.content_boxes[:, 1], 0.125, atol=2 / 360)
+    np.testing.assert_allclose(result.content_boxes[:, 3], 0.875, atol=2 / 360)
+    assert result.content_boxes.dtype == np.float32
+    # No bar left in the model input: the top and bottom rows show the picture, not a flat
+    # line (intensity std across the row above max_std 8).
+    gray = result.frames.astype(np.float32).mean(axis=3)
+    assert (gray[:, 0].std(axis=1) > 8).all() and (gray[:, -1].std(axis=1) > 8).all()
+
+
+def test_preprocessed_validation() -> None:
+    with pytest.raises(ValueError, match="frames"):
+        Preprocessed(np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1, np.float32), 1.0, None)
+    with pytest.raises(ValueError, match="timestamps"):
+        Preprocessed(np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, None)

@@ -30,8 +30,10 @@ def _package_dir(name: str) -> Path:
 def photo(name: str) -> Image.Image:
     """A photograph from scikit-image's data folder, as RGB."""
     folder = _package_dir("skimage") / "data"
-    path = next(folder.glob(f"{name}.*"))
-    return Image.open(path).convert("RGB")
+    paths = sorted(folder.glob(f"{name}.*"))
+    if not paths:
+        raise FileNotFoundError(f"no photograph {name!r} in {folder}")
+    return Image.open(paths[0]).convert("RGB")
 
 
 def clip_path(name: str) -> Path:
@@ -142,11 +144,7 @@ SHOT_SECONDS = 8.0
 
 def _photo_video(names: list[str], seed: int) -> Iterator[np.ndarray]:
     for n, name in enumerate(names):
-        try:
-            image = photo(name)
-        except StopIteration:
-            continue
-        yield from pan_zoom(image, SHOT_SECONDS, seed=seed * 10 + n)
+        yield from pan_zoom(photo(name), SHOT_SECONDS, seed=seed * 10 + n)
 
 
 def build_library(folder: Path) -> dict[str, Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -73,6 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rci.server import TritonServer
 
     server = TritonServer(_server_options(args))
+    # Under systemd, `timeout` or a container, SIGTERM and SIGHUP mean what Ctrl-C means.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     with server:
         console.print(
             f"RCI serving: HTTP {server.http_url}, gRPC {server.grpc_url}; "
@@ -114,12 +118,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def print_detection(result: DetectResult, title: str) -> None:
     """A table of every candidate: id, score, decision and segments."""
     table = Table(title=title)
-    for column in ("library video", "score", "reproduced", "segments (query s <-> reference s)"):
+    for column in ("library video", "score", "reproduced", "query s <-> reference s (score)"):
         table.add_column(column)
     for m in result.matches:
         segments = "\n".join(
-            f"{s.query_start:6.1f}-{s.query_end:6.1f} <-> "
-            f"{s.ref_start:6.1f}-{s.ref_end:6.1f}  ({s.score:.2f})"
+            f"{s.query_start:.1f}-{s.query_end:.1f} <-> {s.ref_start:.1f}-{s.ref_end:.1f} "
+            f"({s.score:.2f})"
             for s in m.segments
         )
         table.add_row(
@@ -213,6 +217,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from rci import samples
+
+    library = samples.build_library(args.out)
+    query, truth = samples.build_query(args.out, library)
+    unrelated = samples.build_unrelated(args.out)
+    console.print(f"library videos in {args.out / 'library'}: {', '.join(library)}")
+    console.print(
+        f"queries in {args.out / 'queries'}: {query.name} (truth beside it), {unrelated.name}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rci", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="libraries, their sizes and descriptor model")
     _add_connection(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("samples", help="build the sample library videos and queries")
+    p.add_argument("--out", type=Path, default=Path(".rci/samples"))
+    p.set_defaults(func=cmd_samples)
 
     p = sub.add_parser("demo", help="build samples, serve, ingest, detect an edited copy, stop")
     p.add_argument("--work-dir", type=Path, default=Path(".rci"))

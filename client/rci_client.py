@@ -76,6 +76,7 @@ class RciClient:
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
         self.protocol = protocol
+        self.url = url
         self._lib = httpclient if protocol == "http" else grpcclient
         if protocol == "http":
             self._client = httpclient.InferenceServerClient(
@@ -112,6 +113,10 @@ class RciClient:
             result = self._client.infer(model, inputs, outputs=requested, **kwargs)
         except InferenceServerException as exc:
             raise RciClientError(exc.message(), exc.status()) from exc
+        except OSError as exc:  # refused or reset connections surface as OSError over HTTP
+            raise RciClientError(
+                f"cannot reach the RCI server at {self.url} ({exc}); is `rci serve` running?"
+            ) from exc
         return {n: result.as_numpy(n) for n in outputs}
 
     @staticmethod

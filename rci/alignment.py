@@ -149,7 +149,7 @@ def align(
                 query_end=float(q1 + frame_period),
                 ref_start=float(r0),
                 ref_end=float(r1 + frame_period),
-                score=float(s[path].mean()),
+                score=min(1.0, float(s[path].mean())),  # float rounding can exceed 1
                 matches=len(path),
             )
         )

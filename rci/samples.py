@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,35 +149,38 @@ def _photo_video(names: list[str], seed: int) -> Iterator[np.ndarray]:
 
 
 def build_library(folder: Path) -> dict[str, Path]:
-    """Write the demo library videos into `folder`; returns video id -> path."""
+    """Write the demo library videos into `folder`/library; returns video id -> path."""
     videos = {}
     for seed, (video_id, names) in enumerate(sorted(LIBRARY_PHOTOS.items())):
-        path = folder / f"{video_id}.mp4"
+        path = folder / "library" / f"{video_id}.mp4"
         if not path.exists():
             write_video(path, _photo_video(names, seed))
         videos[video_id] = path
     for name in LIBRARY_CLIPS:
-        videos[name] = clip_path(name)
+        path = folder / "library" / f"{name}.mp4"
+        if not path.exists():
+            shutil.copyfile(clip_path(name), path)
+        videos[name] = path
     return videos
 
 
 def build_query(folder: Path, library: dict[str, Path]) -> tuple[Path, PlantedCopy]:
     """A query hiding an edited 8 s span of one library video inside unrelated content."""
     truth = PlantedCopy("photos-people-food", 6.0, 14.0, 10.0, 18.0)
-    path = folder / "query-edited-copy.mp4"
+    path = folder / "queries" / "query-edited-copy.mp4"
     if not path.exists():
         host = list(_photo_video(HOST_PHOTOS, seed=99))
         copied = read_frames(library[truth.video_id], truth.ref_start, truth.ref_end)
         at = int(truth.query_start * FPS)
         frames = host[:at] + [letterbox_crop_mirror(f) for f in copied] + host[at:]
         write_video(path, frames, audio_seconds=len(frames) / FPS)
-        (folder / "query-edited-copy.json").write_text(json.dumps(truth.__dict__, indent=1))
+        path.with_suffix(".json").write_text(json.dumps(truth.__dict__, indent=1))
     return path, truth
 
 
 def build_unrelated(folder: Path) -> Path:
     """A video sharing nothing with the library (the host content alone)."""
-    path = folder / "query-unrelated.mp4"
+    path = folder / "queries" / "query-unrelated.mp4"
     if not path.exists():
         write_video(path, _photo_video(HOST_PHOTOS, seed=99))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import signal
@@ -63,6 +64,12 @@ def backend_directory(work_dir: Path) -> Path:
     return python.parent
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class TritonServer:
     """tritonserver as a child process; `with TritonServer(opts) as s:` waits until ready."""
 
@@ -93,7 +100,6 @@ class TritonServer:
             f"--grpc-port={o.grpc_port}",
             "--metrics-address=127.0.0.1",
             f"--metrics-port={o.metrics_port}",
-            "--allow-metrics=false",
             "--exit-on-error=true",
             "--exit-timeout-secs=10",
             "--strict-readiness=true",
@@ -119,7 +125,11 @@ class TritonServer:
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+            self.command(),
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_stop_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

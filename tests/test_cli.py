@@ -1,8 +1,16 @@
 """The `rci` command against a running server, and the demo end to end."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from client import RciClient, RciClientError
+from tests.conftest import free_port
 
 
 def rci(*args, check=True):
@@ -42,3 +50,50 @@ def test_demo_finds_the_copy(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reproduces: photos-people-food" in result.stdout
     assert "stopping tritonserver" in result.stdout
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_serve_stops_tritonserver_on_sigterm(tmp_path):
+    work = tmp_path / "work"
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(work),
+         "--data-dir", str(tmp_path / "data"), "--http-port", ports[0],
+         "--grpc-port", ports[1], "--metrics-port", ports[2]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        with RciClient(f"127.0.0.1:{ports[0]}") as client:
+            deadline = time.monotonic() + 120
+            while not client.ready() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert client.ready()
+        assert _processes_mentioning(str(work / "model_repository"))  # tritonserver runs
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        assert _processes_mentioning(str(work / "model_repository")) == []
+    finally:
+        serve.kill()
+
+
+def test_client_reports_an_unreachable_server():
+    port = free_port()  # nothing listens there
+    for protocol in ("http", "grpc"):
+        with RciClient(f"127.0.0.1:{port}", protocol=protocol) as client:
+            assert not client.ready()
+            with pytest.raises(RciClientError):
+                client.status()
+    result = rci("status", "--url", f"127.0.0.1:{port}", check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr

@@ -24,9 +24,12 @@ def test_perf_analyzer_loads_rci_detect(server, media, tmp_path):
             "--csv",
             str(table),
             "--",
+            # A smoke run: three requests a window, any spread counts as stable (perf_analyzer
+            # takes the last of a repeated flag).
             "--measurement-mode=count_windows",
-            "--measurement-request-count=2",
-        ],  # fmt: skip
+            "--measurement-request-count=3",
+            "--stability-percentage=1000",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

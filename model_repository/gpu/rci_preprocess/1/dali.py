@@ -15,12 +15,12 @@ MODEL_SIZE = 224
 
 
 @autoserialize
-@pipeline_def(batch_size=1, num_threads=4, device_id=0)
+@pipeline_def(batch_size=1, num_threads=4, device_id=0, exec_dynamic=True)  # GPU->CPU shape
 def rci_preprocess():
     encoded = fn.external_source(device="cpu", name="VIDEO_BYTES", dtype=types.UINT8)
     frames = fn.decoders.video(encoded, device="mixed", stride=SOURCE_FPS)
     frames = fn.resize(frames, size=[MODEL_SIZE, MODEL_SIZE], antialias=True, dtype=types.UINT8)
-    count = fn.shapes(frames, dtype=types.INT32)[0:1]
+    count = frames.shape(dtype=types.INT32, device="cpu")[0:1]  # argument inputs live on the CPU
     seconds = fn.constant(fdata=np.arange(MAX_SECONDS, dtype=np.float32).tolist())
     timestamps = fn.slice(seconds, start=[0], shape=count, axes=[0])
     boxes = fn.constant(

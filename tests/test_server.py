@@ -28,6 +28,13 @@ def test_all_models_load_and_are_ready(server):
     assert all(m["state"] == "READY" for m in index)
 
 
+def test_metrics_are_served(server):
+    url = f"http://127.0.0.1:{server.options.metrics_port}/metrics"
+    with urllib.request.urlopen(url) as response:
+        text = response.read().decode()
+    assert 'nv_inference_request_success{model="rci_detect"' in text
+
+
 def test_detect_finds_the_edited_copy_with_its_segment(client, media):
     truth = media["truth"]
     result = client.detect(media["query"])

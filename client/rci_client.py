@@ -14,7 +14,10 @@ from tritonclient.utils import InferenceServerException
 
 from rci.alignment import Match, unpack_matches
 
-DETECT_OUTPUTS = ["VIDEO_IDS", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO", "DURATION"]
+DETECT_OUTPUTS = [
+    "VIDEO_IDS", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
+    "DURATION", "TIMESTAMPS", "CONTENT_BOXES",
+]  # fmt: skip
 
 
 class RciClientError(RuntimeError):
@@ -39,6 +42,8 @@ class DetectResult:
     matches: list[Match]  # every candidate, best score first
     duration: float  # query length, seconds
     seconds: float  # wall time of the request
+    frame_times: np.ndarray  # (T,) float32 seconds of the sampled query frames
+    content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1] per frame, fractions
 
     @property
     def reproduced(self) -> list[Match]:
@@ -165,6 +170,8 @@ class RciClient:
             matches=unpack_matches(out),
             duration=float(out["DURATION"][0]),
             seconds=time.perf_counter() - start,
+            frame_times=out["TIMESTAMPS"],
+            content_boxes=out["CONTENT_BOXES"],
         )
 
     def status(self, libraries: list[str] | None = None) -> list[dict]:

@@ -54,7 +54,9 @@ def data_dir(tmp_path_factory) -> Path:
 def server(tmp_path_factory, data_dir, media):
     """A running server whose 'main' library holds the demo library videos."""
     work = tmp_path_factory.mktemp("work")
-    with TritonServer(server_options(work, data_dir, libraries=["main", "second", "empty"])) as srv:
+    with TritonServer(
+        server_options(work, data_dir, libraries=["main", "second", "empty", "bench"])
+    ) as srv:
         with RciClient(srv.http_url) as client:
             for video_id, path in media["library"].items():
                 client.ingest(path, video_id)

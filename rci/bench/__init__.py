@@ -1,0 +1,1 @@
+"""The benchmark: real sources, evasive edits with ground truth, a runner and metrics."""

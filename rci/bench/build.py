@@ -1,0 +1,361 @@
+"""Build the benchmark deterministically from a seed: sources, edited queries, a manifest.
+
+Layout of the cache directory (outside git):
+    sources/S000.mp4 ...      library videos (references)
+    queries/Q000.mp4 ...      edited copies, partial copies, negatives
+    assets/                   overlay images the edits drew
+    manifest.json             every file with provenance and ground truth
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rci.bench import edits as E
+from rci.bench.sources import (
+    AUDIO_RATE,
+    SourceSpec,
+    audio_catalog,
+    decode_audio,
+    photo_catalog,
+    render_frames,
+    speech_prompts,
+    write_source,
+)
+from rci.samples import FPS, SIZE
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How big a build is. Durations in seconds."""
+
+    name: str
+    sources: int
+    min_seconds: float
+    max_seconds: float
+    music_packages: tuple[str, ...]
+    single_edits: bool  # one query per edit kind (and per split), plus chains
+    chains: int
+
+
+SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), True, 2)
+FULL = Mode(
+    "full",
+    100,
+    20.0,
+    120.0,
+    ("wesnoth-1.16-music", "drascula-music", "asterisk-moh-opsound-wav"),
+    True,
+    40,
+)
+
+
+@dataclass
+class QueryTruth:
+    """A copied span: query [query_start, query_end) s shows ref_id [ref_start, ref_end) s,
+    its picture at content_box (fractions of the frame)."""
+
+    ref_id: str
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    content_box: tuple[float, float, float, float]
+
+
+@dataclass
+class QueryRecord:
+    query_id: str
+    path: str
+    kind: str  # full | partial | negative
+    split: str
+    edits: list[dict]
+    audio: str  # kept | removed | replaced | noised
+    duration: float
+    truth: list[QueryTruth] = field(default_factory=list)
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {' '.join(command)}\n{result.stderr[-2000:]}")
+
+
+def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
+    """Photos and audio spans for every source; nothing is used twice."""
+    photos = photo_catalog()
+    rng.shuffle(photos)
+    music = audio_catalog(mode.music_packages)
+    prompts = speech_prompts()
+    specs, music_at, prompt_at = [], [0, 0.0], 0
+    for n in range(mode.sources):
+        seconds = float(rng.uniform(mode.min_seconds, mode.max_seconds))
+        shots = max(2, int(round(seconds / rng.uniform(5, 9))))
+        if len(photos) < shots:
+            raise RuntimeError(f"out of photographs at source {n}: install the full packages")
+        chosen, photos = photos[:shots], photos[shots:]
+        cut = np.sort(rng.uniform(0.2, 0.8, shots - 1)) if shots > 1 else np.array([])
+        bounds = np.concatenate([[0.0], np.round((cut * seconds) * FPS) / FPS, [seconds]])
+        lengths = [float(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        spec = SourceSpec(f"S{n:03d}", chosen, [round(x, 2) for x in lengths])
+        if n % 3 == 2 and prompt_at < len(prompts):  # every third source: speech
+            spec.audio = {"package": "asterisk-core-sounds-en-wav", "files": [], "kind": "speech"}
+            total = 0.0
+            while total < spec.duration and prompt_at < len(prompts):
+                spec.audio["files"].append(str(prompts[prompt_at]))
+                total += 2.0  # refined when decoded
+                prompt_at += 1
+        else:
+            # Next track when the current one has less than this source left.
+            while music_at[0] < len(music) and (
+                music[music_at[0]].duration - music_at[1] < spec.duration
+            ):
+                music_at = [music_at[0] + 1, 0.0]
+            if music_at[0] >= len(music):
+                raise RuntimeError(f"out of music at source {n}: install the full packages")
+            track = music[music_at[0]]
+            spec.audio = {
+                "package": track.package,
+                "file": track.file,
+                "kind": "music",
+                "start": round(music_at[1], 2),
+                "end": round(music_at[1] + spec.duration, 2),
+            }
+            music_at[1] += spec.duration
+        specs.append(spec)
+    return specs
+
+
+def source_audio(spec: SourceSpec) -> np.ndarray:
+    """The source's mono samples at AUDIO_RATE, exactly its duration long."""
+    n = int(round(spec.duration * AUDIO_RATE))
+    if spec.audio["kind"] == "speech":
+        pieces = [decode_audio(f) for f in spec.audio["files"]]
+        gap = np.zeros(int(0.3 * AUDIO_RATE), np.float32)
+        samples = np.concatenate([x for p in pieces for x in (p, gap)])
+        samples = np.resize(samples, n)  # repeats the prompts if they fall short
+    else:
+        whole = decode_audio(spec.audio["file"])
+        start = int(spec.audio["start"] * AUDIO_RATE)
+        samples = whole[start : start + n]
+        samples = np.pad(samples, (0, n - len(samples)))
+    return samples.astype(np.float32)
+
+
+def split_of(count: int, rng: np.random.Generator) -> list[str]:
+    """train / val / test by source, 50 / 25 / 25, shuffled by the seed."""
+    quarter = count // 4
+    labels = ["train"] * (count - 2 * quarter) + ["val"] * quarter + ["test"] * quarter
+    rng.shuffle(labels)
+    return labels
+
+
+def render_clip(
+    source: Path,
+    start: float,
+    seconds: float,
+    chain: list[E.Edit],
+    out: Path,
+    audio: str,
+    other_audio: Path | None,
+) -> float:
+    """Edit `seconds` of `source` from `start` into `out` (SIZE, FPS, AAC mono 16 kHz);
+    returns the clip's duration in seconds (speed changes shorten or lengthen it)."""
+    speed = E.speed_of(chain)
+    graph, extras = E.chain_filters(chain, first_extra=2)
+    inputs = ["-ss", f"{start:.3f}", "-t", f"{seconds:.3f}", "-i", str(source)]
+    inputs += ["-stream_loop", "-1", "-i", str(other_audio or source)]
+    for path in extras:
+        inputs += (["-loop", "1"] if path.endswith(".png") else ["-stream_loop", "-1"]) + [
+            "-i",
+            path,
+        ]
+    graph = graph.replace("[v0]", "[0:v]", 1) if chain else "[0:v]null[vout]"
+    graph += f";[vout]fps={FPS},scale={SIZE[0]}:{SIZE[1]},setsar=1,format=yuv420p[v]"
+    tempo = f"atempo={speed}," if speed != 1.0 else ""
+    duration = seconds / speed
+    fmt = f"aresample={AUDIO_RATE},aformat=channel_layouts=mono"
+    if audio == "kept":
+        graph += f";[0:a]{tempo}{fmt}[a]"
+    elif audio == "replaced":
+        graph += f";[1:a]{fmt},atrim=0:{duration:.3f}[a]"
+    elif audio == "noised":
+        graph += (
+            f";[0:a]{tempo}{fmt}[clean];anoisesrc=a=0.08:r={AUDIO_RATE}:d={duration:.3f}[hiss];"
+            f"[clean][hiss]amix=inputs=2:duration=first[a]"
+        )
+    else:  # removed: silence keeps the query's other parts concatenable
+        graph += f";anullsrc=r={AUDIO_RATE}:cl=mono,atrim=0:{duration:.3f}[a]"
+    command = ["ffmpeg", "-y", "-loglevel", "error", *inputs, "-filter_complex", graph]
+    command += ["-map", "[v]", "-map", "[a]", "-t", f"{duration:.3f}"]
+    command += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", str(out)]
+    if any(e.name == "low_quality" for e in chain):
+        command[command.index("23")] = "38"
+    _run(command)
+    return duration
+
+
+def concat(parts: list[Path], out: Path, drop_audio: bool = False) -> None:
+    """Join clips of equal size and rate into one MP4 (re-encoded)."""
+    inputs = [x for p in parts for x in ("-i", str(p))]
+    streams = "".join(f"[{i}:v][{i}:a]" for i in range(len(parts)))
+    graph = f"{streams}concat=n={len(parts)}:v=1:a=1[v][a]"
+    command = [
+        "ffmpeg",
+        "-y",
+        "-loglevel",
+        "error",
+        *inputs,
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+    ]
+    command += [] if drop_audio else ["-map", "[a]", "-c:a", "aac"]
+    command += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-movflags",
+        "+faststart",
+        str(out),
+    ]
+    _run(command)
+
+
+def cut(source: Path, start: float, seconds: float, out: Path) -> None:
+    """A plain re-encoded span of a source (host material around an inserted copy)."""
+    render_clip(source, start, seconds, [], out, "kept", None)
+
+
+SMALL_QUERIES = [
+    [E.EditKind.BLACK_BARS],
+    [E.EditKind.PICTURE_IN_PICTURE],
+    [E.EditKind.SCREEN_RECORDING],
+    [E.EditKind.CROP, E.EditKind.FLIP],
+    [E.EditKind.SPEED],
+    [E.EditKind.TEMPLATE, E.EditKind.COLOR],
+]
+AUDIO_MODES = ("kept", "removed", "replaced", "noised")
+
+
+def _query_plans(mode: Mode, rng: np.random.Generator) -> list[list[E.EditKind]]:
+    if mode.name == "small":
+        return [list(k) for k in SMALL_QUERIES]
+    kinds = list(E.EditKind)
+    plans = [[k] for k in kinds for _ in SPLITS]
+    for _ in range(mode.chains):
+        size = int(rng.integers(2, 5))
+        plans.append([kinds[i] for i in rng.choice(len(kinds), size=size, replace=False)])
+    return plans
+
+
+def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
+    """Build every file into `out` and return (and write) the manifest."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = plan_sources(mode, rng)
+    n_distractors = max(2, len(specs) // 4)
+    roles = ["reference"] * (len(specs) - n_distractors) + ["distractor"] * n_distractors
+    splits = split_of(len(specs), rng)
+    sources = []
+    for n, spec in enumerate(specs):
+        path = out / "sources" / f"{spec.source_id}.mp4"
+        if not path.exists():
+            write_source(path, render_frames(spec, seed=seed * 1000 + n), source_audio(spec))
+        sources.append(
+            {
+                "id": spec.source_id,
+                "path": str(path.relative_to(out)),
+                "duration": spec.duration,
+                "role": roles[n],
+                "split": splits[n],
+                "provenance": spec.provenance(),
+            }
+        )
+    refs = [s for s in sources if s["role"] == "reference"]
+    hosts = [s for s in sources if s["role"] == "distractor"]
+    queries = []
+    for q, kinds in enumerate(_query_plans(mode, rng)):
+        ref = refs[q % len(refs)]
+        host = hosts[q % len(hosts)]
+        background = hosts[(q + 1) % len(hosts)]
+        ctx = E.EditContext(rng=rng, assets=out / "assets", host=str(out / background["path"]))
+        chain = [E.make_edit(k, ctx) for k in kinds]
+        audio = AUDIO_MODES[q % len(AUDIO_MODES)]
+        queries.append(_partial_copy(out, f"Q{q:03d}", ref, host, chain, audio, rng, mode))
+    for n, host in enumerate(hosts):  # negatives: unrelated videos, never ingested
+        queries.append(
+            QueryRecord(
+                f"N{n:03d}", host["path"], "negative", host["split"], [], "kept", host["duration"]
+            )
+        )
+    manifest = {
+        "version": 1,
+        "seed": seed,
+        "mode": mode.name,
+        "size": list(SIZE),
+        "fps": FPS,
+        "sources": sources,
+        "queries": [asdict(q) for q in queries],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _partial_copy(
+    out: Path,
+    query_id: str,
+    ref: dict,
+    host: dict,
+    chain: list[E.Edit],
+    audio: str,
+    rng: np.random.Generator,
+    mode: Mode,
+) -> QueryRecord:
+    """A span of `ref`, edited by `chain`, inserted into unrelated `host` material."""
+    path = out / "queries" / f"{query_id}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    longest = min(ref["duration"] - 1.0, 15.0 if mode.name == "small" else 60.0)
+    seconds = round(float(rng.uniform(5.0, longest)), 2)
+    start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
+    before = round(float(rng.uniform(2.0, min(8.0, host["duration"] - 4.0))), 2)
+    after = round(min(6.0, host["duration"] - before - 0.5), 2)
+    work = out / "work"
+    work.mkdir(exist_ok=True)
+    parts = [work / f"{query_id}-a.mp4", work / f"{query_id}-copy.mp4", work / f"{query_id}-b.mp4"]
+    host_file, ref_file = out / host["path"], out / ref["path"]
+    cut(host_file, 0.0, before, parts[0])
+    copied = render_clip(ref_file, start, seconds, chain, parts[1], audio, host_file)
+    cut(host_file, before, after, parts[2])
+    concat(parts, path)
+    for part in parts:
+        part.unlink()
+    truth = QueryTruth(
+        ref_id=ref["id"],
+        query_start=before,
+        query_end=round(before + copied, 3),
+        ref_start=start,
+        ref_end=round(start + seconds, 3),
+        content_box=tuple(round(v, 4) for v in E.content_box(chain)),
+    )
+    return QueryRecord(
+        query_id=query_id,
+        path=str(path.relative_to(out)),
+        kind="partial",
+        split=ref["split"],
+        edits=[{"name": e.name, "params": e.params} for e in chain],
+        audio=audio,
+        duration=round(before + copied + after, 3),
+        truth=[truth],
+    )

@@ -1,0 +1,68 @@
+"""`rci-bench build` makes the benchmark; `rci-bench run` scores the served system on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from rci.bench.build import FULL, SMALL, build
+from rci.bench.run import run
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    manifest = build(args.out, FULL if args.full else SMALL, seed=args.seed)
+    print(
+        f"{len(manifest['sources'])} sources, {len(manifest['queries'])} queries in {args.out} "
+        f"({time.perf_counter() - start:.0f} s); manifest: {args.out / 'manifest.json'}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from client import RciClient
+
+    if args.url:
+        with RciClient(args.url, protocol=args.protocol) as client:
+            report = run(args.out, client, args.library)
+    else:
+        from rci.server import ServerOptions, TritonServer
+
+        data = args.out / "server-data"
+        shutil.rmtree(data, ignore_errors=True)
+        options = ServerOptions(
+            data_dir=data, work_dir=args.out / "server", libraries=[args.library],
+            descriptor=args.descriptor,
+        )  # fmt: skip
+        with TritonServer(options) as server, RciClient(server.http_url) as client:
+            report = run(args.out, client, args.library)
+    print((args.out / "results.md").read_text())
+    print(json.dumps(report["overall"], indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rci-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="build sources, queries and the manifest")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.add_argument("--full", action="store_true", help="the full benchmark (default: small)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("run", help="ingest the references, detect every query, score")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.add_argument("--url", default=None, help="a running server (default: start one)")
+    p.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    p.add_argument("--library", default="bench", help="an empty library to ingest into")
+    p.add_argument("--descriptor", default="sscd_resnet50")
+    p.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Score the served system on a built benchmark: ingest references, detect every query.
+
+Writes results.json (every prediction and metric) and results.md (tables) into the build
+directory. Metrics: pair uAP, VSC segment AP, VCSL P/R/F, decisions at the served
+threshold, content-box IoU, and cost; overall, per split and per edit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from client import RciClient
+from rci.metrics import (
+    SegmentMatch,
+    box_iou,
+    decision_scores,
+    micro_average_precision,
+    segment_average_precision,
+    vcsl_f_score,
+)
+
+
+def run(build_dir: Path, client: RciClient, library: str) -> dict:
+    """Ingest the manifest's references into `library` (empty), detect every query, score."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    references = [s for s in manifest["sources"] if s["role"] == "reference"]
+    ingest_seconds, ingested = 0.0, 0.0
+    for source in references:
+        result = client.ingest(build_dir / source["path"], source["id"], library)
+        ingest_seconds += result.seconds
+        ingested += result.duration
+    predictions = []
+    for query in manifest["queries"]:
+        detected = client.detect(build_dir / query["path"], library)
+        predictions.append(
+            {
+                "query_id": query["query_id"],
+                "seconds": detected.seconds,
+                "duration": detected.duration,
+                "matches": [
+                    {
+                        "ref_id": m.video_id,
+                        "score": m.score,
+                        "reproduced": m.reproduced,
+                        "segments": [s.as_row() for s in m.segments],
+                    }
+                    for m in detected.matches
+                ],
+                "box_iou": _box_iou(query, detected.frame_times, detected.content_boxes),
+            }
+        )
+    report = {
+        "mode": manifest["mode"],
+        "seed": manifest["seed"],
+        "references": len(references),
+        "queries": len(manifest["queries"]),
+        "cost": {
+            "ingest_seconds_per_video_minute": 60 * ingest_seconds / max(ingested, 1e-9),
+            "detect_seconds_per_video_minute": 60
+            * sum(p["seconds"] for p in predictions)
+            / max(sum(p["duration"] for p in predictions), 1e-9),
+        },
+        "overall": score(manifest["queries"], predictions),
+        "per_split": {},
+        "per_edit": {},
+        "predictions": predictions,
+    }
+    by_id = {p["query_id"]: p for p in predictions}
+    for split in sorted({q["split"] for q in manifest["queries"]}):
+        chosen = [q for q in manifest["queries"] if q["split"] == split]
+        report["per_split"][split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
+    negatives = [q for q in manifest["queries"] if q["kind"] == "negative"]
+    for edit in sorted({e["name"] for q in manifest["queries"] for e in q["edits"]}):
+        chosen = [q for q in manifest["queries"] if edit in {e["name"] for e in q["edits"]}]
+        chosen += negatives  # the same distractors for every edit, so uAP stays comparable
+        report["per_edit"][edit] = score(chosen, [by_id[q["query_id"]] for q in chosen])
+    (build_dir / "results.json").write_text(json.dumps(report, indent=1))
+    (build_dir / "results.md").write_text(markdown(report))
+    return report
+
+
+def _box_iou(query: dict, times: np.ndarray, boxes: np.ndarray) -> float | None:
+    """Mean IoU of the served per-frame boxes with the truth box, over the copied span's
+    frames (the first and last second left out: they may hold the cut)."""
+    values = []
+    for truth in query["truth"]:
+        inside = (times >= truth["query_start"] + 1) & (times < truth["query_end"] - 1)
+        values += [box_iou(tuple(b), tuple(truth["content_box"])) for b in boxes[inside]]
+    return float(np.mean(values)) if values else None
+
+
+def score(queries: list[dict], predictions: list[dict]) -> dict:
+    """All metrics over these queries and their predictions (same order)."""
+    truth_pairs = {(q["query_id"], t["ref_id"]) for q in queries for t in q["truth"]}
+    pair_scores: dict[tuple[str, str], float] = {}
+    decided, predicted_segments, true_segments = set(), [], []
+    for q, p in zip(queries, predictions, strict=True):
+        for t in q["truth"]:
+            true_segments.append(
+                SegmentMatch(
+                    q["query_id"],
+                    t["ref_id"],
+                    t["query_start"],
+                    t["query_end"],
+                    t["ref_start"],
+                    t["ref_end"],
+                )  # fmt: skip
+            )
+        for m in p["matches"]:
+            pair = (q["query_id"], m["ref_id"])
+            pair_scores[pair] = max(pair_scores.get(pair, 0.0), m["score"])
+            if m["reproduced"]:
+                decided.add(pair)
+            for q0, q1, r0, r1, s in m["segments"]:
+                predicted_segments.append(
+                    SegmentMatch(q["query_id"], m["ref_id"], q0, q1, r0, r1, s)
+                )
+    pairs = {s.pair for s in true_segments} | {s.pair for s in predicted_segments}
+    precision, recall, f1 = decision_scores(truth_pairs, decided)
+    ious = [p["box_iou"] for p in predictions if p["box_iou"] is not None]
+    out = {
+        "queries": len(queries),
+        "true_pairs": len(truth_pairs),
+        "decision_precision": precision,
+        "decision_recall": recall,
+        "decision_f1": f1,
+        "box_iou": float(np.mean(ious)) if ious else None,
+    }
+    if truth_pairs:
+        out["pair_uap"] = micro_average_precision(truth_pairs, pair_scores)
+        out["segment_ap"] = segment_average_precision(true_segments, predicted_segments)
+        vp, vr, vf = vcsl_f_score(predicted_segments, true_segments, sorted(pairs))
+        out.update(vcsl_precision=vp, vcsl_recall=vr, vcsl_f=vf)
+    return out
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+COLUMNS = [
+    "queries", "pair_uap", "segment_ap", "vcsl_f", "decision_precision",
+    "decision_recall", "decision_f1", "box_iou",
+]  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    """The report's tables: overall, per split, per edit, and cost."""
+    lines = [
+        f"# RCI benchmark ({report['mode']}, seed {report['seed']})",
+        "",
+        f"{report['references']} reference videos, {report['queries']} queries.",
+        "",
+        "| slice | " + " | ".join(COLUMNS) + " |",
+        "| --- " * (len(COLUMNS) + 1) + "|",
+    ]
+    rows = [("all", report["overall"])]
+    rows += [(f"split {k}", v) for k, v in report["per_split"].items()]
+    rows += [(f"edit {k}", v) for k, v in report["per_edit"].items()]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(values.get(c)) for c in COLUMNS) + " |")
+    cost = report["cost"]
+    lines += [
+        "",
+        f"Cost: ingest {cost['ingest_seconds_per_video_minute']:.2f} s per minute of video, "
+        f"detect {cost['detect_seconds_per_video_minute']:.2f} s per minute of query video.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def per_query_found(report: dict, manifest: dict) -> dict[str, bool]:
+    """query id -> whether its true reference was decided reproduced (for quick checks)."""
+    truth = defaultdict(set)
+    for q in manifest["queries"]:
+        truth[q["query_id"]] = {t["ref_id"] for t in q["truth"]}
+    return {
+        p["query_id"]: bool(truth[p["query_id"]])
+        and truth[p["query_id"]] <= {m["ref_id"] for m in p["matches"] if m["reproduced"]}
+        for p in report["predictions"]
+    }

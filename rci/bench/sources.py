@@ -1,0 +1,179 @@
+"""Benchmark source videos from real media that Debian packages ship.
+
+Photographs: gcompris-qt-data (inside Qt .rcc resource files) and mate-backgrounds.
+Audio: music from wesnoth-1.16-music, drascula-music and asterisk-moh-opsound-wav, speech
+from asterisk-core-sounds-en-wav. Each source is a multi-shot video (a slow pan and zoom
+per photo, hard cuts) over one span of one audio track; no photo and no audio span is used
+twice, so every source is distinct content.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from rci.bench.rcc import iter_files
+from rci.samples import FPS, SIZE, pan_zoom
+
+GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
+MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")
+MUSIC_DIRS = {
+    "wesnoth-1.16-music": Path("/usr/share/games/wesnoth/1.16/data/core/music"),
+    "drascula-music": Path("/usr/share/drascula-music"),
+    "asterisk-moh-opsound-wav": Path("/usr/share/asterisk/moh"),
+}
+SPEECH_DIR = ("asterisk-core-sounds-en-wav", Path("/usr/share/asterisk/sounds/en"))
+AUDIO_RATE = 16000  # Hz, mono
+MIN_PHOTO_SIDE = 700  # pixels, shorter side
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photograph and where it came from: package, file, and member inside an .rcc."""
+
+    package: str
+    file: str
+    member: str
+    width: int
+    height: int
+
+    def load(self) -> Image.Image:
+        if self.member:
+            for name, data in iter_files(Path(self.file)):
+                if name == self.member:
+                    return Image.open(io.BytesIO(data)).convert("RGB")
+            raise FileNotFoundError(f"{self.member} not in {self.file}")
+        return Image.open(self.file).convert("RGB")
+
+
+def _usable(image: Image.Image) -> bool:
+    return min(image.size) >= MIN_PHOTO_SIDE and image.mode in ("RGB", "RGBA", "P", "L")
+
+
+def photo_catalog() -> list[Photo]:
+    """Every large photograph the two packages ship, in a fixed order."""
+    photos = []
+    for rcc in sorted(GCOMPRIS_RCC.glob("*.rcc")):
+        for name, data in iter_files(rcc):
+            if not name.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+                continue
+            image = Image.open(io.BytesIO(data))
+            if _usable(image):
+                photos.append(Photo("gcompris-qt-data", str(rcc), name, *image.size))
+    for path in sorted(MATE_BACKGROUNDS.rglob("*")):
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+            with Image.open(path) as image:
+                if _usable(image):
+                    photos.append(Photo("mate-backgrounds", str(path), "", *image.size))
+    # The same picture at several resolutions counts once (e.g. Elephants_3840x2160.jpg).
+    seen, unique = set(), []
+    for p in photos:
+        key = Path(p.member or p.file).stem.split("_")[0].lower()
+        if (p.package, key) not in seen:
+            seen.add((p.package, key))
+            unique.append(p)
+    return unique
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    package: str
+    file: str
+    kind: str  # "music" or "speech"
+    duration: float  # seconds
+
+
+def decode_audio(path: Path | str, rate: int = AUDIO_RATE) -> np.ndarray:
+    """(N,) float32 mono samples at `rate` Hz."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+    for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def audio_catalog(packages: tuple[str, ...]) -> list[AudioTrack]:
+    """Music tracks of the named packages that are installed, plus the speech prompts."""
+    tracks = []
+    for package in packages:
+        folder = MUSIC_DIRS[package]
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in (".ogg", ".wav", ".mp3", ".flac"):
+                with av.open(str(path)) as c:
+                    tracks.append(
+                        AudioTrack(package, str(path), "music", c.duration / av.time_base)
+                    )
+    return tracks
+
+
+def speech_prompts() -> list[Path]:
+    """The English speech prompts, in a fixed order (joined to make speech tracks)."""
+    return sorted(SPEECH_DIR[1].glob("*.wav"))
+
+
+@dataclass
+class SourceSpec:
+    """How one source is made: photos shot by shot, and the audio span under them."""
+
+    source_id: str
+    photos: list[Photo]
+    shot_seconds: list[float]
+    audio: dict = field(default_factory=dict)  # provenance: package, file(s), start, end
+
+    @property
+    def duration(self) -> float:
+        return float(sum(self.shot_seconds))
+
+    def provenance(self) -> dict:
+        return {
+            "shots": [
+                {**asdict(p), "seconds": s}
+                for p, s in zip(self.photos, self.shot_seconds, strict=True)
+            ],
+            "audio": self.audio,
+        }
+
+
+def render_frames(spec: SourceSpec, seed: int) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames at SIZE and FPS: one pan-and-zoom shot per photo."""
+    for n, (photo, seconds) in enumerate(zip(spec.photos, spec.shot_seconds, strict=True)):
+        yield from pan_zoom(photo.load(), seconds, seed=seed * 100 + n)
+
+
+def write_source(path: Path, frames: Iterator[np.ndarray], audio: np.ndarray) -> Path:
+    """Encode frames (H.264, FPS) and mono audio (AAC, AUDIO_RATE) into an MP4 with ffmpeg.
+
+    ffmpeg reads raw frames and samples from pipes, so encoding runs beside frame rendering.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio_path = path.with_suffix(".f32")
+    audio.astype(np.float32).tofile(audio_path)
+    command = [
+        "ffmpeg", "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS),
+        "-i", "-",
+        "-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "1", "-i", str(audio_path),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", str(2 * FPS),
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-shortest",
+        "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    with subprocess.Popen(command, stdin=subprocess.PIPE) as process:
+        for frame in frames:
+            process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        process.stdin.close()
+        process.wait()
+    audio_path.unlink()
+    if process.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed writing {path}")
+    return path

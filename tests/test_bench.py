@@ -1,0 +1,132 @@
+"""The benchmark in small mode: real sources and edits, the runner against the served system,
+and the metrics' sanity (perfect predictions score 1, shuffled ones score low)."""
+
+import json
+import random
+import shutil
+
+import pytest
+
+from client import RciClient
+from rci.bench import edits as E
+from rci.bench.build import SMALL, build
+from rci.bench.rcc import iter_files
+from rci.bench.run import run, score
+from rci.bench.sources import GCOMPRIS_RCC, photo_catalog
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return out, build(out, SMALL, seed=0)
+
+
+def test_rcc_reader_finds_the_gcompris_photos():
+    names = [name for name, _ in iter_files(GCOMPRIS_RCC / "erase.rcc")]
+    assert any(n.endswith("/giraffe.webp") for n in names)
+    photos = photo_catalog()
+    assert len(photos) >= 60
+    assert len({(p.file, p.member) for p in photos}) == len(photos)
+
+
+def test_manifest_is_complete_and_consistent(bench):
+    out, manifest = bench
+    sources = {s["id"]: s for s in manifest["sources"]}
+    assert len(sources) == SMALL.sources
+    used = [
+        (s["file"], s["member"]) for src in sources.values() for s in src["provenance"]["shots"]
+    ]
+    assert len(used) == len(set(used))  # no photograph reused
+    for src in sources.values():
+        assert (out / src["path"]).is_file()
+        assert SMALL.min_seconds <= src["duration"] <= SMALL.max_seconds
+    for q in manifest["queries"]:
+        assert (out / q["path"]).is_file()
+        for t in q["truth"]:
+            ref = sources[t["ref_id"]]
+            assert ref["role"] == "reference" and q["split"] == ref["split"]
+            assert 0 <= t["ref_start"] < t["ref_end"] <= ref["duration"] + 1e-6
+            assert 0 <= t["query_start"] < t["query_end"] <= q["duration"] + 1e-6
+            x0, y0, x1, y1 = t["content_box"]
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    assert {q["kind"] for q in manifest["queries"]} == {"partial", "negative"}
+
+
+def test_rebuild_is_deterministic(bench, tmp_path):
+    out, manifest = bench
+    shutil.copytree(out / "sources", tmp_path / "sources")  # rendering sources is the slow part
+    again = build(tmp_path, SMALL, seed=0)
+    plain = lambda m: json.loads(json.dumps([m["sources"], m["queries"]]).replace(str(out), ""))  # noqa: E731
+    assert plain(again) == plain(manifest)
+    assert (tmp_path / "queries" / "Q000.mp4").stat().st_size > 0
+
+
+def test_edit_boxes_compose():
+    # Letterbox into rows 0.1-0.9, then mirror, then crop the left half (x 0-0.5):
+    # content x 0-1 -> flipped 0-1 -> crop keeps x 0-0.5 of it, stretched to 0-1.
+    bars = E.Edit("bars", {}, "", ("rect", 0.0, 0.1, 1.0, 0.8))
+    flip = E.Edit("flip", {}, "", ("flip",))
+    crop = E.Edit("crop", {}, "", ("crop", 0.0, 0.0, 0.5, 1.0))
+    assert E.content_box([bars, flip, crop]) == pytest.approx((0.0, 0.1, 1.0, 0.9))
+    pip = E.Edit("pip", {}, "", ("rect", 0.5, 0.5, 0.4, 0.4))
+    assert E.content_box([bars, pip]) == pytest.approx((0.5, 0.54, 0.9, 0.86))
+    assert E.content_box([E.Edit("s", {}, "", speed=1.25), E.Edit("s", {}, "", speed=0.8)]) == (
+        0.0, 0.0, 1.0, 1.0,
+    )  # fmt: skip
+    assert E.speed_of([E.Edit("s", {}, "", speed=1.25), E.Edit("s", {}, "", speed=0.8)]) == 1.0
+
+
+def _perfect(manifest):
+    return [
+        {
+            "query_id": q["query_id"],
+            "matches": [
+                {
+                    "ref_id": t["ref_id"],
+                    "score": 1.0,
+                    "reproduced": True,
+                    "segments": [
+                        [t["query_start"], t["query_end"], t["ref_start"], t["ref_end"], 1.0]
+                    ],
+                }
+                for t in q["truth"]
+            ],
+            "box_iou": 1.0 if q["truth"] else None,
+        }
+        for q in manifest["queries"]
+    ]
+
+
+def test_metrics_sanity_perfect_and_shuffled(bench):
+    _, manifest = bench
+    perfect = score(manifest["queries"], _perfect(manifest))
+    for key in ("pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
+        assert perfect[key] == pytest.approx(1.0), key
+    # The same predictions handed to the wrong queries.
+    shuffled = _perfect(manifest)
+    ids = [p["query_id"] for p in shuffled]
+    random.Random(0).shuffle(ids)
+    while any(a == b["query_id"] for a, b in zip(ids, shuffled, strict=True)):
+        ids = ids[1:] + ids[:1]
+    for p, new_id in zip(shuffled, ids, strict=True):
+        p["query_id"] = new_id
+    order = {q["query_id"]: n for n, q in enumerate(manifest["queries"])}
+    shuffled.sort(key=lambda p: order[p["query_id"]])
+    bad = score(manifest["queries"], shuffled)
+    assert bad["pair_uap"] < 0.5 and bad["segment_ap"] < 0.5 and bad["decision_f1"] < 0.5
+
+
+def test_runner_scores_the_served_system(bench, server):
+    out, manifest = bench
+    with RciClient(server.http_url) as client:
+        report = run(out, client, "bench")
+    assert (out / "results.md").read_text().startswith("# RCI benchmark (small")
+    overall = report["overall"]
+    assert overall["queries"] == len(manifest["queries"])
+    assert set(report["per_split"]) == {q["split"] for q in manifest["queries"]}
+    assert set(report["per_edit"]) == {e["name"] for q in manifest["queries"] for e in q["edits"]}
+    for key in ("pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
+        assert 0.0 <= overall[key] <= 1.0
+    # A sanity floor, not a target: the plainest copies must rank above unrelated videos.
+    assert overall["pair_uap"] > 0.5
+    assert report["cost"]["detect_seconds_per_video_minute"] > 0

@@ -94,13 +94,16 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
     rng.shuffle(photos)
     music = audio_catalog(mode.music_packages)
     prompts = speech_prompts()
+    # Photos are shared out evenly; a source cuts between several framings of its photos.
+    per_source = min(4, len(photos) // mode.sources)
+    if per_source < 1:
+        raise RuntimeError(f"{len(photos)} photographs for {mode.sources} sources: too few")
     specs, music_at, prompt_at = [], [0, 0.0], 0
     for n in range(mode.sources):
         seconds = float(rng.uniform(mode.min_seconds, mode.max_seconds))
         shots = max(2, int(round(seconds / rng.uniform(5, 9))))
-        if len(photos) < shots:
-            raise RuntimeError(f"out of photographs at source {n}: install the full packages")
-        chosen, photos = photos[:shots], photos[shots:]
+        mine, photos = photos[:per_source], photos[per_source:]
+        chosen = [mine[k % len(mine)] for k in range(shots)]
         cut = np.sort(rng.uniform(0.2, 0.8, shots - 1)) if shots > 1 else np.array([])
         bounds = np.concatenate([[0.0], np.round((cut * seconds) * FPS) / FPS, [seconds]])
         lengths = [float(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -3,8 +3,8 @@
 Photographs: gcompris-qt-data (inside Qt .rcc resource files) and mate-backgrounds.
 Audio: music from wesnoth-1.16-music, drascula-music and asterisk-moh-opsound-wav, speech
 from asterisk-core-sounds-en-wav. Each source is a multi-shot video (a slow pan and zoom
-per photo, hard cuts) over one span of one audio track; no photo and no audio span is used
-twice, so every source is distinct content.
+over one of its photos, hard cuts) over one span of one audio track; no photo and no audio
+span is used by two sources, so every source is distinct content.
 """
 
 from __future__ import annotations

@@ -77,17 +77,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Under systemd, `timeout` or a container, SIGTERM and SIGHUP mean what Ctrl-C means.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
-    with server:
+    try:  # an interrupt may come while the server is still starting
+        server.start()
         console.print(
             f"RCI serving: HTTP {server.http_url}, gRPC {server.grpc_url}; "
             f"data in {args.data_dir.resolve()}; log {server.log_path}. Ctrl-C stops."
         )
-        try:
-            while server.process.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            console.print("stopping")
-    return 0 if server.process.returncode in (0, None, -15) else 1
+        while server.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.stop()
+    return 0 if server.process is None or server.process.returncode in (0, -15) else 1
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -70,6 +70,14 @@ def _stop_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class TritonServer:
     """tritonserver as a child process; `with TritonServer(opts) as s:` waits until ready."""
 
@@ -130,6 +138,8 @@ class TritonServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_stop_with_parent,
+            # Its own process group, so stop() can reach the backend stubs it spawns too.
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -153,15 +163,25 @@ class TritonServer:
             return False
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then wait for a clean exit; SIGKILL only after `timeout` seconds."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM, then wait for a clean exit; SIGKILL only after `timeout` seconds.
+
+        Python backend stubs orphaned by a server stopped while loading models (they live
+        on otherwise) get 5 s to go, then SIGKILL.
+        """
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        deadline = time.monotonic() + 5
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _group_alive(self.process.pid):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

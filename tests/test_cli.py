@@ -97,3 +97,28 @@ def test_client_reports_an_unreachable_server():
     result = rci("status", "--url", f"127.0.0.1:{port}", check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_serve_stops_cleanly_when_interrupted_while_starting(tmp_path):
+    work = tmp_path / "work"
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(work),
+         "--data-dir", str(tmp_path / "data"), "--http-port", ports[0],
+         "--grpc-port", ports[1], "--metrics-port", ports[2]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30  # wait until tritonserver exists, not until ready
+        while not _processes_mentioning(str(work / "model_repository")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        # Python backend stubs notice their server is gone within seconds.
+        deadline = time.monotonic() + 20
+        while _processes_mentioning(str(work / "model_repository")):
+            assert time.monotonic() < deadline, "processes left behind"
+            time.sleep(0.2)
+    finally:
+        serve.kill()

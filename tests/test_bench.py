@@ -52,6 +52,17 @@ def test_manifest_is_complete_and_consistent(bench):
     assert {q["kind"] for q in manifest["queries"]} == {"partial", "negative"}
 
 
+def test_credits_name_every_package_used(bench):
+    out, manifest = bench
+    credits = (out / "CREDITS.md").read_text()
+    packages = {shot["package"] for s in manifest["sources"] for shot in s["provenance"]["shots"]}
+    packages |= {s["provenance"]["audio"]["package"] for s in manifest["sources"]}
+    assert packages >= {"gcompris-qt-data", "asterisk-moh-opsound-wav"}
+    for package in packages:
+        assert f"## {package} " in credits
+    assert "Creative Commons Attribution-ShareAlike" in credits
+
+
 def test_rebuild_is_deterministic(bench, tmp_path):
     out, manifest = bench
     shutil.copytree(out / "sources", tmp_path / "sources")  # rendering sources is the slow part

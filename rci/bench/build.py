@@ -5,6 +5,7 @@ Layout of the cache directory (outside git):
     queries/Q000.mp4 ...      edited copies, partial copies, negatives
     assets/                   overlay images the edits drew
     manifest.json             every file with provenance and ground truth
+    CREDITS.md                the packages used, with their copyright files
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rci.bench import edits as E
+from rci.bench.credits import write_credits
 from rci.bench.sources import (
     AUDIO_RATE,
     SourceSpec,
@@ -313,6 +315,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         "queries": [asdict(q) for q in queries],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_credits(out, manifest)
     return manifest
 
 

@@ -32,6 +32,7 @@ from rci.bench.sources import (
 from rci.samples import FPS, SIZE
 
 SPLITS = ("train", "val", "test")
+SPEECH_GAP = 0.3  # seconds of silence between joined speech prompts
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
     rng.shuffle(photos)
     music = audio_catalog(mode.music_packages)
     prompts = speech_prompts()
+    prompt_paths, prompt_seconds = list(prompts), list(prompts.values())
     # Photos are shared out evenly; a source cuts between several framings of its photos.
     per_source = min(4, len(photos) // mode.sources)
     if per_source < 1:
@@ -110,12 +112,13 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
         bounds = np.concatenate([[0.0], np.round((cut * seconds) * FPS) / FPS, [seconds]])
         lengths = [float(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         spec = SourceSpec(f"S{n:03d}", chosen, [round(x, 2) for x in lengths])
-        if n % 3 == 2 and prompt_at < len(prompts):  # every third source: speech
+        # Every third source gets speech while unused prompts last, the rest music.
+        if n % 3 == 2 and sum(prompt_seconds[prompt_at:]) >= spec.duration:
             spec.audio = {"package": "asterisk-core-sounds-en-wav", "files": [], "kind": "speech"}
             total = 0.0
-            while total < spec.duration and prompt_at < len(prompts):
-                spec.audio["files"].append(str(prompts[prompt_at]))
-                total += 2.0  # refined when decoded
+            while total < spec.duration:
+                spec.audio["files"].append(prompt_paths[prompt_at])
+                total += prompt_seconds[prompt_at] + SPEECH_GAP
                 prompt_at += 1
         else:
             # Next track when the current one has less than this source left.
@@ -143,9 +146,9 @@ def source_audio(spec: SourceSpec) -> np.ndarray:
     n = int(round(spec.duration * AUDIO_RATE))
     if spec.audio["kind"] == "speech":
         pieces = [decode_audio(f) for f in spec.audio["files"]]
-        gap = np.zeros(int(0.3 * AUDIO_RATE), np.float32)
-        samples = np.concatenate([x for p in pieces for x in (p, gap)])
-        samples = np.resize(samples, n)  # repeats the prompts if they fall short
+        gap = np.zeros(int(SPEECH_GAP * AUDIO_RATE), np.float32)
+        samples = np.concatenate([x for p in pieces for x in (p, gap)])[:n]
+        samples = np.pad(samples, (0, n - len(samples)))
     else:
         whole = decode_audio(spec.audio["file"])
         start = int(spec.audio["start"] * AUDIO_RATE)

@@ -26,7 +26,7 @@ GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
 MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")
 MUSIC_DIRS = {
     "wesnoth-1.16-music": Path("/usr/share/games/wesnoth/1.16/data/core/music"),
-    "drascula-music": Path("/usr/share/drascula-music"),
+    "drascula-music": Path("/usr/share/scummvm/drascula/audio"),
     "asterisk-moh-opsound-wav": Path("/usr/share/asterisk/moh"),
 }
 SPEECH_DIR = ("asterisk-core-sounds-en-wav", Path("/usr/share/asterisk/sounds/en"))
@@ -108,6 +108,8 @@ def audio_catalog(packages: tuple[str, ...]) -> list[AudioTrack]:
     tracks = []
     for package in packages:
         folder = MUSIC_DIRS[package]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} missing: apt-get install {package}")
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in (".ogg", ".wav", ".mp3", ".flac"):
                 with av.open(str(path)) as c:
@@ -117,9 +119,13 @@ def audio_catalog(packages: tuple[str, ...]) -> list[AudioTrack]:
     return tracks
 
 
-def speech_prompts() -> list[Path]:
-    """The English speech prompts, in a fixed order (joined to make speech tracks)."""
-    return sorted(SPEECH_DIR[1].glob("*.wav"))
+def speech_prompts() -> dict[str, float]:
+    """The English speech prompts, path -> seconds, in a fixed order (joined into tracks)."""
+    prompts = {}
+    for path in sorted(SPEECH_DIR[1].glob("*.wav")):
+        with av.open(str(path)) as c:
+            prompts[str(path)] = c.duration / av.time_base
+    return prompts
 
 
 @dataclass

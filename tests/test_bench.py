@@ -5,11 +5,13 @@ import json
 import random
 import shutil
 
+import numpy as np
 import pytest
 
 from client import RciClient
 from rci.bench import edits as E
 from rci.bench.build import SMALL, build
+from rci.bench.peers import ChromaprintPeer, PeerKind, phash
 from rci.bench.rcc import iter_files
 from rci.bench.run import run, score
 from rci.bench.sources import GCOMPRIS_RCC, photo_catalog
@@ -130,7 +132,7 @@ def test_metrics_sanity_perfect_and_shuffled(bench):
 def test_runner_scores_the_served_system(bench, server):
     out, manifest = bench
     with RciClient(server.http_url) as client:
-        report = run(out, client, "bench")
+        report = run(out, client, "bench", peers=(PeerKind.PHASH, PeerKind.CHROMAPRINT))
     assert (out / "results.md").read_text().startswith("# RCI benchmark (small")
     overall = report["overall"]
     assert overall["queries"] == len(manifest["queries"])
@@ -141,3 +143,33 @@ def test_runner_scores_the_served_system(bench, server):
     # A sanity floor, not a target: the plainest copies must rank above unrelated videos.
     assert overall["pair_uap"] > 0.5
     assert report["cost"]["detect_seconds_per_video_minute"] > 0
+    systems = report["systems"]
+    assert set(systems) == {
+        "rci (all)", "rci (audio kept)", "phash (all)", "phash (audio kept)",
+        "chromaprint (audio kept)",
+    }  # fmt: skip
+    assert systems["rci (all)"]["overall"] == overall
+    assert "RCI and its peers" in (out / "results.md").read_text()
+
+
+def test_phash_is_a_64_bit_hash_as_unit_vectors():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 90, 120, 3), dtype=np.uint8)
+    frames[1] = np.clip(frames[0].astype(int) + 10, 0, 255)  # brighter copy of frame 0
+    h = phash(frames)
+    assert set(np.unique(h * 8)) <= {-1.0, 1.0}
+    assert np.allclose((h * h).sum(axis=1), 1.0)
+    # cosine = 1 - 2 * hamming / 64: a brightness shift keeps (almost) every bit.
+    assert h[0] @ h[1] >= 1 - 2 * 4 / 64
+    assert abs(h[0] @ h[2]) < 0.5
+
+
+def test_chromaprint_finds_a_file_in_itself(bench):
+    out, manifest = bench
+    source = out / manifest["sources"][0]["path"]
+    peer = ChromaprintPeer()
+    peer.index({"self": source})
+    (match,) = peer.detect(source)
+    q0, q1, r0, r1, score = match["segments"][0]
+    assert match["ref_id"] == "self" and match["reproduced"] and score > 0.9
+    assert abs(q0 - r0) < 0.2 and abs(q1 - r1) < 0.2

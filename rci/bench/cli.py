@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from rci.bench.build import FULL, SMALL, build
+from rci.bench.peers import PeerKind
 from rci.bench.run import run
 
 
@@ -26,9 +27,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from client import RciClient
 
+    peers = tuple(PeerKind(p) for p in args.peers.split(",") if p)
     if args.url:
         with RciClient(args.url, protocol=args.protocol) as client:
-            report = run(args.out, client, args.library)
+            report = run(args.out, client, args.library, peers)
     else:
         from rci.server import ServerOptions, TritonServer
 
@@ -39,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             descriptor=args.descriptor,
         )  # fmt: skip
         with TritonServer(options) as server, RciClient(server.http_url) as client:
-            report = run(args.out, client, args.library)
+            report = run(args.out, client, args.library, peers)
     print((args.out / "results.md").read_text())
     print(json.dumps(report["overall"], indent=1))
     return 0
@@ -59,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", choices=["http", "grpc"], default="http")
     p.add_argument("--library", default="bench", help="an empty library to ingest into")
     p.add_argument("--descriptor", default="sscd_resnet50")
+    p.add_argument(
+        "--peers",
+        default="phash,chromaprint",
+        help="comma-separated peers to run too ('' for none)",
+    )
     p.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from client import RciClient
+from rci.bench.peers import PeerKind, make_peer, predict
 from rci.metrics import (
     SegmentMatch,
     box_iou,
@@ -24,8 +25,9 @@ from rci.metrics import (
 )
 
 
-def run(build_dir: Path, client: RciClient, library: str) -> dict:
-    """Ingest the manifest's references into `library` (empty), detect every query, score."""
+def run(build_dir: Path, client: RciClient, library: str, peers: tuple[PeerKind, ...] = ()) -> dict:
+    """Ingest the manifest's references into `library` (empty), detect every query, score;
+    then the same for each peer, on the same data."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     references = [s for s in manifest["sources"] if s["role"] == "reference"]
     ingest_seconds, ingested = 0.0, 0.0
@@ -78,6 +80,7 @@ def run(build_dir: Path, client: RciClient, library: str) -> dict:
         chosen = [q for q in manifest["queries"] if edit in {e["name"] for e in q["edits"]}]
         chosen += negatives  # the same distractors for every edit, so uAP stays comparable
         report["per_edit"][edit] = score(chosen, [by_id[q["query_id"]] for q in chosen])
+    report["systems"] = compare(manifest, {"rci": predictions}, peers, build_dir)
     (build_dir / "results.json").write_text(json.dumps(report, indent=1))
     (build_dir / "results.md").write_text(markdown(report))
     return report
@@ -138,6 +141,39 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
     return out
 
 
+AUDIO_ONLY = {PeerKind.CHROMAPRINT.value}
+
+
+def compare(
+    manifest: dict, systems: dict[str, list[dict]], peers: tuple[PeerKind, ...], build_dir: Path
+) -> dict:
+    """name -> {"overall", "per_edit"} for RCI and every peer. Audio-only peers, and RCI beside
+    them, are scored on the queries whose audio was kept (and the negatives)."""
+    for kind in peers:
+        systems[kind.value] = predict(make_peer(kind), build_dir, manifest)
+    queries = manifest["queries"]
+    audio_kept = [q for q in queries if q["audio"] == "kept" or q["kind"] == "negative"]
+    chosen_slices = {"all": queries}
+    if AUDIO_ONLY & set(systems):
+        chosen_slices["audio kept"] = audio_kept
+    out = {}
+    for name, records in systems.items():
+        by_id = {r["query_id"]: r for r in records}
+        for slice_name, chosen in chosen_slices.items():
+            if name in AUDIO_ONLY and slice_name == "all":
+                continue
+            negatives = [q for q in chosen if q["kind"] == "negative"]
+            per_edit = {}
+            for edit in sorted({e["name"] for q in chosen for e in q["edits"]}):
+                picked = [q for q in chosen if edit in {e["name"] for e in q["edits"]}] + negatives
+                per_edit[edit] = score(picked, [by_id[q["query_id"]] for q in picked])
+            out[f"{name} ({slice_name})"] = {
+                "overall": score(chosen, [by_id[q["query_id"]] for q in chosen]),
+                "per_edit": per_edit,
+            }
+    return out
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -163,6 +199,26 @@ def markdown(report: dict) -> str:
     rows += [(f"edit {k}", v) for k, v in report["per_edit"].items()]
     for name, values in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(values.get(c)) for c in COLUMNS) + " |")
+    systems = report.get("systems", {})
+    if len(systems) > 1:
+        lines += ["", "## RCI and its peers, same data", ""]
+        lines += ["| system | " + " | ".join(COLUMNS) + " |", "| --- " * (len(COLUMNS) + 1) + "|"]
+        for name, values in systems.items():
+            row = values["overall"]
+            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
+        edits = sorted({e for v in systems.values() for e in v["per_edit"]})
+        lines += ["", "Per edit, VCSL F (pair uAP):", ""]
+        lines += ["| edit | " + " | ".join(systems) + " |", "| --- " * (len(systems) + 1) + "|"]
+        for edit in edits:
+            cells = []
+            for values in systems.values():
+                row = values["per_edit"].get(edit)
+                cells.append(
+                    "-"
+                    if row is None
+                    else f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})"
+                )
+            lines.append(f"| {edit} | " + " | ".join(cells) + " |")
     cost = report["cost"]
     lines += [
         "",

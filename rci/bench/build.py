@@ -210,7 +210,7 @@ def render_clip(
     return duration
 
 
-def concat(parts: list[Path], out: Path, drop_audio: bool = False) -> None:
+def concat(parts: list[Path], out: Path) -> None:
     """Join clips of equal size and rate into one MP4 (re-encoded)."""
     inputs = [x for p in parts for x in ("-i", str(p))]
     streams = "".join(f"[{i}:v][{i}:a]" for i in range(len(parts)))
@@ -226,7 +226,7 @@ def concat(parts: list[Path], out: Path, drop_audio: bool = False) -> None:
         "-map",
         "[v]",
     ]
-    command += [] if drop_audio else ["-map", "[a]", "-c:a", "aac"]
+    command += ["-map", "[a]", "-c:a", "aac"]
     command += [
         "-c:v",
         "libx264",

@@ -8,7 +8,6 @@ threshold, content-box IoU, and cost; overall, per split and per edit.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -227,15 +226,3 @@ def markdown(report: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def per_query_found(report: dict, manifest: dict) -> dict[str, bool]:
-    """query id -> whether its true reference was decided reproduced (for quick checks)."""
-    truth = defaultdict(set)
-    for q in manifest["queries"]:
-        truth[q["query_id"]] = {t["ref_id"] for t in q["truth"]}
-    return {
-        p["query_id"]: bool(truth[p["query_id"]])
-        and truth[p["query_id"]] <= {m["ref_id"] for m in p["matches"] if m["reproduced"]}
-        for p in report["predictions"]
-    }

@@ -51,7 +51,14 @@ def test_manifest_is_complete_and_consistent(bench):
             assert 0 <= t["query_start"] < t["query_end"] <= q["duration"] + 1e-6
             x0, y0, x1, y1 = t["content_box"]
             assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
-    assert {q["kind"] for q in manifest["queries"]} == {"partial", "negative"}
+    kinds = [q["kind"] for q in manifest["queries"]]
+    assert set(kinds) == {"partial", "full", "two_source", "negative"}
+    (full,) = [q for q in manifest["queries"] if q["kind"] == "full"]
+    assert full["truth"][0]["ref_start"] == 0.0 and full["truth"][0]["query_start"] == 0.0
+    (two,) = [q for q in manifest["queries"] if q["kind"] == "two_source"]
+    first, second = two["truth"]
+    assert first["ref_id"] != second["ref_id"]
+    assert first["query_end"] == pytest.approx(second["query_start"])
 
 
 def test_credits_name_every_package_used(bench):

@@ -46,9 +46,11 @@ class Mode:
     music_packages: tuple[str, ...]
     single_edits: bool  # one query per edit kind (and per split), plus chains
     chains: int
+    full_copies: int  # a whole reference, edited
+    two_source: int  # spans of two references back to back inside unrelated material
 
 
-SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), True, 2)
+SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), True, 2, 1, 1)
 FULL = Mode(
     "full",
     100,
@@ -57,6 +59,8 @@ FULL = Mode(
     ("wesnoth-1.16-music", "drascula-music", "asterisk-moh-opsound-wav"),
     True,
     40,
+    10,
+    10,
 )
 
 
@@ -302,6 +306,26 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         chain = [E.make_edit(k, ctx) for k in kinds]
         audio = AUDIO_MODES[q % len(AUDIO_MODES)]
         queries.append(_partial_copy(out, f"Q{q:03d}", ref, host, chain, audio, rng, mode))
+    # Drawn after the partial copies, so adding kinds never changes the queries before them.
+    whole_frame = [E.EditKind.COLOR, E.EditKind.FLIP, E.EditKind.CROP, E.EditKind.BLACK_BARS,
+                   E.EditKind.NOISE, E.EditKind.LOW_QUALITY, E.EditKind.WATERMARK]  # fmt: skip
+    for n in range(mode.full_copies + mode.two_source):
+        first = refs[int(rng.integers(len(refs)))]
+        kinds = [whole_frame[i] for i in rng.choice(len(whole_frame), size=2, replace=False)]
+        ctx = E.EditContext(rng=rng, assets=out / "assets", host="")
+        chain = [E.make_edit(k, ctx) for k in kinds]
+        audio = AUDIO_MODES[n % len(AUDIO_MODES)]
+        if n < mode.full_copies:
+            queries.append(_full_copy(out, f"F{n:03d}", first, chain, audio, hosts[0]))
+            continue
+        same_split = [r for r in refs if r["split"] == first["split"] and r is not first]
+        second = same_split[int(rng.integers(len(same_split)))] if same_split else refs[0]
+        host = hosts[n % len(hosts)]
+        queries.append(
+            _two_source(
+                out, f"T{n - mode.full_copies:03d}", (first, second), host, chain, audio, rng, mode
+            )
+        )
     for n, host in enumerate(hosts):  # negatives: unrelated videos, never ingested
         queries.append(
             QueryRecord(
@@ -368,3 +392,72 @@ def _partial_copy(
         duration=round(before + copied + after, 3),
         truth=[truth],
     )
+
+
+def _full_copy(
+    out: Path, query_id: str, ref: dict, chain: list[E.Edit], audio: str, other: dict
+) -> QueryRecord:
+    """The whole of `ref`, edited by `chain`."""
+    path = out / "queries" / f"{query_id}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seconds = ref["duration"]
+    copied = render_clip(out / ref["path"], 0.0, seconds, chain, path, audio, out / other["path"])
+    truth = QueryTruth(
+        ref["id"], 0.0, round(copied, 3), 0.0, seconds,
+        tuple(round(v, 4) for v in E.content_box(chain)),
+    )  # fmt: skip
+    return QueryRecord(
+        query_id, str(path.relative_to(out)), "full", ref["split"],
+        [{"name": e.name, "params": e.params} for e in chain], audio, round(copied, 3), [truth],
+    )  # fmt: skip
+
+
+def _two_source(
+    out: Path,
+    query_id: str,
+    refs: tuple[dict, dict],
+    host: dict,
+    chain: list[E.Edit],
+    audio: str,
+    rng: np.random.Generator,
+    mode: Mode,
+) -> QueryRecord:
+    """Spans of two references, edited alike, back to back inside unrelated `host` material."""
+    path = out / "queries" / f"{query_id}.mp4"
+    work = out / "work"
+    work.mkdir(exist_ok=True)
+    before = round(float(rng.uniform(2.0, min(6.0, host["duration"] - 4.0))), 2)
+    after = round(min(4.0, host["duration"] - before - 0.5), 2)
+    parts = [work / f"{query_id}-a.mp4"]
+    cut(out / host["path"], 0.0, before, parts[0])
+    truths, at = [], before
+    for k, ref in enumerate(refs):
+        longest = min(ref["duration"] - 1.0, 10.0 if mode.name == "small" else 30.0)
+        seconds = round(float(rng.uniform(5.0, longest)), 2)
+        start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
+        clip = work / f"{query_id}-copy{k}.mp4"
+        copied = render_clip(
+            out / ref["path"], start, seconds, chain, clip, audio, out / host["path"]
+        )
+        parts.append(clip)
+        truths.append(
+            QueryTruth(
+                ref["id"],
+                round(at, 3),
+                round(at + copied, 3),
+                start,
+                round(start + seconds, 3),
+                tuple(round(v, 4) for v in E.content_box(chain)),
+            )  # fmt: skip
+        )
+        at += copied
+    parts.append(work / f"{query_id}-b.mp4")
+    cut(out / host["path"], before, after, parts[-1])
+    concat(parts, path)
+    for part in parts:
+        part.unlink()
+    return QueryRecord(
+        query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
+        [{"name": e.name, "params": e.params} for e in chain], audio, round(at + after, 3),
+        truths,
+    )  # fmt: skip

@@ -19,3 +19,11 @@ def library_names() -> list[str]:
 def descriptor_name() -> str:
     """The descriptor model this server runs: $RCI_DESCRIPTOR, default sscd_resnet50."""
     return os.environ.get("RCI_DESCRIPTOR", "sscd_resnet50")
+
+
+def open_libraries():
+    """The server's configured libraries under data_dir(), for its descriptor's embeddings."""
+    from rci.descriptor import EMBEDDING_DIM
+    from rci.library import Libraries
+
+    return Libraries(data_dir(), library_names(), descriptor=descriptor_name(), dim=EMBEDDING_DIM)

@@ -64,7 +64,8 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def test_serve_stops_tritonserver_on_sigterm(tmp_path):
+def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, Path, str]:
+    """`rci serve` on free ports; returns the process, its work dir and its HTTP port."""
     work = tmp_path / "work"
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
@@ -73,8 +74,13 @@ def test_serve_stops_tritonserver_on_sigterm(tmp_path):
          "--grpc-port", ports[1], "--metrics-port", ports[2]],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    return serve, work, ports[0]
+
+
+def test_serve_stops_tritonserver_on_sigterm(tmp_path):
+    serve, work, http_port = _start_serve(tmp_path)
     try:
-        with RciClient(f"127.0.0.1:{ports[0]}") as client:
+        with RciClient(f"127.0.0.1:{http_port}") as client:
             deadline = time.monotonic() + 120
             while not client.ready() and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -100,14 +106,7 @@ def test_client_reports_an_unreachable_server():
 
 
 def test_serve_stops_cleanly_when_interrupted_while_starting(tmp_path):
-    work = tmp_path / "work"
-    ports = [str(free_port()) for _ in range(3)]
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(work),
-         "--data-dir", str(tmp_path / "data"), "--http-port", ports[0],
-         "--grpc-port", ports[1], "--metrics-port", ports[2]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    serve, work, http_port = _start_serve(tmp_path)
     try:
         deadline = time.monotonic() + 30  # wait until tritonserver exists, not until ready
         while not _processes_mentioning(str(work / "model_repository")):

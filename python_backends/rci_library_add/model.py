@@ -4,17 +4,14 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from rci.backend import respond, string_input
-from rci.descriptor import EMBEDDING_DIM
-from rci.library import Libraries, VideoFingerprints
-from rci.settings import data_dir, descriptor_name, library_names
+from rci.library import VideoFingerprints
+from rci.settings import open_libraries
 
 
 class TritonPythonModel:
     def initialize(self, args):
         """Open the configured libraries under $RCI_DATA_DIR."""
-        self.libraries = Libraries(
-            data_dir(), library_names(), descriptor=descriptor_name(), dim=EMBEDDING_DIM
-        )
+        self.libraries = open_libraries()
 
     def execute(self, requests):
         """One response per request; a repeated id or unknown library is that request's error."""

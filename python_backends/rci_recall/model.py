@@ -4,18 +4,15 @@ import triton_python_backend_utils as pb_utils
 
 from rci.backend import from_parameters, model_parameters, respond, string_input
 from rci.descriptor import EMBEDDING_DIM
-from rci.library import Libraries
 from rci.recall import RecallParams, pack_candidates, recall
-from rci.settings import data_dir, descriptor_name, library_names
+from rci.settings import open_libraries
 
 
 class TritonPythonModel:
     def initialize(self, args):
         """Read recall parameters; open the configured libraries under $RCI_DATA_DIR."""
         self.params = from_parameters(RecallParams, model_parameters(args))
-        self.libraries = Libraries(
-            data_dir(), library_names(), descriptor=descriptor_name(), dim=EMBEDDING_DIM
-        )
+        self.libraries = open_libraries()
 
     def execute(self, requests):
         """One response per request; an unknown library is that request's error."""

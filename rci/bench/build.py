@@ -44,13 +44,13 @@ class Mode:
     min_seconds: float
     max_seconds: float
     music_packages: tuple[str, ...]
-    single_edits: bool  # one query per edit kind (and per split), plus chains
+    single_edits: bool  # one query per edit kind and split plus chains; else SMALL_QUERIES
     chains: int
     full_copies: int  # a whole reference, edited
     two_source: int  # spans of two references back to back inside unrelated material
 
 
-SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), True, 2, 1, 1)
+SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1)
 FULL = Mode(
     "full",
     100,
@@ -262,7 +262,7 @@ AUDIO_MODES = ("kept", "removed", "replaced", "noised")
 
 
 def _query_plans(mode: Mode, rng: np.random.Generator) -> list[list[E.EditKind]]:
-    if mode.name == "small":
+    if not mode.single_edits:
         return [list(k) for k in SMALL_QUERIES]
     kinds = list(E.EditKind)
     plans = [[k] for k in kinds for _ in SPLITS]
@@ -364,30 +364,23 @@ def _partial_copy(
     start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
     before = round(float(rng.uniform(2.0, min(8.0, host["duration"] - 4.0))), 2)
     after = round(min(6.0, host["duration"] - before - 0.5), 2)
-    work = out / "work"
-    work.mkdir(exist_ok=True)
-    parts = [work / f"{query_id}-a.mp4", work / f"{query_id}-copy.mp4", work / f"{query_id}-b.mp4"]
-    host_file, ref_file = out / host["path"], out / ref["path"]
-    cut(host_file, 0.0, before, parts[0])
-    copied = render_clip(ref_file, start, seconds, chain, parts[1], audio, host_file)
-    cut(host_file, before, after, parts[2])
-    concat(parts, path)
-    for part in parts:
-        part.unlink()
+    clip = _work_dir(out) / f"{query_id}-copy.mp4"
+    copied = render_clip(out / ref["path"], start, seconds, chain, clip, audio, out / host["path"])
+    _embed(out, path, host, before, after, [clip])
     truth = QueryTruth(
         ref_id=ref["id"],
         query_start=before,
         query_end=round(before + copied, 3),
         ref_start=start,
         ref_end=round(start + seconds, 3),
-        content_box=tuple(round(v, 4) for v in E.content_box(chain)),
+        content_box=_box(chain),
     )
     return QueryRecord(
         query_id=query_id,
         path=str(path.relative_to(out)),
         kind="partial",
         split=ref["split"],
-        edits=[{"name": e.name, "params": e.params} for e in chain],
+        edits=_edit_records(chain),
         audio=audio,
         duration=round(before + copied + after, 3),
         truth=[truth],
@@ -402,13 +395,10 @@ def _full_copy(
     path.parent.mkdir(parents=True, exist_ok=True)
     seconds = ref["duration"]
     copied = render_clip(out / ref["path"], 0.0, seconds, chain, path, audio, out / other["path"])
-    truth = QueryTruth(
-        ref["id"], 0.0, round(copied, 3), 0.0, seconds,
-        tuple(round(v, 4) for v in E.content_box(chain)),
-    )  # fmt: skip
+    truth = QueryTruth(ref["id"], 0.0, round(copied, 3), 0.0, seconds, _box(chain))
     return QueryRecord(
         query_id, str(path.relative_to(out)), "full", ref["split"],
-        [{"name": e.name, "params": e.params} for e in chain], audio, round(copied, 3), [truth],
+        _edit_records(chain), audio, round(copied, 3), [truth],
     )  # fmt: skip
 
 
@@ -424,22 +414,18 @@ def _two_source(
 ) -> QueryRecord:
     """Spans of two references, edited alike, back to back inside unrelated `host` material."""
     path = out / "queries" / f"{query_id}.mp4"
-    work = out / "work"
-    work.mkdir(exist_ok=True)
     before = round(float(rng.uniform(2.0, min(6.0, host["duration"] - 4.0))), 2)
     after = round(min(4.0, host["duration"] - before - 0.5), 2)
-    parts = [work / f"{query_id}-a.mp4"]
-    cut(out / host["path"], 0.0, before, parts[0])
-    truths, at = [], before
+    clips, truths, at = [], [], before
     for k, ref in enumerate(refs):
         longest = min(ref["duration"] - 1.0, 10.0 if mode.name == "small" else 30.0)
         seconds = round(float(rng.uniform(5.0, longest)), 2)
         start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
-        clip = work / f"{query_id}-copy{k}.mp4"
+        clip = _work_dir(out) / f"{query_id}-copy{k}.mp4"
         copied = render_clip(
             out / ref["path"], start, seconds, chain, clip, audio, out / host["path"]
         )
-        parts.append(clip)
+        clips.append(clip)
         truths.append(
             QueryTruth(
                 ref["id"],
@@ -447,17 +433,40 @@ def _two_source(
                 round(at + copied, 3),
                 start,
                 round(start + seconds, 3),
-                tuple(round(v, 4) for v in E.content_box(chain)),
+                _box(chain),
             )  # fmt: skip
         )
         at += copied
-    parts.append(work / f"{query_id}-b.mp4")
-    cut(out / host["path"], before, after, parts[-1])
+    _embed(out, path, host, before, after, clips)
+    return QueryRecord(
+        query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
+        _edit_records(chain), audio, round(at + after, 3), truths,
+    )  # fmt: skip
+
+
+def _work_dir(out: Path) -> Path:
+    work = out / "work"
+    work.mkdir(exist_ok=True)
+    return work
+
+
+def _embed(out: Path, path: Path, host: dict, before: float, after: float, clips: list[Path]):
+    """Write `path`: `before` s of `host`, the clips, then the `after` s of host that follow;
+    the clips are deleted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head, tail = _work_dir(out) / f"{path.stem}-a.mp4", _work_dir(out) / f"{path.stem}-b.mp4"
+    cut(out / host["path"], 0.0, before, head)
+    cut(out / host["path"], before, after, tail)
+    parts = [head, *clips, tail]
     concat(parts, path)
     for part in parts:
         part.unlink()
-    return QueryRecord(
-        query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
-        [{"name": e.name, "params": e.params} for e in chain], audio, round(at + after, 3),
-        truths,
-    )  # fmt: skip
+
+
+def _box(chain: list[E.Edit]) -> tuple[float, float, float, float]:
+    """The chain's content box, rounded for the manifest."""
+    return tuple(round(v, 4) for v in E.content_box(chain))
+
+
+def _edit_records(chain: list[E.Edit]) -> list[dict]:
+    return [{"name": e.name, "params": e.params} for e in chain]

@@ -67,6 +67,14 @@ def _fit(rect_w: float, rect_h: float, x: float, y: float) -> tuple[int, int, in
     return _pos(x * W), _pos(y * H), _even(rect_w * W), _even(rect_h * H)
 
 
+def _inset(px: int, py: int, pw: int, ph: int, background: str = "") -> str:
+    """Filter placing the input, scaled to pw x ph, at (px, py) over extra input 0."""
+    return (
+        f"[{{in}}]scale={pw}:{ph}[fg{{n}}];[{{extra0}}]scale={W}:{H}{background}[bg{{n}}];"
+        f"[bg{{n}}][fg{{n}}]overlay={px}:{py}:shortest=1[{{out}}]"
+    )
+
+
 def _rect(px: int, py: int, pw: int, ph: int) -> tuple:
     return ("rect", px / W, py / H, pw / W, ph / H)
 
@@ -132,10 +140,7 @@ def template(rng: np.random.Generator, assets: Path) -> Edit:
     draw.text((20, 15), "MUST WATCH!!! full video below", fill=(255, 255, 255))
     draw.text((20, H - 35), "follow for part 2  #viral #fyp", fill=(255, 255, 0))
     png = _write_png(assets, f"template-{px}-{py}-{pw}-{ph}-{hue[0]}.png", canvas)
-    video = (
-        f"[{{in}}]scale={pw}:{ph}[fg{{n}}];[{{extra0}}]scale={W}:{H}[bg{{n}}];"
-        f"[bg{{n}}][fg{{n}}]overlay={px}:{py}:shortest=1[{{out}}]"
-    )
+    video = _inset(px, py, pw, ph)
     return Edit(
         "template", {"top": top, "left": left}, video, _rect(px, py, pw, ph), extra_inputs=(png,)
     )
@@ -158,10 +163,7 @@ def screen_recording(rng: np.random.Generator, assets: Path) -> Edit:
     for i in range(9):
         draw.text((cx, 45 + 30 * i), f"user{i}: lol {'!' * (i % 4)}", fill=(60, 60, 60))
     png = _write_png(assets, f"screen-{px}-{py}-{pw}-{ph}.png", canvas)
-    video = (
-        f"[{{in}}]scale={pw}:{ph}[fg{{n}}];[{{extra0}}]scale={W}:{H}[bg{{n}}];"
-        f"[bg{{n}}][fg{{n}}]overlay={px}:{py}:shortest=1[{{out}}]"
-    )
+    video = _inset(px, py, pw, ph)
     return Edit(
         "screen_recording", {"side": side}, video, _rect(px, py, pw, ph), extra_inputs=(png,)
     )
@@ -174,10 +176,7 @@ def picture_in_picture(rng: np.random.Generator, host: str) -> Edit:
     corner = rng.integers(0, 4)
     px = 16 if corner % 2 == 0 else W - pw - 16
     py = 16 if corner < 2 else H - ph - 16
-    video = (
-        f"[{{in}}]scale={pw}:{ph}[fg{{n}}];[{{extra0}}]scale={W}:{H},setpts=PTS-STARTPTS[bg{{n}}];"
-        f"[bg{{n}}][fg{{n}}]overlay={px}:{py}:shortest=1[{{out}}]"
-    )
+    video = _inset(px, py, pw, ph, background=",setpts=PTS-STARTPTS")
     return Edit(
         "picture_in_picture", {"scale": scale}, video, _rect(px, py, pw, ph), extra_inputs=(host,)
     )

@@ -183,6 +183,26 @@ class TritonServer:
         if _group_alive(self.process.pid):
             os.killpg(self.process.pid, signal.SIGKILL)
 
+    def peak_memory_mb(self) -> float:
+        """Sum over the server's process group (tritonserver and its backend stubs) of each
+        process's peak resident memory (VmHWM), MiB: an upper bound of the group's peak."""
+        if self.process is None:
+            return 0.0
+        total_kb = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # Fields after the parenthesised name: state, ppid, pgrp, ...
+                pgrp = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+                if pgrp != self.process.pid:
+                    continue
+                status = (stat.parent / "status").read_text()
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while being read
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        return total_kb / 1024
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""

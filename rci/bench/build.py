@@ -23,10 +23,13 @@ from rci.bench.sources import (
     AUDIO_RATE,
     SourceSpec,
     audio_catalog,
+    clip_catalog,
     decode_audio,
     photo_catalog,
     render_frames,
     speech_prompts,
+    subject,
+    write_clip_source,
     write_source,
 )
 from rci.samples import FPS, SIZE
@@ -48,9 +51,14 @@ class Mode:
     chains: int
     full_copies: int  # a whole reference, edited
     two_source: int  # spans of two references back to back inside unrelated material
+    clips: tuple[str, ...]  # real video clips added as references (sources.clip_catalog)
+    framed: int  # references shown inside a template or player; near misses reuse the frame
+    same_audio: int  # near misses: a reference's audio under unrelated pictures
 
 
-SMALL = Mode("small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1)
+SMALL = Mode(
+    "small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1, ("bikes",), 1, 1
+)
 FULL = Mode(
     "full",
     100,
@@ -61,7 +69,11 @@ FULL = Mode(
     40,
     10,
     10,
+    ("vtest", "tree", "bikes"),
+    4,
+    8,
 )
+FRAMES = (E.EditKind.TEMPLATE, E.EditKind.SCREEN_RECORDING)  # what framed references wear
 
 
 @dataclass
@@ -81,12 +93,15 @@ class QueryTruth:
 class QueryRecord:
     query_id: str
     path: str
-    kind: str  # full | partial | negative
+    kind: str  # full | partial | two_source | negative | near_miss
     split: str
     edits: list[dict]
     audio: str  # kept | removed | replaced | noised
     duration: float
     truth: list[QueryTruth] = field(default_factory=list)
+    # Negatives that resemble a reference: same_audio | same_frame | similar_subject.
+    trap: str = ""
+    resembles: list[str] = field(default_factory=list)  # the references they resemble
 
 
 def _run(command: list[str]) -> None:
@@ -96,18 +111,21 @@ def _run(command: list[str]) -> None:
 
 
 def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
-    """Photos and audio spans for every source; nothing is used twice."""
+    """Photos (or a clip) and audio spans for every source; nothing is used twice. Order:
+    `mode.sources` photo sources, then the clips, then the framed references' sources."""
     photos = photo_catalog()
     rng.shuffle(photos)
-    music = audio_catalog(mode.music_packages)
-    prompts = speech_prompts()
-    prompt_paths, prompt_seconds = list(prompts), list(prompts.values())
     # Photos are shared out evenly; a source cuts between several framings of its photos.
     per_source = min(4, len(photos) // mode.sources)
     if per_source < 1:
         raise RuntimeError(f"{len(photos)} photographs for {mode.sources} sources: too few")
-    specs, music_at, prompt_at = [], [0, 0.0], 0
-    for n in range(mode.sources):
+    specs = []
+    for n in range(mode.sources + mode.framed):
+        if n == mode.sources:
+            for clip in clip_catalog(mode.clips):
+                specs.append(SourceSpec(f"S{len(specs):03d}", [], [], clip=clip))
+        if len(photos) < per_source:
+            break  # framed references take what photographs are left
         seconds = float(rng.uniform(mode.min_seconds, mode.max_seconds))
         shots = max(2, int(round(seconds / rng.uniform(5, 9))))
         mine, photos = photos[:per_source], photos[per_source:]
@@ -115,8 +133,19 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
         cut = np.sort(rng.uniform(0.2, 0.8, shots - 1)) if shots > 1 else np.array([])
         bounds = np.concatenate([[0.0], np.round((cut * seconds) * FPS) / FPS, [seconds]])
         lengths = [float(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        spec = SourceSpec(f"S{n:03d}", chosen, [round(x, 2) for x in lengths])
-        # Every third source gets speech while unused prompts last, the rest music.
+        specs.append(SourceSpec(f"S{len(specs):03d}", chosen, [round(x, 2) for x in lengths]))
+    _assign_audio(specs, mode)
+    return specs
+
+
+def _assign_audio(specs: list[SourceSpec], mode: Mode) -> None:
+    """Every third source gets speech while unused prompts last, the rest music; each takes
+    the next unused span of a track."""
+    music = audio_catalog(mode.music_packages)
+    prompts = speech_prompts()
+    prompt_paths, prompt_seconds = list(prompts), list(prompts.values())
+    music_at, prompt_at = [0, 0.0], 0
+    for n, spec in enumerate(specs):
         if n % 3 == 2 and sum(prompt_seconds[prompt_at:]) >= spec.duration:
             spec.audio = {"package": "asterisk-core-sounds-en-wav", "files": [], "kind": "speech"}
             total = 0.0
@@ -124,25 +153,23 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
                 spec.audio["files"].append(prompt_paths[prompt_at])
                 total += prompt_seconds[prompt_at] + SPEECH_GAP
                 prompt_at += 1
-        else:
-            # Next track when the current one has less than this source left.
-            while music_at[0] < len(music) and (
-                music[music_at[0]].duration - music_at[1] < spec.duration
-            ):
-                music_at = [music_at[0] + 1, 0.0]
-            if music_at[0] >= len(music):
-                raise RuntimeError(f"out of music at source {n}: install the full packages")
-            track = music[music_at[0]]
-            spec.audio = {
-                "package": track.package,
-                "file": track.file,
-                "kind": "music",
-                "start": round(music_at[1], 2),
-                "end": round(music_at[1] + spec.duration, 2),
-            }
-            music_at[1] += spec.duration
-        specs.append(spec)
-    return specs
+            continue
+        # Next track when the current one has less than this source left.
+        while music_at[0] < len(music) and (
+            music[music_at[0]].duration - music_at[1] < spec.duration
+        ):
+            music_at = [music_at[0] + 1, 0.0]
+        if music_at[0] >= len(music):
+            raise RuntimeError(f"out of music at source {n}: install the full packages")
+        track = music[music_at[0]]
+        spec.audio = {
+            "package": track.package,
+            "file": track.file,
+            "kind": "music",
+            "start": round(music_at[1], 2),
+            "end": round(music_at[1] + spec.duration, 2),
+        }
+        music_at[1] += spec.duration
 
 
 def source_audio(spec: SourceSpec) -> np.ndarray:
@@ -277,25 +304,40 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_sources(mode, rng)
-    n_distractors = max(2, len(specs) // 4)
-    roles = ["reference"] * (len(specs) - n_distractors) + ["distractor"] * n_distractors
-    splits = split_of(len(specs), rng)
+    n_distractors = max(2, mode.sources // 4)
+    roles = ["reference"] * (mode.sources - n_distractors) + ["distractor"] * n_distractors
+    roles += ["reference"] * (len(specs) - mode.sources)
+    splits = split_of(mode.sources, rng) + [SPLITS[n % 3] for n in range(len(specs) - mode.sources)]
+    framed_from = mode.sources + len(mode.clips)
     sources = []
     for n, spec in enumerate(specs):
         path = out / "sources" / f"{spec.source_id}.mp4"
+        entry = {
+            "id": spec.source_id,
+            "path": str(path.relative_to(out)),
+            "duration": spec.duration,
+            "role": roles[n],
+            "split": splits[n],
+            "provenance": spec.provenance(),
+        }
+        if spec.photos:
+            entry["subject"] = subject(spec.photos[0])
+        plain = path if n < framed_from else _work_dir(out) / f"{spec.source_id}-plain.mp4"
+        if n >= framed_from:  # a reference inside a template or player, as channels post them
+            ctx = E.EditContext(rng=rng, assets=out / "assets", host="")
+            frame = E.make_edit(FRAMES[(n - framed_from) % len(FRAMES)], ctx)
+            entry["frame"] = {"name": frame.name, "params": frame.params, "edit": frame}
         if not path.exists():
-            write_source(path, render_frames(spec, seed=seed * 1000 + n), source_audio(spec))
-        sources.append(
-            {
-                "id": spec.source_id,
-                "path": str(path.relative_to(out)),
-                "duration": spec.duration,
-                "role": roles[n],
-                "split": splits[n],
-                "provenance": spec.provenance(),
-            }
-        )
-    refs = [s for s in sources if s["role"] == "reference"]
+            if spec.clip:
+                write_clip_source(path, spec.clip, source_audio(spec))
+            else:
+                write_source(plain, render_frames(spec, seed=seed * 1000 + n), source_audio(spec))
+            if plain != path:
+                render_clip(plain, 0.0, spec.duration, [frame], path, "kept", None)
+                plain.unlink()
+        sources.append(entry)
+    # Framed references are only in the library, as the near misses' look-alikes.
+    refs = [s for s in sources if s["role"] == "reference" and "frame" not in s]
     hosts = [s for s in sources if s["role"] == "distractor"]
     queries = []
     for q, kinds in enumerate(_query_plans(mode, rng)):
@@ -318,20 +360,37 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         if n < mode.full_copies:
             queries.append(_full_copy(out, f"F{n:03d}", first, chain, audio, hosts[0]))
             continue
-        same_split = [r for r in refs if r["split"] == first["split"] and r is not first]
-        second = same_split[int(rng.integers(len(same_split)))] if same_split else refs[0]
+        # Both references from one split, so splits stay apart.
+        paired = [r for r in refs if sum(o["split"] == r["split"] for o in refs) > 1]
+        if first not in paired:
+            first = paired[int(rng.integers(len(paired)))]
+        others = [r for r in paired if r["split"] == first["split"] and r is not first]
+        second = others[int(rng.integers(len(others)))]
         host = hosts[n % len(hosts)]
         queries.append(
             _two_source(
                 out, f"T{n - mode.full_copies:03d}", (first, second), host, chain, audio, rng, mode
             )
         )
+    subjects = {}
+    for r in refs:
+        subjects.setdefault(r.get("subject"), []).append(r["id"])
     for n, host in enumerate(hosts):  # negatives: unrelated videos, never ingested
+        alike = subjects.get(host.get("subject"), [])
         queries.append(
             QueryRecord(
-                f"N{n:03d}", host["path"], "negative", host["split"], [], "kept", host["duration"]
-            )
+                f"N{n:03d}",
+                host["path"],
+                "negative",
+                host["split"],
+                [],
+                "kept",
+                host["duration"],
+                trap="similar_subject" if alike else "",
+                resembles=alike,
+            )  # fmt: skip
         )
+    queries += _near_misses(out, mode, sources, hosts, rng)
     manifest = {
         "version": 1,
         "seed": seed,
@@ -341,6 +400,8 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         "sources": sources,
         "queries": [asdict(q) for q in queries],
     }
+    for entry in sources:
+        entry.get("frame", {}).pop("edit", None)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     write_credits(out, manifest)
     return manifest
@@ -442,6 +503,71 @@ def _two_source(
         query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
         _edit_records(chain), audio, round(at + after, 3), truths,
     )  # fmt: skip
+
+
+def _near_misses(
+    out: Path, mode: Mode, sources: list[dict], hosts: list[dict], rng: np.random.Generator
+) -> list[QueryRecord]:
+    """Negatives built to resemble a reference: each framed reference's frame around unrelated
+    pictures, and references' audio under unrelated pictures. None copies a reference's
+    picture, so each must not be reported."""
+    queries = []
+    framed = [s for s in sources if "frame" in s]
+    refs = [s for s in sources if s["role"] == "reference" and "frame" not in s]
+    for n, ref in enumerate(framed):
+        host = hosts[(n + 2) % len(hosts)]
+        seconds = round(float(rng.uniform(10.0, min(25.0, host["duration"]))), 2)
+        start = round(float(rng.uniform(0.0, host["duration"] - seconds)), 2)
+        path = out / "queries" / f"M{n:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        edit = ref["frame"]["edit"]
+        duration = render_clip(out / host["path"], start, seconds, [edit], path, "kept", None)
+        queries.append(
+            QueryRecord(
+                f"M{n:03d}",
+                str(path.relative_to(out)),
+                "near_miss",
+                ref["split"],
+                _edit_records([edit]),
+                "kept",
+                round(duration, 3),
+                trap="same_frame",
+                resembles=[ref["id"]],
+            )  # fmt: skip
+        )
+    for n in range(mode.same_audio):
+        ref = refs[int(rng.integers(len(refs)))]
+        host = hosts[(n + 1) % len(hosts)]
+        seconds = round(float(rng.uniform(10.0, min(25.0, ref["duration"], host["duration"]))), 2)
+        ref_start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
+        path = out / "queries" / f"M{len(framed) + n:03d}.mp4"
+        _dub(out / host["path"], out / ref["path"], ref_start, seconds, path)
+        queries.append(
+            QueryRecord(
+                path.stem,
+                str(path.relative_to(out)),
+                "near_miss",
+                ref["split"],
+                [],
+                "kept",
+                seconds,
+                trap="same_audio",
+                resembles=[ref["id"]],
+            )  # fmt: skip
+        )
+    return queries
+
+
+def _dub(pictures: Path, sound: Path, sound_start: float, seconds: float, out: Path) -> None:
+    """`seconds` of `pictures`' video from its start under `sound`'s audio from
+    `sound_start`: the same music over different pictures."""
+    command = [
+        "ffmpeg", "-y", "-loglevel", "error", "-t", f"{seconds:.3f}", "-i", str(pictures),
+        "-ss", f"{sound_start:.3f}", "-t", f"{seconds:.3f}", "-i", str(sound),
+        "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+        "-c:a", "aac", "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+    _run(command)
 
 
 def _work_dir(out: Path) -> Path:

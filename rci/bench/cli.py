@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             descriptor=args.descriptor,
         )  # fmt: skip
         with TritonServer(options) as server, RciClient(server.http_url) as client:
-            report = run(args.out, client, args.library, peers)
+            report = run(args.out, client, args.library, peers, server.peak_memory_mb)
     print((args.out / "results.md").read_text())
     print(json.dumps(report["overall"], indent=1))
     return 0
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument(
         "--peers",
-        default="phash,chromaprint",
+        default="phash,chromaprint,signature,videohash",
         help="comma-separated peers to run too ('' for none)",
     )
     p.set_defaults(func=cmd_run)

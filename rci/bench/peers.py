@@ -3,6 +3,10 @@
 - pHash: a 64-bit DCT perceptual hash per frame at 1 fps, searched and aligned with RCI's own
   recall and alignment (only the frame descriptor differs).
 - Chromaprint (fpcalc): audio fingerprints matched by offset voting; audio-only.
+- MPEG-7 video signature: FFmpeg's `signature` filter, detectmode=full, compares every pair
+  of its inputs; scored on one split (see SignaturePeer).
+- videohash: one 64-bit hash per whole video (a collage of frames), compared by Hamming
+  distance; it has no time axis, so a match spans both whole videos.
 Each peer returns, per query, the same prediction records the runner makes from the server.
 """
 
@@ -11,7 +15,9 @@ from __future__ import annotations
 import abc
 import enum
 import json
+import re
 import subprocess
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +45,16 @@ class Peer(abc.ABC):
     @abc.abstractmethod
     def detect(self, query: Path) -> list[dict]:
         """Prediction records for one query: ref_id, score, reproduced, segments."""
+
+    def detect_all(self, queries: dict[str, Path]) -> dict[str, list[dict]]:
+        """query id -> prediction records; a query that fails to decode has none."""
+        out = {}
+        for query_id, path in queries.items():
+            try:
+                out[query_id] = self.detect(path)
+            except MediaError:
+                out[query_id] = []
+        return out
 
 
 def phash(frames: np.ndarray) -> np.ndarray:
@@ -187,24 +203,148 @@ class ChromaprintPeer(Peer):
         return lo + int(good[0]), lo + int(good[-1]) + 1, len(good)
 
 
+SIGNATURE_MATCH = re.compile(
+    r"matching of video (\d+) at ([\d.]+) and (\d+) at ([\d.]+), (\d+) frames matching"
+)
+
+
+class SignaturePeer(Peer):
+    """FFmpeg's MPEG-7 video signature filter in detectmode=full over one ffmpeg run holding
+    the references and the queries; its own decision (a match reported) is `reproduced`, the
+    score is the matched seconds.
+
+    The filter compares every pair of its inputs, about a second per pair of one-minute
+    videos on this machine, so it runs on one split's references and queries (all pairs of
+    the full benchmark would take hours), at `fps` frames per second of 320x180 luma: the
+    filter reads luma block averages, and both cuts keep its memory (it buffers every
+    input's frames) and time in bounds.
+    """
+
+    name = "signature"
+
+    def __init__(self, split: str = "test", fps: int = 10) -> None:
+        self.split, self.fps = split, fps
+        self._refs: dict[str, Path] = {}
+
+    def index(self, references: dict[str, Path]) -> None:
+        self._refs = dict(references)
+
+    def detect(self, query: Path) -> list[dict]:
+        return self.detect_all({"query": query})["query"]
+
+    def detect_all(self, queries: dict[str, Path]) -> dict[str, list[dict]]:
+        ref_ids, query_ids = list(self._refs), list(queries)
+        inputs = [self._refs[r] for r in ref_ids] + [queries[q] for q in query_ids]
+        command = ["ffmpeg", "-hide_banner", "-nostats", "-loglevel", "info"]
+        for path in inputs:
+            command += ["-threads", "1", "-i", str(path)]
+        n = len(inputs)
+        graph = ";".join(f"[{i}:v]fps={self.fps},scale=320:180,format=gray[s{i}]" for i in range(n))
+        graph += ";" + "".join(f"[s{i}]" for i in range(n))
+        graph += f"signature=nb_inputs={n}:detectmode=full"
+        result = subprocess.run(
+            [*command, "-filter_complex", graph, "-f", "null", "-"], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ffmpeg signature failed: {result.stderr[-2000:]}")
+        out: dict[str, list[dict]] = {q: [] for q in query_ids}
+        for a, at_a, b, at_b, frames in SIGNATURE_MATCH.findall(result.stderr):
+            a, b = int(a), int(b)  # inputs are numbered refs first, so a < b
+            if a >= len(ref_ids) or b < len(ref_ids):
+                continue  # a pair of two references or of two queries
+            seconds = int(frames) / self.fps
+            r0, q0 = float(at_a), float(at_b)
+            out[query_ids[b - len(ref_ids)]].append(
+                {
+                    "ref_id": ref_ids[a],
+                    "score": seconds,
+                    "reproduced": True,
+                    "segments": [[q0, q0 + seconds, r0, r0 + seconds, seconds]],
+                }
+            )
+        return out
+
+
+class VideohashPeer(Peer):
+    """videohash 3.0.1 (PyPI): 64 bits per whole video; score = 1 - Hamming distance / 64,
+    reproduced at videohash's own similarity cut (distance <= 15 bits)."""
+
+    name = "videohash"
+    max_distance = 15
+
+    def __init__(self) -> None:
+        self._refs: dict[str, np.ndarray] = {}
+        self._durations: dict[str, float] = {}
+
+    @staticmethod
+    def _hash(path: Path) -> tuple[np.ndarray, float]:
+        from videohash import VideoHash  # an optional benchmark dependency
+
+        # videohash 3.0.1 (its last release) resizes with Image.ANTIALIAS, which Pillow 10
+        # removed; it was always an alias of LANCZOS.
+        if not hasattr(Image, "ANTIALIAS"):
+            Image.ANTIALIAS = Image.LANCZOS
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                # videohash tells folders from files by a trailing separator.
+                video = VideoHash(path=str(path), storage_path=scratch + "/")
+            except Exception as error:  # videohash raises bare exceptions on bad input
+                raise MediaError(f"videohash failed on {path.name}: {error}") from error
+        bits = np.array([int(c) for c in video.hash[2:]], dtype=np.uint8)
+        return bits, float(video.video_duration)
+
+    def index(self, references: dict[str, Path]) -> None:
+        for ref_id, path in references.items():
+            self._refs[ref_id], self._durations[ref_id] = self._hash(path)
+
+    def detect(self, query: Path) -> list[dict]:
+        bits, duration = self._hash(query)
+        out = []
+        for ref_id, ref_bits in self._refs.items():
+            distance = int(np.count_nonzero(bits != ref_bits))
+            score = 1.0 - distance / len(bits)
+            segment = [0.0, duration, 0.0, self._durations[ref_id], score]
+            out.append(
+                {
+                    "ref_id": ref_id,
+                    "score": score,
+                    "reproduced": distance <= self.max_distance,
+                    "segments": [segment],
+                }
+            )
+        return sorted(out, key=lambda m: -m["score"])[:5]
+
+
 class PeerKind(enum.Enum):
     PHASH = "phash"
     CHROMAPRINT = "chromaprint"
+    SIGNATURE = "signature"
+    VIDEOHASH = "videohash"
 
 
 def make_peer(kind: PeerKind) -> Peer:
-    return {PeerKind.PHASH: PHashPeer, PeerKind.CHROMAPRINT: ChromaprintPeer}[kind]()
+    return {
+        PeerKind.PHASH: PHashPeer,
+        PeerKind.CHROMAPRINT: ChromaprintPeer,
+        PeerKind.SIGNATURE: SignaturePeer,
+        PeerKind.VIDEOHASH: VideohashPeer,
+    }[kind]()
 
 
 def predict(peer: Peer, build_dir: Path, manifest: dict) -> list[dict]:
-    """Index the references, then one prediction record per query (runner format)."""
-    refs = {s["id"]: build_dir / s["path"] for s in manifest["sources"] if s["role"] == "reference"}
+    """Index the references, then one prediction record per query (runner format); a peer
+    bound to one split sees only that split's references and queries."""
+    split = getattr(peer, "split", None)
+    refs = {
+        s["id"]: build_dir / s["path"]
+        for s in manifest["sources"]
+        if s["role"] == "reference" and split in (None, s["split"])
+    }
     peer.index(refs)
-    records = []
-    for query in manifest["queries"]:
-        try:
-            matches = peer.detect(build_dir / query["path"])
-        except MediaError:
-            matches = []
-        records.append({"query_id": query["query_id"], "matches": matches, "box_iou": None})
-    return records
+    queries = {
+        q["query_id"]: build_dir / q["path"]
+        for q in manifest["queries"]
+        if split in (None, q["split"])
+    }
+    found = peer.detect_all(queries)
+    return [{"query_id": q, "matches": found[q], "box_iou": None} for q in queries]

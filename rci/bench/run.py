@@ -8,6 +8,8 @@ threshold, content-box IoU, and cost; overall, per split and per edit.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +26,16 @@ from rci.metrics import (
 )
 
 
-def run(build_dir: Path, client: RciClient, library: str, peers: tuple[PeerKind, ...] = ()) -> dict:
+def run(
+    build_dir: Path,
+    client: RciClient,
+    library: str,
+    peers: tuple[PeerKind, ...] = (),
+    peak_memory_mb: Callable[[], float] | None = None,
+) -> dict:
     """Ingest the manifest's references into `library` (empty), detect every query, score;
-    then the same for each peer, on the same data."""
+    then the same for each peer, on the same data. `peak_memory_mb` reads the server's peak
+    resident memory when the runner started the server."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     references = [s for s in manifest["sources"] if s["role"] == "reference"]
     ingest_seconds, ingested = 0.0, 0.0
@@ -64,6 +73,7 @@ def run(build_dir: Path, client: RciClient, library: str, peers: tuple[PeerKind,
             "detect_seconds_per_video_minute": 60
             * sum(p["seconds"] for p in predictions)
             / max(sum(p["duration"] for p in predictions), 1e-9),
+            "server_peak_memory_mb": peak_memory_mb() if peak_memory_mb else None,
         },
         "per_split": {},
         "predictions": predictions,
@@ -72,7 +82,16 @@ def run(build_dir: Path, client: RciClient, library: str, peers: tuple[PeerKind,
     for split in sorted({q["split"] for q in manifest["queries"]}):
         chosen = [q for q in manifest["queries"] if q["split"] == split]
         report["per_split"][split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
-    report["systems"] = compare(manifest, {"rci": predictions}, peers, build_dir)
+    systems, seconds = {"rci": predictions}, {}
+    for kind in peers:
+        start = time.perf_counter()
+        systems[kind.value] = predict(make_peer(kind), build_dir, manifest)
+        seconds[kind.value] = time.perf_counter() - start
+    report["cost"]["peer_seconds"] = seconds
+    report["systems"] = compare(manifest, systems)
+    report["thresholds"] = {
+        name: choose_threshold(manifest["queries"], records) for name, records in systems.items()
+    }
     report["overall"] = report["systems"]["rci (all)"]["overall"]
     report["per_edit"] = report["systems"]["rci (all)"]["per_edit"]
     (build_dir / "results.json").write_text(json.dumps(report, indent=1))
@@ -136,25 +155,34 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
 
 
 AUDIO_ONLY = {PeerKind.CHROMAPRINT.value}
+SPLIT_BOUND = {PeerKind.SIGNATURE.value}
 
 
-def compare(
-    manifest: dict, systems: dict[str, list[dict]], peers: tuple[PeerKind, ...], build_dir: Path
-) -> dict:
-    """name -> {"overall", "per_edit"} for RCI and every peer. Audio-only peers, and RCI beside
-    them, are scored on the queries whose audio was kept (and the negatives)."""
-    for kind in peers:
-        systems[kind.value] = predict(make_peer(kind), build_dir, manifest)
+def compare(manifest: dict, systems: dict[str, list[dict]]) -> dict:
+    """Scores keyed "name (slice)": overall, per_edit, traps. RCI is scored on every slice; a
+    peer on its own: audio-only peers on the queries whose audio was kept, split-bound peers
+    on their split, the others on all queries. Negatives and near misses are in every slice."""
     queries = manifest["queries"]
-    audio_kept = [q for q in queries if q["audio"] == "kept" or q["kind"] == "negative"]
-    chosen_slices = {"all": queries}
-    if AUDIO_ONLY & set(systems):
-        chosen_slices["audio kept"] = audio_kept
+    unrelated = ("negative", "near_miss")
+    slices = {"all": queries}
+    own_slice = {name: "all" for name in systems}
+    for name, records in systems.items():
+        if name in AUDIO_ONLY:
+            slices["audio kept"] = [
+                q for q in queries if q["audio"] == "kept" or q["kind"] in unrelated
+            ]
+            own_slice[name] = "audio kept"
+        elif name in SPLIT_BOUND:
+            split = {
+                q["split"] for q in queries if q["query_id"] in {r["query_id"] for r in records}
+            }
+            own_slice[name] = f"{'/'.join(sorted(split))} split"
+            slices[own_slice[name]] = [q for q in queries if q["split"] in split]
     out = {}
     for name, records in systems.items():
         by_id = {r["query_id"]: r for r in records}
-        for slice_name, chosen in chosen_slices.items():
-            if name in AUDIO_ONLY and slice_name == "all":
+        for slice_name, chosen in slices.items():
+            if name != "rci" and slice_name != own_slice[name]:
                 continue
             # Every edit's slice has the same negatives, so its uAP stays comparable.
             negatives = [q for q in chosen if q["kind"] == "negative"]
@@ -165,8 +193,66 @@ def compare(
             out[f"{name} ({slice_name})"] = {
                 "overall": score(chosen, [by_id[q["query_id"]] for q in chosen]),
                 "per_edit": per_edit,
+                "traps": traps(chosen, by_id),
             }
     return out
+
+
+def traps(queries: list[dict], by_id: dict[str, dict]) -> dict:
+    """Per kind of near miss: queries, how many were reported reproduced (false positives),
+    and their mean top score."""
+    out: dict[str, dict] = {}
+    for q in queries:
+        if not q.get("trap"):
+            continue
+        matches = by_id[q["query_id"]]["matches"]
+        row = out.setdefault(q["trap"], {"queries": 0, "false_positives": 0, "top_scores": []})
+        row["queries"] += 1
+        row["false_positives"] += any(m["reproduced"] for m in matches)
+        row["top_scores"].append(max((m["score"] for m in matches), default=0.0))
+    for row in out.values():
+        row["mean_top_score"] = float(np.mean(row.pop("top_scores")))
+    return out
+
+
+def choose_threshold(queries: list[dict], records: list[dict]) -> dict | None:
+    """The pair-score threshold with the best decision F1 on the val split, and the test
+    split's decisions at it; None when the system has no val or test queries."""
+    by_id = {r["query_id"]: r for r in records}
+    split = {
+        s: [q for q in queries if q["split"] == s and q["query_id"] in by_id]
+        for s in ("val", "test")
+    }
+    if not split["val"] or not split["test"]:
+        return None
+
+    def pairs(chosen: list[dict]) -> tuple[set, dict]:
+        truth = {(q["query_id"], t["ref_id"]) for q in chosen for t in q["truth"]}
+        scores: dict = {}
+        for q in chosen:
+            for m in by_id[q["query_id"]]["matches"]:
+                key = (q["query_id"], m["ref_id"])
+                scores[key] = max(scores.get(key, float("-inf")), m["score"])
+        return truth, scores
+
+    truth, scores = pairs(split["val"])
+    levels = sorted(set(scores.values()))
+    best = (-1.0, float("inf"))
+    for n, level in enumerate(levels):
+        f1 = decision_scores(truth, {k for k, v in scores.items() if v >= level})[2]
+        # Between this score and the next lower one: the widest margin for the same decisions.
+        cut = (level + levels[n - 1]) / 2 if n else level
+        if f1 > best[0]:
+            best = (f1, cut)
+    test_truth, test_scores = pairs(split["test"])
+    p, r, f1 = decision_scores(test_truth, {k for k, v in test_scores.items() if v >= best[1]})
+    return {
+        "threshold": best[1],
+        "val_f1": best[0],
+        "test_precision": p,
+        "test_recall": r,
+        "test_f1": f1,
+    }
 
 
 def _fmt(value) -> str:
@@ -214,11 +300,41 @@ def markdown(report: dict) -> str:
                     else f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})"
                 )
             lines.append(f"| {edit} | " + " | ".join(cells) + " |")
+    trap_names = sorted({t for v in systems.values() for t in v["traps"]})
+    if trap_names:
+        lines += ["", "Near misses, negatives built to resemble a reference: false positives /"]
+        lines += ["queries (mean top score):", ""]
+        lines += ["| near miss | " + " | ".join(systems) + " |"]
+        lines += ["| --- " * (len(systems) + 1) + "|"]
+        for trap in trap_names:
+            cells = []
+            for values in systems.values():
+                row = values["traps"].get(trap)
+                cells.append(
+                    "-"
+                    if row is None
+                    else f"{row['false_positives']}/{row['queries']} ({row['mean_top_score']:.2f})"
+                )
+            lines.append(f"| {trap} | " + " | ".join(cells) + " |")
+    thresholds = {k: v for k, v in report.get("thresholds", {}).items() if v}
+    if thresholds:
+        lines += ["", "Decision threshold chosen on the val split, applied to the test split:", ""]
+        lines += ["| system | threshold | val F1 | test precision | test recall | test F1 |"]
+        lines += ["| --- | --- | --- | --- | --- | --- |"]
+        for name, t in thresholds.items():
+            cells = [t["threshold"], t["val_f1"], t["test_precision"], t["test_recall"]]
+            lines.append(
+                f"| {name} | " + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(t['test_f1'])} |"
+            )
     cost = report["cost"]
+    memory = cost.get("server_peak_memory_mb")
     lines += [
         "",
         f"Cost: ingest {cost['ingest_seconds_per_video_minute']:.2f} s per minute of video, "
-        f"detect {cost['detect_seconds_per_video_minute']:.2f} s per minute of query video.",
-        "",
+        f"detect {cost['detect_seconds_per_video_minute']:.2f} s per minute of query video"
+        + (f"; server peak memory {memory:.0f} MiB." if memory else "."),
     ]
-    return "\n".join(lines)
+    if cost.get("peer_seconds"):
+        spent = ", ".join(f"{k} {v:.0f} s" for k, v in cost["peer_seconds"].items())
+        lines += ["", f"Peers' wall time (index and detect, whole run): {spent}."]
+    return "\n".join(lines + [""])

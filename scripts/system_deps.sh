@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Debian packages: the shared libpython the Triton Python backend stub links against, venv
-# support, libb64 for perf_analyzer; for the benchmark, ffmpeg and the packages whose
-# photographs and audio its sources are made of (small mode's set).
+# support, libb64 for perf_analyzer; for the benchmark, ffmpeg, fpcalc (its Chromaprint
+# peer) and the packages whose photographs and audio its sources are made of: small mode's
+# set, and with --full the music and clips the full benchmark adds.
 set -euo pipefail
+media=(gcompris-qt-data mate-backgrounds asterisk-moh-opsound-wav asterisk-core-sounds-en-wav)
+[ "${1:-}" = "--full" ] && media+=(wesnoth-1.16-music drascula-music opencv-doc)
 py=$(${PYTHON:-python3} -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 missing=()
-ldconfig -p | grep -q "libpython${py}.so.1.0" || missing+=("libpython${py}")
-ldconfig -p | grep -q "libb64.so.0d" || missing+=("libb64-0d")
+# grep without -q: -q exits early, ldconfig dies of SIGPIPE and pipefail reports a miss.
+ldconfig -p | grep "libpython${py}.so.1.0" >/dev/null || missing+=("libpython${py}")
+ldconfig -p | grep "libb64.so.0d" >/dev/null || missing+=("libb64-0d")
 ${PYTHON:-python3} -c 'import ensurepip' 2>/dev/null || missing+=("python${py}-venv")
 command -v ffmpeg >/dev/null || missing+=("ffmpeg")
-for pkg in gcompris-qt-data mate-backgrounds asterisk-moh-opsound-wav asterisk-core-sounds-en-wav; do
+command -v fpcalc >/dev/null || missing+=("libchromaprint-tools")
+for pkg in "${media[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from client import RciClient
+from rci.bench import cli
 from rci.bench import edits as E
 from rci.bench.build import SMALL, build
 from rci.bench.peers import ChromaprintPeer, PeerKind, SignaturePeer, VideohashPeer, phash
@@ -154,6 +155,19 @@ def test_metrics_sanity_perfect_and_shuffled(bench):
     shuffled.sort(key=lambda p: order[p["query_id"]])
     bad = score(manifest["queries"], shuffled)
     assert bad["pair_uap"] < 0.5 and bad["segment_ap"] < 0.5 and bad["decision_f1"] < 0.5
+
+
+def test_score_command_scores_a_predictions_file(bench, tmp_path, capsys):
+    out, manifest = bench
+    predictions = tmp_path / "mine.json"
+    predictions.write_text(json.dumps(_perfect(manifest)))
+    assert cli.main(["score", "--out", str(out), "--predictions", str(predictions)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["overall"]["pair_uap"] == pytest.approx(1.0)
+    assert all(row["false_positives"] == 0 for row in scores["traps"].values())
+    predictions.write_text(json.dumps(_perfect(manifest)[1:]))
+    assert cli.main(["score", "--out", str(out), "--predictions", str(predictions)]) == 2
+    assert "missing ['Q000']" in capsys.readouterr().out
 
 
 def test_runner_scores_the_served_system(bench, server):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rci.bench.build import FULL, SMALL, build
 from rci.bench.peers import PeerKind
-from rci.bench.run import run
+from rci.bench.run import compare, run
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -47,6 +47,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score another system's predictions (runner format) against a build's manifest."""
+    manifest = json.loads((args.out / "manifest.json").read_text())
+    records = json.loads(args.predictions.read_text())
+    known = {q["query_id"] for q in manifest["queries"]}
+    given = {r["query_id"] for r in records}
+    if given != known:
+        missing, unknown = sorted(known - given), sorted(given - known)
+        print(f"predictions must cover every query once: missing {missing}, unknown {unknown}")
+        return 2
+    for record in records:
+        record.setdefault("box_iou", None)
+    scores = compare(manifest, {args.name: records})[f"{args.name} (all)"]
+    print(json.dumps(scores, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rci-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated peers to run too ('' for none)",
     )
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("score", help="score your own system's predictions (JSON) on a build")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.add_argument("--predictions", type=Path, required=True, help="a JSON list, one per query")
+    p.add_argument("--name", default="mine")
+    p.set_defaults(func=cmd_score)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,4 +1,5 @@
-"""Frame preparation for the descriptor: a per-video content box, crop, antialiased resize."""
+"""Frame preparation for the descriptor: each frame's content box (black or white bars
+removed, then an inset picture found), crop, antialiased resize."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from rci.inset import InsetParams, inset_boxes
 
 MODEL_SIZE = 224  # pixels, square descriptor input
 
@@ -16,6 +19,10 @@ class BorderParams:
 
     max_std: float = 8.0  # spread of intensities along the line within one frame
     max_drift: float = 12.0  # change of the line's mean from one sampled frame to the next
+    # Bars are black or white: a flat line of any other colour is more often content (sky,
+    # a wall, flat artwork); coloured frames are found as insets.
+    dark: float = 40.0  # a bar line's mean is at most this ...
+    bright: float = 215.0  # ... or at least this
     min_run: int = 3  # consecutive sampled frames (seconds at 1 fps) a bar must last
     min_keep: float = 0.3  # never keep less than this fraction of a dimension
 
@@ -26,7 +33,7 @@ def _flat_lines(std: np.ndarray, mean: np.ndarray, params: BorderParams) -> np.n
     std, mean: (T, L) per-frame statistics along each row (or column). Runs rather than a
     centred window, so the first and last frames of an inserted letterboxed clip count too.
     """
-    uniform = std < params.max_std
+    uniform = (std < params.max_std) & ((mean <= params.dark) | (mean >= params.bright))
     joins = np.zeros_like(uniform)
     joins[1:] = uniform[1:] & uniform[:-1] & (np.abs(mean[1:] - mean[:-1]) < params.max_drift)
     forward = np.zeros(uniform.shape, dtype=np.int32)
@@ -53,12 +60,13 @@ def _keep_span(flat: np.ndarray, min_keep: float) -> tuple[int, int]:
     return start, stop
 
 
-def content_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> np.ndarray:
-    """(T, 4) int [x0, y0, x1, y1] pixel boxes that drop uniform bars around the content.
+def border_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> np.ndarray:
+    """(T, 4) int [x0, y0, x1, y1] pixel boxes that drop black or white bars around the
+    content.
 
-    frames: (T, H, W, 3) uint8. A row or column is border when it is flat (black, white or
-    any single colour) for at least min_run consecutive frames, so bars that come and go
-    with an inserted clip are found while one dark frame is never cropped.
+    frames: (T, H, W, 3) uint8. A row or column is border when it is flat and black or
+    white for at least min_run consecutive frames, so bars that come and go with an
+    inserted clip are found while one dark frame is never cropped.
     """
     t, h, w, _ = frames.shape
     row_std, row_mean = np.empty((t, h), np.float32), np.empty((t, h), np.float32)
@@ -74,6 +82,27 @@ def content_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> 
         y0, y1 = _keep_span(rows[f], params.min_keep)
         x0, x1 = _keep_span(cols[f], params.min_keep)
         boxes[f] = (x0, y0, x1, y1)
+    return boxes
+
+
+def content_boxes(
+    frames: np.ndarray,
+    params: BorderParams = BorderParams(),
+    inset: InsetParams | None = InsetParams(),
+) -> np.ndarray:
+    """(T, 4) int [x0, y0, x1, y1] pixel boxes of the content: inside any black or white
+    bars, and inside an inset picture (template, player page, picture-in-picture, blur
+    padding) where one is found (`inset` None skips that search)."""
+    boxes = border_boxes(frames, params)
+    if inset is None:
+        return boxes
+    for f, found in enumerate(inset_boxes(frames, inset, boxes)):
+        if found is None:
+            continue
+        x0, y0 = max(found[0], boxes[f, 0]), max(found[1], boxes[f, 1])
+        x1, y1 = min(found[2], boxes[f, 2]), min(found[3], boxes[f, 3])
+        if x1 > x0 and y1 > y0:
+            boxes[f] = (x0, y0, x1, y1)
     return boxes
 
 

@@ -47,6 +47,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boxes(args: argparse.Namespace) -> int:
+    from rci.bench.boxes import box_report, markdown
+    from rci.inset import InsetParams
+
+    report = box_report(
+        args.out, args.split or None, inset=None if args.bars_only else InsetParams()
+    )
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Score another system's predictions (runner format) against a build's manifest."""
     manifest = json.loads((args.out / "manifest.json").read_text())
@@ -84,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated peers to run too ('' for none)",
     )
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("boxes", help="content-box IoU per edit, no server needed")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.add_argument("--split", default="val", help="train, val or test ('' for all)")
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--bars-only", action="store_true", help="skip the inset search (baseline)")
+    p.set_defaults(func=cmd_boxes)
     p = sub.add_parser("score", help="score your own system's predictions (JSON) on a build")
     p.add_argument("--out", type=Path, default=Path(".rci/bench"))
     p.add_argument("--predictions", type=Path, required=True, help="a JSON list, one per query")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from client import RciClient
+from rci.bench.boxes import query_iou
 from rci.bench.peers import PeerKind, make_peer, predict
 from rci.metrics import (
     SegmentMatch,
-    box_iou,
     decision_scores,
     micro_average_precision,
     segment_average_precision,
@@ -60,7 +60,7 @@ def run(
                     }
                     for m in detected.matches
                 ],
-                "box_iou": _box_iou(query, detected.frame_times, detected.content_boxes),
+                "box_iou": query_iou(query, detected.frame_times, detected.content_boxes),
             }
         )
     report = {
@@ -97,16 +97,6 @@ def run(
     (build_dir / "results.json").write_text(json.dumps(report, indent=1))
     (build_dir / "results.md").write_text(markdown(report))
     return report
-
-
-def _box_iou(query: dict, times: np.ndarray, boxes: np.ndarray) -> float | None:
-    """Mean IoU of the served per-frame boxes with the truth box, over the copied span's
-    frames (the first and last second left out: they may hold the cut)."""
-    values = []
-    for truth in query["truth"]:
-        inside = (times >= truth["query_start"] + 1) & (times < truth["query_end"] - 1)
-        values += [box_iou(tuple(b), tuple(truth["content_box"])) for b in boxes[inside]]
-    return float(np.mean(values)) if values else None
 
 
 def score(queries: list[dict], predictions: list[dict]) -> dict:

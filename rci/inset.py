@@ -1,0 +1,226 @@
+"""Find a picture set into the frame: a template, a video-player page, picture-in-picture,
+blur-filled padding. Its sides are straight edges that stay put while the picture inside
+changes, so the evidence is edges that persist over a few sampled frames, joined into the
+rectangle best supported on every side that lies inside the frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+ANALYSIS_WIDTH = 320  # pixels: frames are examined at this width (height keeps the aspect)
+GAP = 3  # pixels between a line and the parallel lines it must stand out from
+
+
+@dataclass(frozen=True)
+class InsetParams:
+    """Thresholds, on 0-255 grey at ANALYSIS_WIDTH; lengths as fractions of the frame."""
+
+    window: int = 2  # sampled frames each side of a frame that must show the same edges
+    edge: float = 8.0  # step in grey between neighbouring pixels that counts as an edge
+    persist: float = 0.6  # fraction of the window's frames an edge pixel must be in
+    min_side: float = 0.2  # a candidate line spans at least this much of the frame
+    support: float = 0.6  # fraction of an inner side that must lie on a persistent edge
+    contrast: float = 0.3  # ... more than on the emptier of the lines GAP pixels either side
+    min_area: float = 0.08  # smallest inset, as a fraction of the frame
+    max_area: float = 0.9  # larger rectangles are left to border removal
+    candidates: int = 12  # strongest lines kept per axis
+    min_inner: int = 3  # inner sides (not on the frame's edge), or 2 opposite ones (a band)
+    band_area: float = 0.25  # a band is at least this much of the frame ...
+    band_offset: float = 0.1  # ... and its margins differ by at most this much of the width
+    # Mean change of a pixel between sampled frames (grey levels) below which a window is a
+    # still: then real lines (buildings) persist like a frame's would, so it tells nothing.
+    min_motion: float = 1.0
+
+
+def _grey(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, h, w) float32 grey, area-averaged to ANALYSIS_WIDTH."""
+    _, h, w, _ = frames.shape
+    width = min(ANALYSIS_WIDTH, w)  # never upsampled: replicated pixels would fake edges
+    size = (width, max(2, round(h * width / w)))
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX))
+            for f in frames
+        ]
+    ).astype(np.float32)
+
+
+def _persistent(steps: np.ndarray, params: InsetParams) -> np.ndarray:
+    """(T, h, w) steps between neighbours -> (h, w) bool: edges in at least `persist` of
+    the window's frames."""
+    return (steps >= params.edge).mean(axis=0) >= params.persist
+
+
+def _close_along(edge: np.ndarray, across: int) -> np.ndarray:
+    """Close gaps of up to 4 pixels along lines (a boundary between two pictures fades
+    where their colours meet)."""
+    along = np.ones((5, 1) if across == 1 else (1, 5), dtype=bool)
+    return ndimage.binary_closing(edge, structure=along)
+
+
+def _thin(edge: np.ndarray, axis: int, gap: int = GAP) -> np.ndarray:
+    """Drop edge pixels with edges `gap` pixels away on both sides across the line: texture
+    and noise, not a line."""
+    before = np.roll(edge, gap, axis=axis)
+    after = np.roll(edge, -gap, axis=axis)
+    return edge & ~(before & after)
+
+
+def _runs_prefix(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Cumulative count of True along `axis` with a leading zero: any segment's count in
+    O(1)."""
+    counts = np.cumsum(mask, axis=axis, dtype=np.int32)
+    pad = [(0, 0)] * mask.ndim
+    pad[axis] = (1, 0)
+    return np.pad(counts, pad)
+
+
+def _longest_run(mask: np.ndarray) -> np.ndarray:
+    """(L, N) bool -> (N,) the longest run of True along axis 0 of each column."""
+    best = np.zeros(mask.shape[1], dtype=np.int32)
+    run = np.zeros(mask.shape[1], dtype=np.int32)
+    for row in mask:
+        run = np.where(row, run + 1, 0)
+        np.maximum(best, run, out=best)
+    return best
+
+
+def _candidates(run: np.ndarray, length: int, params: InsetParams) -> list[int]:
+    """Positions whose longest persistent run spans min_side of `length`, strongest first,
+    one per neighbourhood (a blurry line is one line)."""
+    order = np.argsort(-run, kind="stable")
+    chosen: list[int] = []
+    for pos in order:
+        if run[pos] < params.min_side * length or len(chosen) >= params.candidates:
+            break
+        if all(abs(int(pos) - c) > 2 for c in chosen):
+            chosen.append(int(pos))
+    return chosen
+
+
+def find_inset(
+    grey: np.ndarray, params: InsetParams = InsetParams(), bounds: tuple | None = None
+) -> tuple | None:
+    """(T, h, w) float32 grey frames of one window -> (x0, y0, x1, y1) analysis pixels of the
+    inset, or None when no rectangle is supported on all its inner sides. `bounds` (x0, y0,
+    x1, y1), where bars were found, stands for the frame: its sides need no support."""
+    t, h, w = grey.shape
+    bx0, by0, bx1, by1 = bounds or (0, 0, w, h)
+    if t < 2 or np.abs(np.diff(grey, axis=0)).mean() < params.min_motion:
+        return None
+    # Edges between pixel i and i+1 that persist over the window: col (h, w-1) are vertical
+    # lines at x = i + 1, row (h-1, w) horizontal lines at y = i + 1.
+    col = _close_along(_persistent(np.abs(np.diff(grey, axis=2)), params), across=1)
+    row = _close_along(_persistent(np.abs(np.diff(grey, axis=1)), params), across=0)
+    # Candidates: long runs of line pixels (texture thinned out, the gaps it leaves closed).
+    xs = [x + 1 for x in _candidates(_longest_run(_close_along(_thin(col, 1), 1)), h, params)]
+    ys = [y + 1 for y in _candidates(_longest_run(_close_along(_thin(row, 0), 0).T), w, params)]
+    if not xs and not ys:
+        return None
+    col_sum = _runs_prefix(col, axis=0)  # (h+1, w-1): counts down each column
+    row_sum = _runs_prefix(row.T, axis=0)  # (w+1, h-1): counts along each row
+
+    def line(sums: np.ndarray, i: int, lo: int, hi: int, size: int) -> tuple[float, float]:
+        """(share of persistent edge pixels, its excess over the emptier parallel line GAP
+        pixels away) for the edge index i from lo to hi."""
+
+        def share(k: int) -> float:
+            inside = 0 <= k < size - 1
+            return (sums[hi, k] - sums[lo, k]) / max(1, hi - lo) if inside else 0.0
+
+        return share(i), share(i) - min(share(i - GAP), share(i + GAP))
+
+    def side(sums: np.ndarray, pos: int, lo: int, hi: int, size: int) -> float:
+        """How well the line at `pos` (from `lo` to `hi`) is supported: 1 on the frame's
+        edge, else its share of persistent edge pixels (an edge may sit a pixel either side
+        of the boundary), 0 unless it stands out from the lines beside it by `contrast`
+        (a line, not texture)."""
+        if pos in free[sums is col_sum]:
+            return 1.0
+        scores = [line(sums, i, lo, hi, size) for i in (pos - 2, pos - 1, pos)]
+        return max((s for s, c in scores if c >= params.contrast), default=0.0)
+
+    def snap(sums: np.ndarray, pos: int, lo: int, hi: int, size: int) -> int:
+        """The boundary within 3 pixels of `pos` whose line stands out most (candidates are
+        one per neighbourhood, and texture beside a boundary can win its neighbourhood)."""
+        if pos in free[sums is col_sum]:
+            return pos
+        near = range(max(1, pos - 3), min(size - 1, pos + 3) + 1)
+        return max(near, key=lambda b: line(sums, b - 1, lo, hi, size)[1])
+
+    best, best_key = None, None
+    free = {True: (bx0, bx1), False: (by0, by1)}  # keyed by "is a vertical side"
+    xs_all = sorted({x for x in xs if bx0 + 2 < x < bx1 - 2} | {bx0, bx1})
+    ys_all = sorted({y for y in ys if by0 + 2 < y < by1 - 2} | {by0, by1})
+    bw, bh = bx1 - bx0, by1 - by0
+    for i, x0 in enumerate(xs_all):
+        for x1 in xs_all[i + 1 :]:
+            for j, y0 in enumerate(ys_all):
+                for y1 in ys_all[j + 1 :]:
+                    area = (x1 - x0) * (y1 - y0) / (bw * bh)
+                    inner = (x0 > bx0) + (x1 < bx1) + (y0 > by0) + (y1 < by1)
+                    # Two opposite inner sides: a band, accepted when centred and wide
+                    # enough to be the picture (a letterbox of bars that are not flat).
+                    band = (
+                        inner == 2
+                        and (x0 > bx0) == (x1 < bx1)
+                        and abs(x0 - bx0 - (bx1 - x1)) + abs(y0 - by0 - (by1 - y1))
+                        <= params.band_offset * bw
+                        and area >= params.band_area
+                    )
+                    if (inner < params.min_inner and not band) or not (
+                        params.min_area <= area <= params.max_area
+                    ):
+                        continue
+                    sides = (
+                        side(col_sum, x0, y0, y1, w), side(col_sum, x1, y0, y1, w),
+                        side(row_sum, y0, x0, x1, h), side(row_sum, y1, x0, x1, h),
+                    )  # fmt: skip
+                    if min(sides) < params.support:
+                        continue
+                    # Most inner sides first (a rectangle closed on all sides beats a band
+                    # cut by one line), then the best support, then the larger.
+                    key = (inner, round(float(np.mean(sides)), 2), area)
+                    if best_key is None or key > best_key:
+                        best, best_key = (x0, y0, x1, y1), key
+    if best is None:
+        return None
+    x0, y0, x1, y1 = best
+    return (
+        snap(col_sum, x0, y0, y1, w), snap(row_sum, y0, x0, x1, h),
+        snap(col_sum, x1, y0, y1, w), snap(row_sum, y1, x0, x1, h),
+    )  # fmt: skip
+
+
+def inset_boxes(
+    frames: np.ndarray, params: InsetParams = InsetParams(), bounds: np.ndarray | None = None
+) -> list[tuple | None]:
+    """(T, H, W, 3) uint8 -> per frame an inset box (x0, y0, x1, y1) in the frames' pixels,
+    or None. `bounds` (T, 4) pixel boxes inside bars, if any, stand for each frame. Each
+    frame's search sees the frames within `window` of it; the answers are then
+    median-filtered over the same window (a side missed in one window does not flicker the
+    crop, and a cut stays sharp)."""
+    t, h, w, _ = frames.shape
+    grey = _grey(frames)
+    scale = np.array([w / grey.shape[2], h / grey.shape[1]] * 2)
+    whole = np.array([0, 0, grey.shape[2], grey.shape[1]])
+    found = np.empty((t, 4))
+    for f in range(t):
+        lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
+        box_f = whole if bounds is None else np.round(bounds[f] / scale).astype(int)
+        box = find_inset(grey[lo:hi], params, tuple(int(v) for v in box_f))
+        found[f] = box_f if box is None else box
+    out: list[tuple | None] = []
+    for f in range(t):
+        lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
+        box = np.median(found[lo:hi], axis=0)
+        base = whole if bounds is None else np.round(bounds[f] / scale)
+        if np.array_equal(box, base):
+            out.append(None)
+        else:
+            out.append(tuple(int(v) for v in np.round(box * scale)))
+    return out

@@ -41,9 +41,14 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     _, h, w, _ = frames.shape
     width = min(ANALYSIS_WIDTH, w)  # never upsampled: replicated pixels would fake edges
     size = (width, max(2, round(h * width / w)))
+    # A 3x3 median keeps a boundary's step and drops grain and noise, whose edges would
+    # otherwise be everywhere.
     return np.stack(
         [
-            np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX))
+            ndimage.median_filter(
+                np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX)),
+                size=3,
+            )
             for f in frames
         ]
     ).astype(np.float32)

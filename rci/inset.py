@@ -5,6 +5,7 @@ rectangle best supported on every side that lies inside the frame."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,11 @@ def find_inset(
         near = range(max(1, pos - 3), min(size - 1, pos + 3) + 1)
         return max(near, key=lambda b: line(sums, b - 1, lo, hi, size)[1])
 
+    @functools.cache
+    def supported(vertical: bool, pos: int, lo: int, hi: int) -> float:
+        """side(), once per distinct side: rectangles share most of theirs."""
+        return side(col_sum, pos, lo, hi, w) if vertical else side(row_sum, pos, lo, hi, h)
+
     best, best_key = None, None
     free = {True: (bx0, bx1), False: (by0, by1)}  # keyed by "is a vertical side"
     xs_all = sorted({x for x in xs if bx0 + 2 < x < bx1 - 2} | {bx0, bx1})
@@ -181,10 +187,12 @@ def find_inset(
                         params.min_area <= area <= params.max_area
                     ):
                         continue
-                    sides = (
-                        side(col_sum, x0, y0, y1, w), side(col_sum, x1, y0, y1, w),
-                        side(row_sum, y0, x0, x1, h), side(row_sum, y1, x0, x1, h),
-                    )  # fmt: skip
+                    sides = []
+                    for args in ((True, x0, y0, y1), (True, x1, y0, y1),
+                                 (False, y0, x0, x1), (False, y1, x0, x1)):  # fmt: skip
+                        sides.append(supported(*args))
+                        if sides[-1] < params.support:
+                            break
                     if min(sides) < params.support:
                         continue
                     # Most inner sides first (a rectangle closed on all sides beats a band

@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     peers = tuple(PeerKind(p) for p in args.peers.split(",") if p)
     if args.url:
         with RciClient(args.url, protocol=args.protocol) as client:
-            report = run(args.out, client, args.library, peers)
+            report = run(args.out, client, args.library, peers, reuse_peers=args.reuse_peers)
     else:
         from rci.server import ServerOptions, TritonServer
 
@@ -41,7 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             descriptor=args.descriptor,
         )  # fmt: skip
         with TritonServer(options) as server, RciClient(server.http_url) as client:
-            report = run(args.out, client, args.library, peers, server.peak_memory_mb)
+            report = run(
+                args.out, client, args.library, peers, server.peak_memory_mb, args.reuse_peers
+            )
     print((args.out / "results.md").read_text())
     print(json.dumps(report["overall"], indent=1))
     return 0
@@ -95,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         "--peers",
         default="phash,chromaprint,signature,videohash",
         help="comma-separated peers to run too ('' for none)",
+    )
+    p.add_argument(
+        "--reuse-peers",
+        action="store_true",
+        help="take the peers' predictions from an earlier run's predictions/ folder",
     )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("boxes", help="content-box IoU per edit, no server needed")

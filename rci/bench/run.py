@@ -32,10 +32,13 @@ def run(
     library: str,
     peers: tuple[PeerKind, ...] = (),
     peak_memory_mb: Callable[[], float] | None = None,
+    reuse_peers: bool = False,
 ) -> dict:
     """Ingest the manifest's references into `library` (empty), detect every query, score;
     then the same for each peer, on the same data. `peak_memory_mb` reads the server's peak
-    resident memory when the runner started the server."""
+    resident memory when the runner started the server. Every system's predictions are kept
+    in predictions/NAME.json; `reuse_peers` takes the peers' from there when present (they
+    do not depend on RCI). A peer that fails is reported in peer_errors and left out."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     references = [s for s in manifest["sources"] if s["role"] == "reference"]
     ingest_seconds, ingested = 0.0, 0.0
@@ -82,12 +85,28 @@ def run(
     for split in sorted({q["split"] for q in manifest["queries"]}):
         chosen = [q for q in manifest["queries"] if q["split"] == split]
         report["per_split"][split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
-    systems, seconds = {"rci": predictions}, {}
+    saved = build_dir / "predictions"
+    saved.mkdir(exist_ok=True)
+    (saved / "rci.json").write_text(json.dumps(predictions))
+    systems, seconds, errors, notes = {"rci": predictions}, {}, {}, {}
     for kind in peers:
+        path = saved / f"{kind.value}.json"
+        if reuse_peers and path.exists():
+            systems[kind.value] = json.loads(path.read_text())
+            continue
         start = time.perf_counter()
-        systems[kind.value] = predict(make_peer(kind), build_dir, manifest)
+        peer = make_peer(kind)
+        try:
+            systems[kind.value] = predict(peer, build_dir, manifest)
+        except Exception as error:  # a peer's failure must not cost RCI's results
+            errors[kind.value] = f"{type(error).__name__}: {str(error)[-500:]}"
+            continue
+        if peer.notes():
+            notes[kind.value] = peer.notes()
         seconds[kind.value] = time.perf_counter() - start
+        path.write_text(json.dumps(systems[kind.value]))
     report["cost"]["peer_seconds"] = seconds
+    report["peer_errors"], report["peer_notes"] = errors, notes
     report["systems"] = compare(manifest, systems)
     report["thresholds"] = {
         name: choose_threshold(manifest["queries"], records) for name, records in systems.items()
@@ -324,6 +343,10 @@ def markdown(report: dict) -> str:
         f"detect {cost['detect_seconds_per_video_minute']:.2f} s per minute of query video"
         + (f"; server peak memory {memory:.0f} MiB." if memory else "."),
     ]
+    for name, error in report.get("peer_errors", {}).items():
+        lines += ["", f"Peer {name} failed and is left out: {error}"]
+    for name, note in report.get("peer_notes", {}).items():
+        lines += ["", f"Peer {name}: {note}."]
     if cost.get("peer_seconds"):
         spent = ", ".join(f"{k} {v:.0f} s" for k, v in cost["peer_seconds"].items())
         lines += ["", f"Peers' wall time (index and detect, whole run): {spent}."]

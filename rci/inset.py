@@ -6,6 +6,7 @@ rectangle best supported on every side that lies inside the frame."""
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,12 +56,6 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _persistent(steps: np.ndarray, params: InsetParams) -> np.ndarray:
-    """(T, h, w) steps between neighbours -> (h, w) bool: edges in at least `persist` of
-    the window's frames."""
-    return (steps >= params.edge).mean(axis=0) >= params.persist
-
-
 def _close_along(edge: np.ndarray, across: int) -> np.ndarray:
     """Close gaps of up to 4 pixels along lines (a boundary between two pictures fades
     where their colours meet)."""
@@ -108,20 +103,46 @@ def _candidates(run: np.ndarray, length: int, params: InsetParams) -> list[int]:
     return chosen
 
 
+def _edge_hits(grey: np.ndarray, params: InsetParams) -> tuple[np.ndarray, np.ndarray]:
+    """(T, h, w) grey -> per frame, where the step to the next pixel is an edge: (T, h, w-1)
+    across columns (vertical lines at x = i + 1) and (T, h-1, w) across rows."""
+    col = np.abs(np.diff(grey, axis=2)) >= params.edge
+    row = np.abs(np.diff(grey, axis=1)) >= params.edge
+    return col, row
+
+
+def _motion(grey: np.ndarray) -> np.ndarray:
+    """(T, h, w) grey -> (T-1,) mean change of a pixel from each frame to the next."""
+    return np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
+
+
 def find_inset(
     grey: np.ndarray, params: InsetParams = InsetParams(), bounds: tuple | None = None
 ) -> tuple | None:
     """(T, h, w) float32 grey frames of one window -> (x0, y0, x1, y1) analysis pixels of the
     inset, or None when no rectangle is supported on all its inner sides. `bounds` (x0, y0,
     x1, y1), where bars were found, stands for the frame: its sides need no support."""
-    t, h, w = grey.shape
+    col, row = _edge_hits(grey, params)
+    return _search(col, row, _motion(grey), params, bounds)
+
+
+def _search(
+    col_hits: np.ndarray,
+    row_hits: np.ndarray,
+    motion: np.ndarray,
+    params: InsetParams,
+    bounds: tuple | None,
+) -> tuple | None:
+    """find_inset() on one window's edge hits and frame-to-frame motion."""
+    t, h = col_hits.shape[:2]
+    w = row_hits.shape[2]
     bx0, by0, bx1, by1 = bounds or (0, 0, w, h)
-    if t < 2 or np.abs(np.diff(grey, axis=0)).mean() < params.min_motion:
+    if t < 2 or motion.mean() < params.min_motion:
         return None
-    # Edges between pixel i and i+1 that persist over the window: col (h, w-1) are vertical
-    # lines at x = i + 1, row (h-1, w) horizontal lines at y = i + 1.
-    col = _close_along(_persistent(np.abs(np.diff(grey, axis=2)), params), across=1)
-    row = _close_along(_persistent(np.abs(np.diff(grey, axis=1)), params), across=0)
+    # Edges that persist over the window: col (h, w-1) are vertical lines at x = i + 1,
+    # row (h-1, w) horizontal lines at y = i + 1.
+    col = _close_along(col_hits.mean(axis=0) >= params.persist, across=1)
+    row = _close_along(row_hits.mean(axis=0) >= params.persist, across=0)
     # Candidates: long runs of line pixels (texture thinned out, the gaps it leaves closed).
     xs = [x + 1 for x in _candidates(_longest_run(_close_along(_thin(col, 1), 1)), h, params)]
     ys = [y + 1 for y in _candidates(_longest_run(_close_along(_thin(row, 0), 0).T), w, params)]
@@ -168,38 +189,36 @@ def find_inset(
     xs_all = sorted({x for x in xs if bx0 + 2 < x < bx1 - 2} | {bx0, bx1})
     ys_all = sorted({y for y in ys if by0 + 2 < y < by1 - 2} | {by0, by1})
     bw, bh = bx1 - bx0, by1 - by0
-    for i, x0 in enumerate(xs_all):
-        for x1 in xs_all[i + 1 :]:
-            for j, y0 in enumerate(ys_all):
-                for y1 in ys_all[j + 1 :]:
-                    area = (x1 - x0) * (y1 - y0) / (bw * bh)
-                    inner = (x0 > bx0) + (x1 < bx1) + (y0 > by0) + (y1 < by1)
-                    # Two opposite inner sides: a band, accepted when centred and wide
-                    # enough to be the picture (a letterbox of bars that are not flat).
-                    band = (
-                        inner == 2
-                        and (x0 > bx0) == (x1 < bx1)
-                        and abs(x0 - bx0 - (bx1 - x1)) + abs(y0 - by0 - (by1 - y1))
-                        <= params.band_offset * bw
-                        and area >= params.band_area
-                    )
-                    if (inner < params.min_inner and not band) or not (
-                        params.min_area <= area <= params.max_area
-                    ):
-                        continue
-                    sides = []
-                    for args in ((True, x0, y0, y1), (True, x1, y0, y1),
-                                 (False, y0, x0, x1), (False, y1, x0, x1)):  # fmt: skip
-                        sides.append(supported(*args))
-                        if sides[-1] < params.support:
-                            break
-                    if min(sides) < params.support:
-                        continue
-                    # Most inner sides first (a rectangle closed on all sides beats a band
-                    # cut by one line), then the best support, then the larger.
-                    key = (inner, round(float(np.mean(sides)), 2), area)
-                    if best_key is None or key > best_key:
-                        best, best_key = (x0, y0, x1, y1), key
+    for (x0, x1), (y0, y1) in itertools.product(
+        itertools.combinations(xs_all, 2), itertools.combinations(ys_all, 2)
+    ):
+        area = (x1 - x0) * (y1 - y0) / (bw * bh)
+        inner = (x0 > bx0) + (x1 < bx1) + (y0 > by0) + (y1 < by1)
+        # Two opposite inner sides: a band, accepted when centred and wide enough to be the
+        # picture (a letterbox of bars that are not flat).
+        band = (
+            inner == 2
+            and (x0 > bx0) == (x1 < bx1)
+            and abs(x0 - bx0 - (bx1 - x1)) + abs(y0 - by0 - (by1 - y1)) <= params.band_offset * bw
+            and area >= params.band_area
+        )
+        if (inner < params.min_inner and not band) or not (
+            params.min_area <= area <= params.max_area
+        ):
+            continue
+        sides = []
+        for args in ((True, x0, y0, y1), (True, x1, y0, y1),
+                     (False, y0, x0, x1), (False, y1, x0, x1)):  # fmt: skip
+            sides.append(supported(*args))
+            if sides[-1] < params.support:
+                break
+        if min(sides) < params.support:
+            continue
+        # Most inner sides first (a rectangle closed on all sides beats a band cut by one
+        # line), then the best support, then the larger.
+        key = (inner, round(float(np.mean(sides)), 2), area)
+        if best_key is None or key > best_key:
+            best, best_key = (x0, y0, x1, y1), key
     if best is None:
         return None
     x0, y0, x1, y1 = best
@@ -219,20 +238,25 @@ def inset_boxes(
     crop, and a cut stays sharp)."""
     t, h, w, _ = frames.shape
     grey = _grey(frames)
+    # Once per video: each frame is in up to 2 * window + 1 windows.
+    col_hits, row_hits = _edge_hits(grey, params)
+    motion = _motion(grey)
     scale = np.array([w / grey.shape[2], h / grey.shape[1]] * 2)
     whole = np.array([0, 0, grey.shape[2], grey.shape[1]])
+    base = np.tile(whole, (t, 1)) if bounds is None else np.round(bounds / scale).astype(int)
     found = np.empty((t, 4))
     for f in range(t):
         lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
-        box_f = whole if bounds is None else np.round(bounds[f] / scale).astype(int)
-        box = find_inset(grey[lo:hi], params, tuple(int(v) for v in box_f))
-        found[f] = box_f if box is None else box
+        box = _search(
+            col_hits[lo:hi], row_hits[lo:hi], motion[lo : hi - 1], params,
+            tuple(int(v) for v in base[f]),
+        )  # fmt: skip
+        found[f] = base[f] if box is None else box
     out: list[tuple | None] = []
     for f in range(t):
         lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
         box = np.median(found[lo:hi], axis=0)
-        base = whole if bounds is None else np.round(bounds[f] / scale)
-        if np.array_equal(box, base):
+        if np.array_equal(box, base[f]):
             out.append(None)
         else:
             out.append(tuple(int(v) for v in np.round(box * scale)))

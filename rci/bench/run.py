@@ -274,6 +274,17 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def _by_system(systems: dict, label: str, part: str, cell: Callable[[dict], str]) -> list[str]:
+    """A table: one row per key of every system's `part`, one column per system, `cell` of
+    each entry ("-" where a system has none)."""
+    keys = sorted({k for v in systems.values() for k in v[part]})
+    lines = [f"| {label} | " + " | ".join(systems) + " |", "| --- " * (len(systems) + 1) + "|"]
+    for key in keys:
+        cells = [cell(v[part][key]) if key in v[part] else "-" for v in systems.values()]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The report's tables: overall, per split, per edit, and cost."""
     lines = [
@@ -296,35 +307,18 @@ def markdown(report: dict) -> str:
         for name, values in systems.items():
             row = values["overall"]
             lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
-        edits = sorted({e for v in systems.values() for e in v["per_edit"]})
         lines += ["", "Per edit, VCSL F (pair uAP):", ""]
-        lines += ["| edit | " + " | ".join(systems) + " |", "| --- " * (len(systems) + 1) + "|"]
-        for edit in edits:
-            cells = []
-            for values in systems.values():
-                row = values["per_edit"].get(edit)
-                cells.append(
-                    "-"
-                    if row is None
-                    else f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})"
-                )
-            lines.append(f"| {edit} | " + " | ".join(cells) + " |")
-    trap_names = sorted({t for v in systems.values() for t in v["traps"]})
-    if trap_names:
+        lines += _by_system(
+            systems, "edit", "per_edit",
+            lambda row: f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})",
+        )  # fmt: skip
+    if any(v["traps"] for v in systems.values()):
         lines += ["", "Near misses, negatives built to resemble a reference: false positives /"]
         lines += ["queries (mean top score):", ""]
-        lines += ["| near miss | " + " | ".join(systems) + " |"]
-        lines += ["| --- " * (len(systems) + 1) + "|"]
-        for trap in trap_names:
-            cells = []
-            for values in systems.values():
-                row = values["traps"].get(trap)
-                cells.append(
-                    "-"
-                    if row is None
-                    else f"{row['false_positives']}/{row['queries']} ({row['mean_top_score']:.2f})"
-                )
-            lines.append(f"| {trap} | " + " | ".join(cells) + " |")
+        lines += _by_system(
+            systems, "near miss", "traps",
+            lambda row: f"{row['false_positives']}/{row['queries']} ({row['mean_top_score']:.2f})",
+        )  # fmt: skip
     thresholds = {k: v for k, v in report.get("thresholds", {}).items() if v}
     if thresholds:
         lines += ["", "Decision threshold chosen on the val split, applied to the test split:", ""]

@@ -309,7 +309,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     roles += ["reference"] * (len(specs) - mode.sources)
     splits = split_of(mode.sources, rng) + [SPLITS[n % 3] for n in range(len(specs) - mode.sources)]
     framed_from = mode.sources + len(mode.clips)
-    sources = []
+    sources, frames = [], {}  # frames: source id -> the edit a framed reference wears
     for n, spec in enumerate(specs):
         path = out / "sources" / f"{spec.source_id}.mp4"
         entry = {
@@ -326,7 +326,8 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         if n >= framed_from:  # a reference inside a template or player, as channels post them
             ctx = E.EditContext(rng=rng, assets=out / "assets", host="")
             frame = E.make_edit(FRAMES[(n - framed_from) % len(FRAMES)], ctx)
-            entry["frame"] = {"name": frame.name, "params": frame.params, "edit": frame}
+            entry["frame"] = {"name": frame.name, "params": frame.params}
+            frames[spec.source_id] = frame
         if not path.exists():
             if spec.clip:
                 write_clip_source(path, spec.clip, source_audio(spec))
@@ -390,7 +391,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
                 resembles=alike,
             )  # fmt: skip
         )
-    queries += _near_misses(out, mode, sources, hosts, rng)
+    queries += _near_misses(out, mode, sources, frames, hosts, rng)
     manifest = {
         "version": 1,
         "seed": seed,
@@ -400,8 +401,6 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
         "sources": sources,
         "queries": [asdict(q) for q in queries],
     }
-    for entry in sources:
-        entry.get("frame", {}).pop("edit", None)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     write_credits(out, manifest)
     return manifest
@@ -506,11 +505,16 @@ def _two_source(
 
 
 def _near_misses(
-    out: Path, mode: Mode, sources: list[dict], hosts: list[dict], rng: np.random.Generator
+    out: Path,
+    mode: Mode,
+    sources: list[dict],
+    frames: dict[str, E.Edit],
+    hosts: list[dict],
+    rng: np.random.Generator,
 ) -> list[QueryRecord]:
-    """Negatives built to resemble a reference: each framed reference's frame around unrelated
-    pictures, and references' audio under unrelated pictures. None copies a reference's
-    picture, so each must not be reported."""
+    """Negatives built to resemble a reference: each framed reference's frame (`frames`, by
+    source id) around unrelated pictures, and references' audio under unrelated pictures.
+    None copies a reference's picture, so each must not be reported."""
     queries = []
     framed = [s for s in sources if "frame" in s]
     refs = [s for s in sources if s["role"] == "reference" and "frame" not in s]
@@ -520,7 +524,7 @@ def _near_misses(
         start = round(float(rng.uniform(0.0, host["duration"] - seconds)), 2)
         path = out / "queries" / f"M{n:03d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        edit = ref["frame"]["edit"]
+        edit = frames[ref["id"]]
         duration = render_clip(out / host["path"], start, seconds, [edit], path, "kept", None)
         queries.append(
             QueryRecord(

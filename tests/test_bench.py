@@ -196,6 +196,11 @@ def test_runner_scores_the_served_system(bench, server):
     assert systems["signature (test split)"]["overall"]["queries"] == len(test_queries)
     assert set(systems["rci (all)"]["traps"]) == {q["trap"] for q in manifest["queries"]} - {""}
     assert set(report["thresholds"]) == {p.value for p in PeerKind} | {"rci"}
+    # Every system's predictions are kept, so a later run can reuse the peers'.
+    for name in {p.value for p in PeerKind} | {"rci"}:
+        kept = json.loads((out / "predictions" / f"{name}.json").read_text())
+        assert {r["query_id"] for r in kept} <= {q["query_id"] for q in manifest["queries"]}
+    assert report["peer_errors"] == {}
     text = (out / "results.md").read_text()
     assert "RCI and its peers" in text and "Near misses" in text and "val split" in text
 

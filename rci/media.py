@@ -22,8 +22,18 @@ class DecodeLimits:
     max_height: int = 720
     max_duration: float = 1800.0
     min_frames: int = 1
+    # "fps": one frame every 1/fps seconds of the whole video. "spread": spread_frames
+    # evenly spaced frames from the first spread_window seconds, for when a fixed cost per
+    # video matters more than coverage (long videos are then accepted, only their start read).
+    sampling: str = "fps"
+    spread_frames: int = 30
+    spread_window: float = 300.0
 
     def __post_init__(self) -> None:
+        if self.sampling not in ("fps", "spread"):
+            raise ValueError(f"sampling must be 'fps' or 'spread', got {self.sampling!r}")
+        if self.spread_frames < 1 or self.spread_window <= 0:
+            raise ValueError("spread_frames must be >= 1 and spread_window > 0 seconds")
         if not (0 < self.fps <= 30):
             raise ValueError(f"fps must be in (0, 30], got {self.fps}")
         if self.max_height < 32:
@@ -97,19 +107,29 @@ def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledV
             raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
         declared, whole = _declared_durations(container, stream)
         length = declared if not math.isnan(declared) else whole
-        if length > limits.max_duration:
-            raise MediaError(
-                f"video is {length:.1f} s long; the maximum is {limits.max_duration:.0f} s"
-            )
+        if limits.sampling == "spread":
+            # An unknown length spreads over the whole window and stops where the video does.
+            span = limits.spread_window if math.isnan(length) else min(length, limits.spread_window)
+            period, stop_at = span / limits.spread_frames, span
+        else:
+            if length > limits.max_duration:
+                raise MediaError(
+                    f"video is {length:.1f} s long; the maximum is {limits.max_duration:.0f} s"
+                )
+            period, stop_at = 1.0 / limits.fps, limits.max_duration
         out_w, out_h = _output_size(width, height, limits.max_height)
         stream.thread_type = "AUTO"
-        frames, times, last = _decode_sampled(container, stream, limits, out_w, out_h)
+        frames, times, last, stopped = _decode_sampled(
+            container, stream, period, stop_at, limits.sampling == "fps", (out_w, out_h)
+        )
         has_audio = bool(container.streams.audio)
     if len(frames) < limits.min_frames:
         raise MediaError("no decodable video frames")
     frame_time = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / limits.fps
     decoded_span = last + frame_time
-    if not math.isnan(declared) and declared - decoded_span > max(2.0, 0.1 * declared):
+    # Where only the spread window was read, its end says nothing about truncation.
+    truncated = not math.isnan(declared) and declared - decoded_span > max(2.0, 0.1 * declared)
+    if truncated and not stopped:
         raise MediaError(
             f"truncated video: frames stop at {last:.1f} s of a declared {declared:.1f} s"
         )
@@ -125,19 +145,22 @@ def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledV
 def _decode_sampled(
     container: av.container.InputContainer,
     stream: av.VideoStream,
-    limits: DecodeLimits,
-    out_w: int,
-    out_h: int,
-) -> tuple[list[np.ndarray], list[float], float]:
-    """Decode every frame, keep one per 1/fps seconds, as (H, W, 3) uint8 at out size.
+    period: float,
+    stop_at: float,
+    refuse_longer: bool,
+    size: tuple[int, int],
+) -> tuple[list[np.ndarray], list[float], float, bool]:
+    """Decode frames, keep the first at or after each multiple of period seconds before
+    stop_at, as (H, W, 3) uint8 at size (width, height).
 
-    Returns the kept frames, their times and the time of the last decoded frame (seconds).
+    Past stop_at, refuse_longer raises MediaError (the video is over its maximum duration);
+    otherwise decoding stops there. Returns the kept frames, their times, the time of the
+    last decoded frame (seconds) and whether decoding stopped before the video's end.
     """
     frames: list[np.ndarray] = []
     times: list[float] = []
     start: float | None = None
     next_time = 0.0
-    period = 1.0 / limits.fps
     t = 0.0
     try:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
@@ -147,14 +170,16 @@ def _decode_sampled(
             if start is None:
                 start = when
             t = when - start
-            if t > limits.max_duration:
-                raise MediaError(
-                    f"video runs past {limits.max_duration:.0f} s, the maximum duration"
-                )
+            if t > stop_at or (not refuse_longer and t + 0.02 >= stop_at and frames):
+                if refuse_longer:
+                    raise MediaError(f"video runs past {stop_at:.0f} s, the maximum duration")
+                return frames, times, t, True
             # A half-frame tolerance keeps 29.97 fps sources on whole seconds.
             if t + 0.02 < next_time:
                 continue
-            rgb = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="AREA")
+            rgb = frame.reformat(
+                width=size[0], height=size[1], format="rgb24", interpolation="AREA"
+            )
             frames.append(rgb.to_ndarray())
             times.append(round(t, 3))
             next_time = (math.floor(t / period + 0.02) + 1) * period
@@ -162,4 +187,4 @@ def _decode_sampled(
         raise MediaError(
             f"corrupt video: decoding failed after {len(frames)} frames ({exc})"
         ) from exc
-    return frames, times, t
+    return frames, times, t, False

@@ -1,4 +1,5 @@
-"""The preprocess stage: video bytes -> descriptor-ready frames, timestamps, content box."""
+"""The preprocess stage: video bytes -> descriptor-ready frames, timestamps, content box,
+audio features."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rci.audio import AudioParams, audio_features, decode_audio
 from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
 from rci.media import DecodeLimits, sample_video
 
@@ -18,6 +20,8 @@ class Preprocessed:
     timestamps: np.ndarray  # (T,) float32 seconds
     duration: float  # seconds
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
+    audio_fbank: np.ndarray  # (F, 64) float32 log-mel dB, 100 frames/s; F = 0 without audio
+    audio_mfcc: np.ndarray  # (F, 39) float32 MFCC with deltas, normalized over the clip
 
     def __post_init__(self) -> None:
         if self.frames.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
@@ -34,9 +38,13 @@ def preprocess(
     data: bytes,
     limits: DecodeLimits = DecodeLimits(),
     borders: BorderParams = BorderParams(),
+    audio: AudioParams = AudioParams(),
 ) -> Preprocessed:
-    """Decode at limits.fps, find each frame's content box, crop and resize."""
+    """Sample frames as limits say, find each frame's content box, crop and resize; audio
+    features over the same span (the first spread_window seconds in spread sampling)."""
     video = sample_video(data, limits)
+    span = limits.spread_window if limits.sampling == "spread" else limits.max_duration
+    features = audio_features(decode_audio(data, audio, span), audio)
     boxes = content_boxes(video.frames, borders)
     _, h, w, _ = video.frames.shape
     return Preprocessed(
@@ -44,4 +52,6 @@ def preprocess(
         timestamps=video.timestamps,
         duration=video.duration,
         content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
+        audio_fbank=features.fbank,
+        audio_mfcc=features.mfcc,
     )

@@ -294,9 +294,38 @@ def test_undeclared_duration_over_the_limit(videos) -> None:
     assert video.duration == pytest.approx(6.0)  # the decoded span: last sample + 1 s
 
 
+def test_spread_sampling_spaces_frames_over_the_video(clip_10s_faststart) -> None:
+    # 10 s under a 300 s window: 5 frames every 10 / 5 = 2 s.
+    limits = DecodeLimits(sampling="spread", spread_frames=5)
+    video = sample_video(clip_10s_faststart, limits)
+    assert [number_of(f) for f in video.frames] == [0, 50, 100, 150, 200]
+    assert video.timestamps.tolist() == [0, 2, 4, 6, 8]
+    assert video.duration == pytest.approx(10.0)
+
+
+def test_spread_sampling_reads_only_its_window(clip_10s_faststart) -> None:
+    # 4 frames from the first 4 s of a 10 s video: every second, and no truncation error
+    # although decoding stops at 4 s; a maximum duration below the length does not apply.
+    limits = DecodeLimits(sampling="spread", spread_frames=4, spread_window=4, max_duration=5)
+    video = sample_video(clip_10s_faststart, limits)
+    assert [number_of(f) for f in video.frames] == [0, 25, 50, 75]
+    assert video.duration == pytest.approx(10.0)
+    with pytest.raises(MediaError, match="maximum is 5 s"):
+        sample_video(clip_10s_faststart, DecodeLimits(max_duration=5))
+
+
+def test_spread_sampling_of_an_undeclared_length(videos) -> None:
+    # Live Matroska declares no duration: spread over the window, stop where the video does.
+    data = encode(videos / "live.mkv", 150, 25, options={"live": "1"}, format="matroska")
+    video = sample_video(data, DecodeLimits(sampling="spread", spread_frames=5, spread_window=10))
+    assert video.timestamps.tolist() == [0, 2, 4]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
+        ({"sampling": "random"}, "sampling"),
+        ({"spread_frames": 0}, "spread_frames"),
         ({"fps": 0}, "fps"),
         ({"fps": 31}, "fps"),
         ({"max_height": 16}, "max_height"),

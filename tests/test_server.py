@@ -3,7 +3,9 @@
 import json
 import urllib.request
 
+import numpy as np
 import pytest
+import tritonclient.http as httpclient
 
 from client import RciClient, RciClientError
 from rci.alignment import match_candidates
@@ -99,3 +101,18 @@ def test_empty_library_gives_no_candidates(client, media):
     result = client.detect(media["query"], library="empty")
     assert result.matches == []
     assert result.duration == pytest.approx(32.0, abs=0.1)
+
+
+def test_preprocess_serves_audio_features(server, media):
+    """rci_preprocess, called on its own, returns the audio features the package computes."""
+    data = media["query"].read_bytes()  # carries an AAC track
+    local = preprocess(data)
+    with httpclient.InferenceServerClient(server.http_url) as triton:
+        tensor = httpclient.InferInput("VIDEO_BYTES", [len(data)], "UINT8")
+        tensor.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
+        result = triton.infer("rci_preprocess", [tensor])
+    fbank, mfcc = result.as_numpy("AUDIO_FBANK"), result.as_numpy("AUDIO_MFCC")
+    assert fbank.shape == local.audio_fbank.shape and fbank.shape[1] == 64
+    assert len(fbank) == pytest.approx(100 * local.duration, abs=20)  # 100 frames per second
+    np.testing.assert_allclose(fbank, local.audio_fbank, atol=1e-4)
+    np.testing.assert_allclose(mfcc, local.audio_mfcc, atol=1e-4)

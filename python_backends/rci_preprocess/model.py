@@ -1,4 +1,5 @@
-"""Triton adapter: VIDEO_BYTES -> FRAMES, TIMESTAMPS, DURATION, CONTENT_BOXES (cpu target)."""
+"""Triton adapter: VIDEO_BYTES -> FRAMES, TIMESTAMPS, DURATION, CONTENT_BOXES, AUDIO_FBANK,
+AUDIO_MFCC (cpu target)."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -24,4 +25,6 @@ class TritonPythonModel:
             "TIMESTAMPS": video.timestamps,
             "DURATION": np.array([video.duration], dtype=np.float32),
             "CONTENT_BOXES": video.content_boxes,
+            "AUDIO_FBANK": video.audio_fbank,
+            "AUDIO_MFCC": video.audio_mfcc,
         }

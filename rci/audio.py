@@ -1,0 +1,178 @@
+"""Audio features: 16 kHz mono samples -> log-mel filter bank and MFCC with deltas.
+
+The math is DALI's audio operators' (rci.dali_ops builds the same chain for the gpu target),
+written in numpy so the cpu target needs no DALI; tests hold the two within a tolerance and
+check the chain against python_speech_features.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import av
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from rci.errors import MediaError
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    """Feature settings. Rates in Hz, lengths in samples at sample_rate."""
+
+    sample_rate: int = 16000
+    preemphasis: float = 0.97
+    frame_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms: 100 feature frames per second
+    nfft: int = 512
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    floor_db: float = -100.0  # log of silence, relative to a power of 1.0
+    n_mfcc: int = 13
+    delta_width: int = 2  # frames each side for the deltas' regression
+    norm_epsilon: float = 1e-6  # keeps silent clips' normalization finite
+
+    def __post_init__(self) -> None:
+        if not (0 < self.hop_length <= self.frame_length <= self.nfft):
+            raise ValueError("need 0 < hop_length <= frame_length <= nfft")
+        if not (0 <= self.fmin < self.fmax <= self.sample_rate / 2):
+            raise ValueError(f"need 0 <= fmin < fmax <= {self.sample_rate / 2} Hz")
+        if not (0 < self.n_mfcc <= self.n_mels):
+            raise ValueError("need 0 < n_mfcc <= n_mels")
+
+    @property
+    def frame_rate(self) -> float:
+        """Feature frames per second; frame i covers [i, i + frame_length) / sample_rate s."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def mfcc_width(self) -> int:
+        """Columns of the MFCC output: coefficients, their deltas and delta-deltas."""
+        return 3 * self.n_mfcc
+
+
+@dataclass
+class AudioFeatures:
+    """Per-frame audio features of one video; zero rows when it has no audio."""
+
+    fbank: np.ndarray  # (F, n_mels) float32 log-mel power, dB
+    mfcc: np.ndarray  # (F, 3 * n_mfcc) float32 MFCC, deltas, delta-deltas; per-clip normalized
+
+
+def decode_audio(
+    data: bytes, params: AudioParams = AudioParams(), max_duration: float = 1800.0
+) -> np.ndarray:
+    """(S,) float32 mono samples at params.sample_rate of the first audio stream, at most
+    max_duration seconds; empty when the container has no audio stream."""
+    max_samples = int(max_duration * params.sample_rate)
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(f"not a decodable media container ({exc})") from exc
+    chunks: list[np.ndarray] = []
+    kept = 0
+    with container:
+        if not container.streams.audio:
+            return np.zeros(0, dtype=np.float32)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=params.sample_rate)
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    kept += chunks[-1].size
+                if kept >= max_samples:
+                    break
+            else:
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"corrupt audio: decoding failed ({exc})") from exc
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks)[:max_samples].astype(np.float32, copy=False)
+
+
+def _slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (DALI's default): linear below 1 kHz, logarithmic above."""
+    step = math.log(6.4) / 27.0
+    return np.where(hz < 1000.0, hz * 3.0 / 200.0, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / step)
+
+
+def _slaney_hz(mel: np.ndarray) -> np.ndarray:
+    step = math.log(6.4) / 27.0
+    return np.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * np.exp(step * (mel - 15.0)))
+
+
+@lru_cache(maxsize=8)
+def mel_filters(params: AudioParams) -> np.ndarray:
+    """(n_mels, nfft // 2 + 1) triangular filters, equal area, on Slaney's mel scale.
+
+    Written here because the only libraries that ship it (librosa, torchaudio) would bring
+    numba or torch into the server.
+    """
+    edges = _slaney_hz(
+        np.linspace(_slaney_mel(params.fmin), _slaney_mel(params.fmax), params.n_mels + 2)
+    )
+    bins = np.fft.rfftfreq(params.nfft, 1.0 / params.sample_rate)
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - low) / (centre - low)
+    falling = (high - bins) / (high - centre)
+    return (np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (high - low))).astype(np.float32)
+
+
+def power_spectrum(samples: np.ndarray, params: AudioParams = AudioParams()) -> np.ndarray:
+    """(F, nfft // 2 + 1) power of pre-emphasized, Hann-windowed frames; F = 0 when the
+    clip is shorter than one frame."""
+    if samples.size < params.frame_length:
+        return np.zeros((0, params.nfft // 2 + 1), dtype=np.float32)
+    x = samples.astype(np.float32)
+    emphasized = np.concatenate([x[:1], x[1:] - params.preemphasis * x[:-1]])
+    frames = np.lib.stride_tricks.sliding_window_view(emphasized, params.frame_length)
+    frames = frames[:: params.hop_length] * window(params)
+    spectrum = np.fft.rfft(frames, n=params.nfft, axis=1)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+
+
+def window(params: AudioParams) -> np.ndarray:
+    """(frame_length,) periodic Hann window, given to DALI's spectrogram as is."""
+    return scipy.signal.get_window("hann", params.frame_length).astype(np.float32)
+
+
+def log_mel(power: np.ndarray, params: AudioParams = AudioParams()) -> np.ndarray:
+    """(F, n_mels) float32 dB of the mel filter bank energies of power (F, nfft // 2 + 1)."""
+    energies = power @ mel_filters(params).T
+    return (10.0 * np.log10(np.maximum(energies, 10.0 ** (params.floor_db / 10.0)))).astype(
+        np.float32
+    )
+
+
+def deltas(features: np.ndarray, width: int) -> np.ndarray:
+    """(F, C) regression slope over +-width frames along time, edges repeated."""
+    padded = np.pad(features, ((width, width), (0, 0)), mode="edge")
+    count = len(features)
+    slope = sum(n * (padded[width + n : width + n + count] - padded[width - n : width - n + count])
+                for n in range(1, width + 1))
+    return (slope / (2 * sum(n * n for n in range(1, width + 1)))).astype(np.float32)
+
+
+def mfcc(fbank: np.ndarray, params: AudioParams = AudioParams()) -> np.ndarray:
+    """(F, 3 * n_mfcc) float32: DCT-II of the dB filter bank, deltas, delta-deltas, each
+    column normalized to zero mean and unit variance over the clip."""
+    if len(fbank) == 0:
+        return np.zeros((0, params.mfcc_width), dtype=np.float32)
+    ceps = scipy.fft.dct(fbank, type=2, norm="ortho", axis=1)[:, : params.n_mfcc]
+    first = deltas(ceps, params.delta_width)
+    stacked = np.concatenate([ceps, first, deltas(first, params.delta_width)], axis=1)
+    centred = stacked - stacked.mean(axis=0)
+    scale = 1.0 / np.sqrt(np.mean(centred**2, axis=0) + params.norm_epsilon)
+    return (centred * scale).astype(np.float32)
+
+
+def audio_features(samples: np.ndarray, params: AudioParams = AudioParams()) -> AudioFeatures:
+    """Filter bank and MFCC of (S,) float32 samples at params.sample_rate."""
+    fbank = log_mel(power_spectrum(samples, params), params)
+    return AudioFeatures(fbank=fbank, mfcc=mfcc(fbank, params))

@@ -8,7 +8,8 @@ COPY client ./client
 COPY model_repository ./model_repository
 COPY ensembles ./ensembles
 COPY python_backends ./python_backends
-# The image ships DALI with its DALI backend; faiss-gpu replaces faiss-cpu with the library issue.
-RUN pip install --no-cache-dir . \
+# rci_preprocess drives DALI's Python API from the Python backend (the image's CUDA is 12.6);
+# faiss-gpu replaces faiss-cpu with the library issue.
+RUN pip install --no-cache-dir . nvidia-dali-cuda120==2.4.0 \
  && python3 -m rci.repository --target gpu --out /models
 ENV RCI_DATA_DIR=/data RCI_LIBRARIES=main RCI_DESCRIPTOR=sscd_resnet50

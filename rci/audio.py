@@ -99,7 +99,9 @@ def decode_audio(
 def _slaney_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney's mel scale (DALI's default): linear below 1 kHz, logarithmic above."""
     step = math.log(6.4) / 27.0
-    return np.where(hz < 1000.0, hz * 3.0 / 200.0, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / step)
+    return np.where(
+        hz < 1000.0, hz * 3.0 / 200.0, 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / step
+    )
 
 
 def _slaney_hz(mel: np.ndarray) -> np.ndarray:
@@ -154,8 +156,10 @@ def deltas(features: np.ndarray, width: int) -> np.ndarray:
     """(F, C) regression slope over +-width frames along time, edges repeated."""
     padded = np.pad(features, ((width, width), (0, 0)), mode="edge")
     count = len(features)
-    slope = sum(n * (padded[width + n : width + n + count] - padded[width - n : width - n + count])
-                for n in range(1, width + 1))
+    slope = sum(
+        n * (padded[width + n : width + n + count] - padded[width - n : width - n + count])
+        for n in range(1, width + 1)
+    )
     return (slope / (2 * sum(n * n for n in range(1, width + 1)))).astype(np.float32)
 
 

@@ -41,6 +41,11 @@ class DecodeLimits:
         if self.max_duration <= 0:
             raise ValueError(f"max_duration must be > 0 seconds, got {self.max_duration}")
 
+    @property
+    def span(self) -> float:
+        """Seconds from the start that sampling reads at most (audio is read as far)."""
+        return self.spread_window if self.sampling == "spread" else self.max_duration
+
 
 @dataclass
 class SampledVideo:
@@ -84,107 +89,203 @@ def _declared_durations(
     return video, whole
 
 
-def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
-    """Decode `data` and keep the first frame at or after each multiple of 1/fps seconds.
+@dataclass
+class FramePlan:
+    """Which frames to decode, found from the container's packets alone (no decoding)."""
 
-    Frames are chosen by presentation timestamp, so variable frame rate is handled.
-    Raises MediaError with a reason for anything that is not a whole, decodable video.
-    """
+    indices: np.ndarray  # (T,) int32 frame numbers in presentation order
+    timestamps: np.ndarray  # (T,) float32, seconds from the first frame
+    duration: float  # seconds
+    size: tuple[int, int]  # (width, height) to decode at, pixels
+    has_audio: bool
+
+
+class _Picker:
+    """The sampling rule over presentation times (seconds from the first frame), one call per
+    frame in presentation order: keep the first frame at or after each multiple of period."""
+
+    def __init__(self, period: float, stop_at: float, refuse_longer: bool) -> None:
+        self.period, self.stop_at, self.refuse_longer = period, stop_at, refuse_longer
+        self.next_time = 0.0
+        self.kept = 0
+
+    def pick(self, t: float) -> bool | None:
+        """True to keep the frame at t, False to skip it, None to stop reading here."""
+        if t > self.stop_at or (not self.refuse_longer and self.kept and t + 0.02 >= self.stop_at):
+            if self.refuse_longer:
+                raise MediaError(f"video runs past {self.stop_at:.0f} s, the maximum duration")
+            return None
+        # A half-frame tolerance keeps 29.97 fps sources on whole seconds.
+        if t + 0.02 < self.next_time:
+            return False
+        self.next_time = (math.floor(t / self.period + 0.02) + 1) * self.period
+        self.kept += 1
+        return True
+
+
+@dataclass
+class _Header:
+    """What the headers say about a video stream, checked against the limits."""
+
+    declared: float  # the video stream's duration, seconds; nan if unsaid
+    length: float  # declared, else the container's; nan if neither
+    size: tuple[int, int]  # output (width, height), pixels
+    picker: _Picker
+    frame_time: float  # seconds per frame at the nominal rate
+    rate: float  # nominal frames per second, for streams without timestamps
+
+
+def _open(data: bytes) -> av.container.InputContainer:
     if len(data) == 0:
         raise MediaError("empty input: 0 bytes")
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        return av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a decodable media container ({exc})") from exc
-    with container:
-        if not container.streams.video:
-            raise MediaError("no video stream in the container")
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width <= 0 or height <= 0:
-            raise MediaError(f"video stream has no frame size ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
-        declared, whole = _declared_durations(container, stream)
-        length = declared if not math.isnan(declared) else whole
-        if limits.sampling == "spread":
-            # An unknown length spreads over the whole window and stops where the video does.
-            span = limits.spread_window if math.isnan(length) else min(length, limits.spread_window)
-            period, stop_at = span / limits.spread_frames, span
-        else:
-            if length > limits.max_duration:
-                raise MediaError(
-                    f"video is {length:.1f} s long; the maximum is {limits.max_duration:.0f} s"
-                )
-            period, stop_at = 1.0 / limits.fps, limits.max_duration
-        out_w, out_h = _output_size(width, height, limits.max_height)
-        stream.thread_type = "AUTO"
-        frames, times, last, stopped = _decode_sampled(
-            container, stream, period, stop_at, limits.sampling == "fps", (out_w, out_h)
-        )
-        has_audio = bool(container.streams.audio)
-    if len(frames) < limits.min_frames:
-        raise MediaError("no decodable video frames")
-    frame_time = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / limits.fps
-    decoded_span = last + frame_time
-    # Where only the spread window was read, its end says nothing about truncation.
+
+
+def _read_header(container: av.container.InputContainer, limits: DecodeLimits) -> _Header:
+    """Refuse what the headers already show to be unusable; choose the sampling period."""
+    if not container.streams.video:
+        raise MediaError("no video stream in the container")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width <= 0 or height <= 0:
+        raise MediaError(f"video stream has no frame size ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
+    declared, whole = _declared_durations(container, stream)
+    length = declared if not math.isnan(declared) else whole
+    if limits.sampling == "spread":
+        # An unknown length spreads over the whole window and stops where the video does.
+        span = limits.spread_window if math.isnan(length) else min(length, limits.spread_window)
+        picker = _Picker(span / limits.spread_frames, span, refuse_longer=False)
+    else:
+        if length > limits.max_duration:
+            raise MediaError(
+                f"video is {length:.1f} s long; the maximum is {limits.max_duration:.0f} s"
+            )
+        picker = _Picker(1.0 / limits.fps, limits.max_duration, refuse_longer=True)
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    return _Header(
+        declared=declared,
+        length=length,
+        size=_output_size(width, height, limits.max_height),
+        picker=picker,
+        frame_time=1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / limits.fps,
+        rate=rate,
+    )
+
+
+def _duration(header: _Header, last: float, stopped: bool) -> float:
+    """The video's duration in seconds; refuses a video whose frames end well before its
+    declared duration (unless reading stopped early on purpose)."""
+    decoded_span = last + header.frame_time
+    declared = header.declared
     truncated = not math.isnan(declared) and declared - decoded_span > max(2.0, 0.1 * declared)
     if truncated and not stopped:
         raise MediaError(
             f"truncated video: frames stop at {last:.1f} s of a declared {declared:.1f} s"
         )
-    duration = declared if not math.isnan(declared) else decoded_span
+    return declared if not math.isnan(declared) else decoded_span
+
+
+def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
+    """Decode `data` and keep frames as limits.sampling says: the first frame at or after
+    each multiple of 1/fps seconds, or spread_frames evenly over the first spread_window.
+
+    Frames are chosen by presentation timestamp, so variable frame rate is handled.
+    Raises MediaError with a reason for anything that is not a whole, decodable video.
+    """
+    with _open(data) as container:
+        header = _read_header(container, limits)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames, times, last, stopped = _decode_sampled(container, stream, header)
+        has_audio = bool(container.streams.audio)
+    if len(frames) < limits.min_frames:
+        raise MediaError("no decodable video frames")
     return SampledVideo(
         frames=np.stack(frames),
         timestamps=np.asarray(times, dtype=np.float32),
-        duration=float(duration),
+        duration=float(_duration(header, last, stopped)),
         has_audio=has_audio,
     )
 
 
 def _decode_sampled(
-    container: av.container.InputContainer,
-    stream: av.VideoStream,
-    period: float,
-    stop_at: float,
-    refuse_longer: bool,
-    size: tuple[int, int],
+    container: av.container.InputContainer, stream: av.VideoStream, header: _Header
 ) -> tuple[list[np.ndarray], list[float], float, bool]:
-    """Decode frames, keep the first at or after each multiple of period seconds before
-    stop_at, as (H, W, 3) uint8 at size (width, height).
+    """Decode frames and keep those header.picker picks, as (H, W, 3) uint8 at header.size.
 
-    Past stop_at, refuse_longer raises MediaError (the video is over its maximum duration);
-    otherwise decoding stops there. Returns the kept frames, their times, the time of the
-    last decoded frame (seconds) and whether decoding stopped before the video's end.
+    Returns the kept frames, their times, the time of the last decoded frame (seconds) and
+    whether decoding stopped before the video's end.
     """
     frames: list[np.ndarray] = []
     times: list[float] = []
     start: float | None = None
-    next_time = 0.0
     t = 0.0
     try:
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
         for count, frame in enumerate(container.decode(stream)):
             # Raw elementary streams (.h264) carry no timestamps: count at the nominal rate.
-            when = frame.time if frame.time is not None else count / rate
-            if start is None:
-                start = when
+            when = frame.time if frame.time is not None else count / header.rate
+            start = when if start is None else start
             t = when - start
-            if t > stop_at or (not refuse_longer and t + 0.02 >= stop_at and frames):
-                if refuse_longer:
-                    raise MediaError(f"video runs past {stop_at:.0f} s, the maximum duration")
+            keep = header.picker.pick(t)
+            if keep is None:
                 return frames, times, t, True
-            # A half-frame tolerance keeps 29.97 fps sources on whole seconds.
-            if t + 0.02 < next_time:
-                continue
-            rgb = frame.reformat(
-                width=size[0], height=size[1], format="rgb24", interpolation="AREA"
-            )
-            frames.append(rgb.to_ndarray())
-            times.append(round(t, 3))
-            next_time = (math.floor(t / period + 0.02) + 1) * period
+            if keep:
+                width, height = header.size
+                rgb = frame.reformat(
+                    width=width, height=height, format="rgb24", interpolation="AREA"
+                )
+                frames.append(rgb.to_ndarray())
+                times.append(round(t, 3))
     except av.error.FFmpegError as exc:
         raise MediaError(
             f"corrupt video: decoding failed after {len(frames)} frames ({exc})"
         ) from exc
     return frames, times, t, False
+
+
+def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan:
+    """The frames sample_video would keep, found by reading packet timestamps only, for a
+    decoder that takes frame numbers (NVDEC through DALI). Same refusals as sample_video,
+    except corruption inside the coded pictures, which only decoding finds."""
+    with _open(data) as container:
+        header = _read_header(container, limits)
+        stream = container.streams.video[0]
+        try:
+            stamps = [
+                (p.pts, n)
+                for n, p in enumerate(container.demux(stream))
+                if p.size > 0  # the demuxer's flush packet carries no frame
+            ]
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
+        has_audio = bool(container.streams.audio)
+        time_base = float(stream.time_base) if stream.time_base is not None else None
+    if not stamps:
+        raise MediaError("no decodable video frames")
+    if time_base is None or any(pts is None for pts, _ in stamps):
+        times = np.arange(len(stamps)) / header.rate  # raw streams: the nominal rate
+    else:
+        times = np.sort(np.array([pts for pts, _ in stamps], dtype=np.float64)) * time_base
+    times = times - times[0]
+    indices: list[int] = []
+    stopped = False
+    for number, t in enumerate(times):
+        keep = header.picker.pick(float(t))
+        if keep is None:
+            stopped = True
+            break
+        if keep:
+            indices.append(number)
+    last = float(times[number])
+    return FramePlan(
+        indices=np.asarray(indices, dtype=np.int32),
+        timestamps=np.round(times[indices], 3).astype(np.float32),
+        duration=float(_duration(header, last, stopped)),
+        size=header.size,
+        has_audio=has_audio,
+    )

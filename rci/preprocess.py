@@ -43,8 +43,7 @@ def preprocess(
     """Sample frames as limits say, find each frame's content box, crop and resize; audio
     features over the same span (the first spread_window seconds in spread sampling)."""
     video = sample_video(data, limits)
-    span = limits.spread_window if limits.sampling == "spread" else limits.max_duration
-    features = audio_features(decode_audio(data, audio, span), audio)
+    features = audio_features(decode_audio(data, audio, limits.span), audio)
     boxes = content_boxes(video.frames, borders)
     _, h, w, _ = video.frames.shape
     return Preprocessed(

@@ -101,9 +101,9 @@ def speechlike() -> np.ndarray:
     """3 s of a gliding tone over noise, 400 + 160 k samples so that no frame is padded."""
     rng = np.random.default_rng(7)
     t = np.arange(400 + 160 * 298) / 16000
-    return (0.3 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.05 * rng.standard_normal(len(t))).astype(
-        np.float32
-    )
+    return (
+        0.3 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.05 * rng.standard_normal(len(t))
+    ).astype(np.float32)
 
 
 def test_filter_bank_equals_python_speech_features(monkeypatch, speechlike) -> None:
@@ -124,8 +124,16 @@ def test_mfcc_equals_python_speech_features(monkeypatch, speechlike) -> None:
     monkeypatch.setattr(
         python_speech_features.base, "get_filterbanks", lambda *a, **k: mel_filters(PARAMS)
     )
-    ceps = psf.mfcc(speechlike, 16000, numcep=13, nfilt=64, nfft=512, ceplifter=0,
-                    appendEnergy=False, winfunc=lambda n: window(PARAMS))
+    ceps = psf.mfcc(
+        speechlike,
+        16000,
+        numcep=13,
+        nfilt=64,
+        nfft=512,
+        ceplifter=0,
+        appendEnergy=False,
+        winfunc=lambda n: window(PARAMS),
+    )
     first = psf.delta(ceps, 2)
     stacked = np.concatenate([ceps, first, psf.delta(first, 2)], axis=1)
     # Normalizing each column removes psf's natural-log scale and c0's 1/nfft offset.

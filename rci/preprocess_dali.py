@@ -1,0 +1,144 @@
+"""The preprocess stage in DALI: the same outputs as rci.preprocess, with DALI decoding the
+planned frames (NVDEC on "gpu"), resizing them and computing the audio features.
+
+"gpu" is the gpu target's path. "cpu" runs the same pipelines on DALI's CPU backend, whose
+decoder here takes VP8, VP9 and MJPEG but not H.264: that is how CI checks the pipelines
+against the cpu target's code without a GPU.
+
+Frame numbers come from packet timestamps (rci.media.plan_frames), so sampling follows
+presentation time as on the cpu target; the content box is found on the decoded frames with
+the cpu target's code. Audio is decoded by PyAV (DALI's decoders take no AAC) and its
+features computed by rci.dali_ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from nvidia.dali import fn, pipeline_def, types
+
+from rci import dali_ops
+from rci.audio import AudioParams, decode_audio
+from rci.errors import MediaError
+from rci.frames import BorderParams, content_boxes
+from rci.media import DecodeLimits, plan_frames
+from rci.preprocess import Preprocessed
+
+CROP_BATCH = 64  # frames per crop-and-resize run on the GPU
+
+
+class DaliPreprocessor:
+    """Callable bytes -> Preprocessed; build once per model instance."""
+
+    def __init__(
+        self,
+        limits: DecodeLimits = DecodeLimits(),
+        device: str = "gpu",
+        device_id: int = 0,
+        borders: BorderParams = BorderParams(),
+        audio: AudioParams = AudioParams(),
+    ) -> None:
+        self.limits, self.borders, self.audio = limits, borders, audio
+        if device not in ("gpu", "cpu"):
+            raise ValueError(f"device must be 'gpu' or 'cpu', got {device!r}")
+        gpu = device == "gpu"
+        # One request in, one result out: no prefetching ahead of inputs that are not there yet.
+        common = {
+            "num_threads": 2, "device_id": device_id if gpu else None,
+            "exec_dynamic": True, "prefetch_queue_depth": 1,
+        }  # fmt: skip
+        self._decode = _decode_pipeline(gpu, batch_size=1, **common)
+        self._crop = _crop_pipeline(gpu, batch_size=CROP_BATCH, **common)
+        self._audio = _audio_pipeline(gpu, audio, batch_size=1, **common)
+        for pipe in (self._decode, self._crop, self._audio):
+            pipe.build()
+
+    def __call__(self, data: bytes) -> Preprocessed:
+        plan = plan_frames(data, self.limits)
+        frames = self.decode_frames(data, plan.indices, plan.size)
+        boxes = content_boxes(frames, self.borders)
+        _, h, w, _ = frames.shape
+        fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))
+        return Preprocessed(
+            frames=self.crop_resize(frames, boxes),
+            timestamps=plan.timestamps,
+            duration=plan.duration,
+            content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
+            audio_fbank=fbank,
+            audio_mfcc=mfcc,
+        )
+
+    def decode_frames(self, data: bytes, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """(T, H, W, 3) uint8 host copies of the planned frames at size (width, height)."""
+        self._decode.feed_input("encoded", [np.frombuffer(data, dtype=np.uint8)])
+        self._decode.feed_input("frames", [indices])
+        self._decode.feed_input("size", [np.array(size[::-1], dtype=np.float32)])
+        try:
+            (frames,) = self._decode.run()
+        except RuntimeError as exc:
+            raise MediaError(f"corrupt video: DALI decoding failed ({exc})") from exc
+        out = np.array(_host(frames)[0])
+        if len(out) != len(indices):
+            raise MediaError(f"corrupt video: {len(out)} of {len(indices)} frames decoded")
+        return out
+
+    def crop_resize(self, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(T, 224, 224, 3) uint8: each frame's box cut out and resized on the GPU."""
+        parts = []
+        for start in range(0, len(frames), CROP_BATCH):
+            chunk = slice(start, start + CROP_BATCH)
+            self._crop.feed_input("frames", list(frames[chunk]))
+            self._crop.feed_input("boxes", list(boxes[chunk].astype(np.float32)))
+            (out,) = self._crop.run()
+            parts.append(np.stack([np.array(x) for x in _host(out)]))
+        return np.concatenate(parts)
+
+    def audio_features(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(fbank (F, n_mels), mfcc (F, 3 * n_mfcc)) float32 of (S,) samples, on the GPU."""
+        if samples.size < self.audio.frame_length:
+            return (
+                np.zeros((0, self.audio.n_mels), np.float32),
+                np.zeros((0, self.audio.mfcc_width), np.float32),
+            )
+        self._audio.feed_input("samples", [samples])
+        fbank, mfcc = self._audio.run()
+        return np.array(_host(fbank)[0]), np.array(_host(mfcc)[0])
+
+
+def _host(batch):
+    """A pipeline output batch in host memory."""
+    return batch.as_cpu() if hasattr(batch, "as_cpu") else batch
+
+
+def _decode_pipeline(gpu: bool, **kwargs):
+    @pipeline_def(**kwargs)
+    def pipeline():
+        encoded = fn.external_source(name="encoded", dtype=types.UINT8)
+        frames = fn.external_source(name="frames", dtype=types.INT32)
+        size = fn.external_source(name="size", dtype=types.FLOAT)
+        # pad_mode "none": a frame the decoder cannot deliver is an error, never a black frame.
+        video = fn.decoders.video(
+            encoded, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none"
+        )
+        # The cpu target decodes with an area filter; an antialiased linear resize is its match.
+        return fn.resize(video, size=size, antialias=True, dtype=types.UINT8)
+
+    return pipeline()
+
+
+def _crop_pipeline(gpu: bool, **kwargs):
+    @pipeline_def(**kwargs)
+    def pipeline():
+        frames = fn.external_source(name="frames", dtype=types.UINT8, layout="HWC")
+        boxes = fn.external_source(name="boxes", dtype=types.FLOAT)
+        return dali_ops.crop_resize(frames.gpu() if gpu else frames, boxes)
+
+    return pipeline()
+
+
+def _audio_pipeline(gpu: bool, params: AudioParams, **kwargs):
+    @pipeline_def(**kwargs)
+    def pipeline():
+        samples = fn.external_source(name="samples", dtype=types.FLOAT)
+        return dali_ops.audio_features(samples.gpu() if gpu else samples, params)
+
+    return pipeline()

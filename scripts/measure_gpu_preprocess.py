@@ -1,0 +1,139 @@
+"""On a machine with an NVIDIA GPU and DALI: the gpu target's preprocessing against the cpu
+target's on the same videos, DALI's GPU chains against its CPU ones, and speed by stage.
+
+    python scripts/measure_gpu_preprocess.py MEDIA_DIR SPEED_CLIP OUT_DIR
+
+Prints markdown tables (recorded in docs/gpu.md) and writes them with the raw figures to
+OUT_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from nvidia.dali import fn, pipeline_def
+
+from rci import dali_ops
+from rci.audio import audio_features, decode_audio
+from rci.bench.speed import cpu_stages, gpu_stages, table
+from rci.media import sample_video
+from rci.preprocess import preprocess
+from rci.preprocess_dali import DaliPreprocessor
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T,) IoU of (T, 4) [x0, y0, x1, y1] boxes."""
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def targets_agree(media: Path) -> tuple[list[dict], str]:
+    """Per video: the gpu target's outputs against the cpu target's."""
+    gpu = DaliPreprocessor()
+    rows = []
+    for path in sorted(media.glob("*.mp4")):
+        data = path.read_bytes()
+        cpu_out, gpu_out = preprocess(data), gpu(data)
+        same_times = np.array_equal(cpu_out.timestamps, gpu_out.timestamps)
+        row = {"video": path.stem, "frames": len(cpu_out.frames), "same timestamps": same_times}
+        if same_times:
+            diff = np.abs(cpu_out.frames.astype(np.int16) - gpu_out.frames.astype(np.int16))
+            row["frame mean |diff|"] = float(diff.mean())
+            row["box IoU mean"] = float(
+                box_iou(cpu_out.content_boxes, gpu_out.content_boxes).mean()
+            )
+            row["box IoU min"] = float(box_iou(cpu_out.content_boxes, gpu_out.content_boxes).min())
+        row["fbank max |diff| dB"] = (
+            float(np.abs(cpu_out.audio_fbank - gpu_out.audio_fbank).max())
+            if len(cpu_out.audio_fbank)
+            else 0.0
+        )
+        row["mfcc max |diff|"] = (
+            float(np.abs(cpu_out.audio_mfcc - gpu_out.audio_mfcc).max())
+            if len(cpu_out.audio_mfcc)
+            else 0.0
+        )
+        rows.append(row)
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    for row in rows:
+        cells = [
+            f"{row.get(k):.3f}" if isinstance(row.get(k), float) else str(row.get(k, ""))
+            for k in keys
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return rows, "\n".join(lines)
+
+
+def run_chain(graph, device: str, *batches):
+    @pipeline_def(
+        batch_size=len(batches[0]), num_threads=2, device_id=0 if device == "gpu" else None
+    )
+    def pipeline():
+        nodes = [fn.external_source(source=[b], batch=True) for b in batches]
+        if device == "gpu":
+            nodes = [nodes[0].gpu(), *nodes[1:]]  # region arguments stay on the CPU
+        return graph(*nodes)
+
+    pipe = pipeline()
+    pipe.build()
+    outs = pipe.run()
+    return [[np.array(s) for s in (o.as_cpu() if device == "gpu" else o)] for o in outs]
+
+
+def chains_agree(media: Path) -> dict:
+    """DALI's GPU operators against its CPU operators on the same inputs."""
+    data = sorted(media.glob("*.mp4"))[0].read_bytes()
+    frames = sample_video(data).frames[:16]
+    _, h, w, _ = frames.shape
+    boxes = [np.array([i, 2 * i, w - 3 * i, h - i], np.float32) for i in range(len(frames))]
+    cpu = run_chain(dali_ops.crop_resize, "cpu", list(frames), boxes)[0]
+    gpu = run_chain(dali_ops.crop_resize, "gpu", list(frames), boxes)[0]
+    pixel = np.abs(np.stack(cpu).astype(np.int16) - np.stack(gpu).astype(np.int16))
+    samples = decode_audio(data)
+    fb_c, mf_c = run_chain(dali_ops.audio_features, "cpu", [samples])
+    fb_g, mf_g = run_chain(dali_ops.audio_features, "gpu", [samples])
+    numpy = audio_features(samples)
+    return {
+        "crop_resize gpu vs cpu: mean |diff|": float(pixel.mean()),
+        "crop_resize gpu vs cpu: max |diff|": int(pixel.max()),
+        "fbank gpu vs cpu: max |diff| dB": float(np.abs(fb_c[0] - fb_g[0]).max()),
+        "mfcc gpu vs cpu: max |diff|": float(np.abs(mf_c[0] - mf_g[0]).max()),
+        "fbank gpu vs numpy: max |diff| dB": float(np.abs(numpy.fbank - fb_g[0]).max()),
+        "mfcc gpu vs numpy: max |diff|": float(np.abs(numpy.mfcc - mf_g[0]).max()),
+    }
+
+
+def main() -> int:
+    media, clip, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    rows, agreement = targets_agree(media)
+    report["targets"] = rows
+    report["chains"] = chains_agree(media)
+    data = clip.read_bytes()
+    video = sample_video(data)
+    speeds = {"cpu": cpu_stages(data, 3), "gpu": gpu_stages(data, 5)}
+    report["speed"] = speeds
+    text = "\n\n".join(
+        [
+            "## gpu target against cpu target, same videos\n\n" + agreement,
+            "## DALI chains, GPU against CPU\n\n"
+            + "\n".join(f"- {k}: {v:.4g}" for k, v in report["chains"].items()),
+            table(speeds["cpu"], len(video.frames), video.duration, "cpu target, this machine"),
+            table(speeds["gpu"], len(video.frames), video.duration, "gpu target"),
+        ]
+    )
+    (out / "gpu_preprocess.md").write_text(text + "\n")
+    (out / "gpu_preprocess.json").write_text(json.dumps(report, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

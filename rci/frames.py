@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from rci.blurpad import BlurPadParams, blur_pad_boxes
 from rci.inset import InsetParams, inset_boxes
 
 MODEL_SIZE = 224  # pixels, square descriptor input
@@ -89,14 +90,19 @@ def content_boxes(
     frames: np.ndarray,
     params: BorderParams = BorderParams(),
     inset: InsetParams | None = InsetParams(),
+    blur_pad: BlurPadParams = BlurPadParams(),
 ) -> np.ndarray:
     """(T, 4) int [x0, y0, x1, y1] pixel boxes of the content: inside any black or white
-    bars, and inside an inset picture (template, player page, picture-in-picture, blur
-    padding) where one is found (`inset` None skips that search)."""
+    bars, then inside blur-filled padding or else an inset picture (template, player page,
+    picture-in-picture) where one is found (`inset` None skips both searches)."""
     boxes = border_boxes(frames, params)
     if inset is None:
         return boxes
-    for f, found in enumerate(inset_boxes(frames, inset, boxes)):
+    padded = blur_pad_boxes(frames, boxes, blur_pad)
+    insets = inset_boxes(frames, inset, boxes)
+    for f, (pad, framed) in enumerate(zip(padded, insets, strict=True)):
+        # Blur padding is verified against the picture itself; it wins over edge evidence.
+        found = pad if pad is not None else framed
         if found is None:
             continue
         x0, y0 = max(found[0], boxes[f, 0]), max(found[1], boxes[f, 1])

@@ -38,22 +38,20 @@ class InsetParams:
     min_motion: float = 1.0
 
 
-def _grey(frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, h, w) float32 grey, area-averaged to ANALYSIS_WIDTH."""
+def analysis_grey(frames: np.ndarray, median: bool = True) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, h, w) float32 grey, area-averaged to ANALYSIS_WIDTH; with
+    a 3x3 median, which keeps a boundary's step and drops grain and noise (whose edges
+    would otherwise be everywhere)."""
     _, h, w, _ = frames.shape
     width = min(ANALYSIS_WIDTH, w)  # never upsampled: replicated pixels would fake edges
     size = (width, max(2, round(h * width / w)))
-    # A 3x3 median keeps a boundary's step and drops grain and noise, whose edges would
-    # otherwise be everywhere.
-    return np.stack(
-        [
-            ndimage.median_filter(
-                np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX)),
-                size=3,
-            )
-            for f in frames
-        ]
-    ).astype(np.float32)
+    grey = [
+        np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX))
+        for f in frames
+    ]
+    if median:
+        grey = [ndimage.median_filter(g, size=3) for g in grey]
+    return np.stack(grey).astype(np.float32)
 
 
 def _close_along(edge: np.ndarray, across: int) -> np.ndarray:
@@ -237,7 +235,7 @@ def inset_boxes(
     median-filtered over the same window (a side missed in one window does not flicker the
     crop, and a cut stays sharp)."""
     t, h, w, _ = frames.shape
-    grey = _grey(frames)
+    grey = analysis_grey(frames)
     # Once per video: each frame is in up to 2 * window + 1 windows.
     col_hits, row_hits = _edge_hits(grey, params)
     motion = _motion(grey)
@@ -252,11 +250,23 @@ def inset_boxes(
             tuple(int(v) for v in base[f]),
         )  # fmt: skip
         found[f] = base[f] if box is None else box
+    return window_median(found, base, params.window, scale)
+
+
+def window_median(
+    found: np.ndarray, base: np.ndarray, window: int, scale: np.ndarray
+) -> list[tuple | None]:
+    """Per frame, the coordinate-wise median of the (T, 4) analysis-pixel boxes within
+    `window` frames of it (the base box where nothing was found), scaled to frame pixels;
+    None where nothing was found nearby or the median is the frame's base box. A side
+    missed in one window does not flicker the crop, and a cut between an inserted clip and
+    its host stays sharp."""
+    hits = (found != base).any(axis=1)
     out: list[tuple | None] = []
-    for f in range(t):
-        lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
-        box = np.median(found[lo:hi], axis=0)
-        if np.array_equal(box, base[f]):
+    for f in range(len(found)):
+        near = slice(max(0, f - window), f + window + 1)
+        box = np.median(found[near], axis=0)
+        if not hits[near].any() or np.array_equal(box, base[f]):
             out.append(None)
         else:
             out.append(tuple(int(v) for v in np.round(box * scale)))

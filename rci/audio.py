@@ -68,32 +68,52 @@ def decode_audio(
     data: bytes, params: AudioParams = AudioParams(), max_duration: float = 1800.0
 ) -> np.ndarray:
     """(S,) float32 mono samples at params.sample_rate of the first audio stream, at most
-    max_duration seconds; empty when the container has no audio stream."""
+    max_duration seconds; empty when the container has no audio stream or no decoder for it.
+
+    Audio is secondary evidence: a track that breaks off keeps what decoded before the
+    break (the video stream decides whether the upload is refused).
+    """
     max_samples = int(max_duration * params.sample_rate)
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a decodable media container ({exc})") from exc
     chunks: list[np.ndarray] = []
-    kept = 0
     with container:
         if not container.streams.audio:
             return np.zeros(0, dtype=np.float32)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=params.sample_rate)
         try:
-            for frame in container.decode(container.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    kept += chunks[-1].size
-                if kept >= max_samples:
-                    break
-            else:
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"corrupt audio: decoding failed ({exc})") from exc
+            _decode_into(chunks, container, params.sample_rate, max_samples)
+        except (av.error.FFmpegError, ValueError):
+            pass  # keep the samples before the break
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks)[:max_samples].astype(np.float32, copy=False)
+
+
+def _decode_into(
+    chunks: list[np.ndarray], container: av.container.InputContainer, rate: int, limit: int
+) -> None:
+    """Append mono float32 chunks at `rate` of the first audio stream until `limit` samples.
+
+    A stream whose sample rate or channel layout changes midway (AAC that turns out to
+    carry SBR, broadcast streams switching stereo and 5.1) gets a new resampler there.
+    """
+    resampler, source = None, None
+    kept = 0
+    for frame in container.decode(container.streams.audio[0]):
+        form = (frame.sample_rate, frame.layout.name, frame.format.name)
+        if form != source:
+            if resampler is not None:
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            resampler, source = av.AudioResampler(format="flt", layout="mono", rate=rate), form
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray().reshape(-1))
+            kept += chunks[-1].size
+        if kept >= limit:
+            return
+    if resampler is not None:
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
 
 
 def _slaney_mel(hz: np.ndarray) -> np.ndarray:

@@ -154,7 +154,10 @@ def _side_ratio(mean_detail: np.ndarray, box: tuple[int, int, int, int], band: i
     ratios = []
 
     def ratio(outside: np.ndarray, inside: np.ndarray) -> float:
-        return float(outside.mean() / max(inside.mean(), 1e-3)) if outside.size else 0.0
+        # A side too near the frame's edge for an outside band tells nothing: left out.
+        if outside.size == 0 or inside.size == 0:
+            return np.nan
+        return float(outside.mean() / max(inside.mean(), 1e-3))
 
     if x0 > 0:
         ratios.append(ratio(mean_detail[y0:y1, max(0, x0 - band - 2) : max(0, x0 - 2)],
@@ -168,7 +171,8 @@ def _side_ratio(mean_detail: np.ndarray, box: tuple[int, int, int, int], band: i
     if y1 < h:
         ratios.append(ratio(mean_detail[y1 + 2 : y1 + band + 2, x0:x1],
                             mean_detail[max(0, y1 - band - 1) : y1 - 1, x0:x1]))  # fmt: skip
-    return float(np.median(ratios)) if ratios else 0.0
+    ratios = [r for r in ratios if not np.isnan(r)]
+    return float(np.median(ratios)) if ratios else np.inf
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -246,6 +250,8 @@ def blur_pad_boxes(
     for f in range(t):
         lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
         bx0, by0, bx1, by1 = (int(v) for v in base[f])
+        if min(bx1 - bx0, by1 - by0) < 16:  # too small a picture to judge
+            continue
         box = find_blur_pad(grey[lo:hi, by0:by1, bx0:bx1], sharp[lo:hi, by0:by1, bx0:bx1], params)
         if box is not None:
             found[f] = (box[0] + bx0, box[1] + by0, box[2] + bx0, box[3] + by0)

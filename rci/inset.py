@@ -264,7 +264,12 @@ def window_median(
     hits = (found != base).any(axis=1)
     out: list[tuple | None] = []
     for f in range(len(found)):
-        near = slice(max(0, f - window), f + window + 1)
+        lo, hi = max(0, f - window), min(len(found), f + window + 1)
+        # An odd count (the farther end dropped near the video's ends): an even one would
+        # average a found box with the base into a crop between them.
+        if (hi - lo) % 2 == 0:
+            lo, hi = (lo, hi - 1) if f - lo < hi - 1 - f else (lo + 1, hi)
+        near = slice(lo, hi)
         box = np.median(found[near], axis=0)
         if not hits[near].any() or np.array_equal(box, base[f]):
             out.append(None)

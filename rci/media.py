@@ -111,14 +111,17 @@ class _Picker:
 
     def pick(self, t: float) -> bool | None:
         """True to keep the frame at t, False to skip it, None to stop reading here."""
-        if t > self.stop_at or (not self.refuse_longer and self.kept and t + 0.02 >= self.stop_at):
+        slack = min(0.02, self.period / 4)
+        if t > self.stop_at or (not self.refuse_longer and self.kept and t + slack >= self.stop_at):
             if self.refuse_longer:
                 raise MediaError(f"video runs past {self.stop_at:.0f} s, the maximum duration")
             return None
-        # A half-frame tolerance keeps 29.97 fps sources on whole seconds.
-        if t + 0.02 < self.next_time:
+        # A half-frame tolerance keeps 29.97 fps sources on whole seconds; at most a quarter
+        # period, so that sampling near a source's own rate never keeps every frame.
+        slack = min(0.02, self.period / 4)
+        if t + slack < self.next_time:
             return False
-        self.next_time = (math.floor(t / self.period + 0.02) + 1) * self.period
+        self.next_time = (math.floor(t / self.period + slack / self.period) + 1) * self.period
         self.kept += 1
         return True
 
@@ -158,7 +161,8 @@ def _read_header(container: av.container.InputContainer, limits: DecodeLimits) -
     length = declared if not math.isnan(declared) else whole
     if limits.sampling == "spread":
         # An unknown length spreads over the whole window and stops where the video does.
-        span = limits.spread_window if math.isnan(length) else min(length, limits.spread_window)
+        known = not math.isnan(length) and length > 0
+        span = min(length, limits.spread_window) if known else limits.spread_window
         picker = _Picker(span / limits.spread_frames, span, refuse_longer=False)
     else:
         if length > limits.max_duration:
@@ -187,7 +191,11 @@ def _duration(header: _Header, last: float, stopped: bool) -> float:
         raise MediaError(
             f"truncated video: frames stop at {last:.1f} s of a declared {declared:.1f} s"
         )
-    return declared if not math.isnan(declared) else decoded_span
+    if not math.isnan(declared):
+        return declared
+    if stopped and not math.isnan(header.length):
+        return header.length  # only the spread window was read; the container knows more
+    return decoded_span
 
 
 def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
@@ -251,40 +259,49 @@ def _decode_sampled(
 def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan:
     """The frames sample_video would keep, found by reading packet timestamps only, for a
     decoder that takes frame numbers (NVDEC through DALI). Same refusals as sample_video,
-    except corruption inside the coded pictures, which only decoding finds."""
+    except corruption inside the coded pictures, which only decoding finds.
+
+    Frames are numbered over every packet in presentation order, as DALI's index does;
+    packets an edit list marks to discard (before a cut's start) are numbered but never
+    picked, and time starts at the first shown frame, as decoding sees it.
+    """
     with _open(data) as container:
         header = _read_header(container, limits)
         stream = container.streams.video[0]
         try:
-            stamps = [
-                (p.pts, n)
-                for n, p in enumerate(container.demux(stream))
+            packets = [
+                (p.pts if p.pts is not None else p.dts, bool(p.is_discard))
+                for p in container.demux(stream)
                 if p.size > 0  # the demuxer's flush packet carries no frame
             ]
         except av.error.FFmpegError as exc:
             raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
         has_audio = bool(container.streams.audio)
         time_base = float(stream.time_base) if stream.time_base is not None else None
-    if not stamps:
-        raise MediaError("no decodable video frames")
-    if time_base is None or any(pts is None for pts, _ in stamps):
-        times = np.arange(len(stamps)) / header.rate  # raw streams: the nominal rate
+    if time_base is None or any(stamp is None for stamp, _ in packets):
+        # Raw streams: the nominal rate, in packet order.
+        order = [(n / header.rate, discard) for n, (_, discard) in enumerate(packets)]
     else:
-        times = np.sort(np.array([pts for pts, _ in stamps], dtype=np.float64)) * time_base
-    times = times - times[0]
+        order = sorted((stamp * time_base, discard) for stamp, discard in packets)
+    shown = [n for n, (_, discard) in enumerate(order) if not discard]
+    if len(shown) < limits.min_frames:
+        raise MediaError("no decodable video frames")
+    start = order[shown[0]][0]
     indices: list[int] = []
-    stopped = False
-    for number, t in enumerate(times):
-        keep = header.picker.pick(float(t))
+    times: list[float] = []
+    stopped, last = False, 0.0
+    for number in shown:
+        last = t = order[number][0] - start
+        keep = header.picker.pick(t)
         if keep is None:
             stopped = True
             break
         if keep:
             indices.append(number)
-    last = float(times[number])
+            times.append(round(t, 3))
     return FramePlan(
         indices=np.asarray(indices, dtype=np.int32),
-        timestamps=np.round(times[indices], 3).astype(np.float32),
+        timestamps=np.asarray(times, dtype=np.float32),
         duration=float(_duration(header, last, stopped)),
         size=header.size,
         has_audio=has_audio,

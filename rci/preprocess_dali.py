@@ -24,6 +24,7 @@ from rci.media import DecodeLimits, plan_frames
 from rci.preprocess import Preprocessed
 
 CROP_BATCH = 64  # frames per crop-and-resize run on the GPU
+DECODE_BATCH = 64  # planned frames per decoder run: bounds GPU memory (64 at 4K is 1.6 GB)
 
 
 class DaliPreprocessor:
@@ -46,11 +47,29 @@ class DaliPreprocessor:
             "num_threads": 2, "device_id": device_id if gpu else None,
             "exec_dynamic": True, "prefetch_queue_depth": 1,
         }  # fmt: skip
-        self._decode = _decode_pipeline(gpu, batch_size=1, **common)
-        self._crop = _crop_pipeline(gpu, batch_size=CROP_BATCH, **common)
-        self._audio = _audio_pipeline(gpu, audio, batch_size=1, **common)
-        for pipe in (self._decode, self._crop, self._audio):
-            pipe.build()
+        self._factories = {
+            "decode": lambda: _decode_pipeline(gpu, batch_size=1, **common),
+            "crop": lambda: _crop_pipeline(gpu, batch_size=CROP_BATCH, **common),
+            "audio": lambda: _audio_pipeline(gpu, audio, batch_size=1, **common),
+        }
+        self._pipes = {name: self._fresh(name) for name in self._factories}
+
+    def _fresh(self, name: str):
+        pipe = self._factories[name]()
+        pipe.build()
+        return pipe
+
+    def _run(self, name: str, feeds: dict[str, list]) -> tuple:
+        """Feed one batch to pipeline `name` and run it. After any failure the pipeline is
+        rebuilt, so no input of the failed request lingers for the next one."""
+        pipe = self._pipes[name]
+        try:
+            for source, batch in feeds.items():
+                pipe.feed_input(source, batch)
+            return pipe.run()
+        except Exception:
+            self._pipes[name] = self._fresh(name)
+            raise
 
     def __call__(self, data: bytes) -> Preprocessed:
         plan = plan_frames(data, self.limits)
@@ -68,27 +87,32 @@ class DaliPreprocessor:
         )
 
     def decode_frames(self, data: bytes, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """(T, H, W, 3) uint8 host copies of the planned frames at size (width, height)."""
-        self._decode.feed_input("encoded", [np.frombuffer(data, dtype=np.uint8)])
-        self._decode.feed_input("frames", [indices])
-        self._decode.feed_input("size", [np.array(size[::-1], dtype=np.float32)])
-        try:
-            (frames,) = self._decode.run()
-        except RuntimeError as exc:
-            raise MediaError(f"corrupt video: DALI decoding failed ({exc})") from exc
-        out = np.array(_host(frames)[0])
-        if len(out) != len(indices):
-            raise MediaError(f"corrupt video: {len(out)} of {len(indices)} frames decoded")
-        return out
+        """(T, H, W, 3) uint8 host copies of the planned frames at size (width, height),
+        decoded DECODE_BATCH frames per run."""
+        encoded = np.frombuffer(data, dtype=np.uint8)
+        shape = np.array(size[::-1], dtype=np.float32)
+        parts = []
+        for start in range(0, len(indices), DECODE_BATCH):
+            chunk = indices[start : start + DECODE_BATCH]
+            feeds = {"encoded": [encoded], "frames": [chunk], "size": [shape]}
+            try:
+                (frames,) = self._run("decode", feeds)
+            except RuntimeError as exc:
+                raise MediaError(f"corrupt video: DALI decoding failed ({exc})") from exc
+            parts.append(np.array(_host(frames)[0]))
+            if len(parts[-1]) != len(chunk):
+                raise MediaError(
+                    f"corrupt video: {len(parts[-1])} of {len(chunk)} planned frames decoded"
+                )
+        return np.concatenate(parts)
 
     def crop_resize(self, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(T, 224, 224, 3) uint8: each frame's box cut out and resized on the GPU."""
         parts = []
         for start in range(0, len(frames), CROP_BATCH):
             chunk = slice(start, start + CROP_BATCH)
-            self._crop.feed_input("frames", list(frames[chunk]))
-            self._crop.feed_input("boxes", list(boxes[chunk].astype(np.float32)))
-            (out,) = self._crop.run()
+            feeds = {"frames": list(frames[chunk]), "boxes": list(boxes[chunk].astype(np.float32))}
+            (out,) = self._run("crop", feeds)
             parts.append(np.stack([np.array(x) for x in _host(out)]))
         return np.concatenate(parts)
 
@@ -99,8 +123,7 @@ class DaliPreprocessor:
                 np.zeros((0, self.audio.n_mels), np.float32),
                 np.zeros((0, self.audio.mfcc_width), np.float32),
             )
-        self._audio.feed_input("samples", [samples])
-        fbank, mfcc = self._audio.run()
+        fbank, mfcc = self._run("audio", {"samples": [samples]})
         return np.array(_host(fbank)[0]), np.array(_host(mfcc)[0])
 
 
@@ -115,7 +138,8 @@ def _decode_pipeline(gpu: bool, **kwargs):
         encoded = fn.external_source(name="encoded", dtype=types.UINT8)
         frames = fn.external_source(name="frames", dtype=types.INT32)
         size = fn.external_source(name="size", dtype=types.FLOAT)
-        # pad_mode "none": a frame the decoder cannot deliver is an error, never a black frame.
+        # pad_mode "none": a frame the decoder cannot deliver is an error, never a black
+        # frame (decode_frames also checks the count).
         video = fn.decoders.video(
             encoded, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none"
         )

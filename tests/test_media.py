@@ -377,3 +377,37 @@ def test_packet_plan_refuses_what_decoding_refuses(clip_25fps) -> None:
         plan_frames(b"")
     with pytest.raises(MediaError, match="not a decodable media container"):
         plan_frames(b"this is not a video\n" * 100)
+
+
+def test_packet_plan_over_an_edit_list(tmp_path) -> None:
+    # An MP4 whose first 3 packets an edit list discards (what `ffmpeg -ss ... -c copy`
+    # leaves). Decoding shows frame 3 first, at time 0; the plan numbers frames over every
+    # packet (as DALI's index does), so it names frame 3 + 10 k for second k.
+    path = tmp_path / "cut.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height = 160, 90
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"g": "10", "bf": "2"}
+        packets = []
+        for n in range(60):
+            frame = av.VideoFrame.from_ndarray(numbered(n), format="rgb24")
+            frame.pts = n
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        for packet in packets:
+            packet.pts -= 3
+            packet.dts -= 3
+            container.mux(packet)
+    data = path.read_bytes()
+    video, plan = sample_video(data), plan_frames(data)
+    assert [number_of(f) for f in video.frames] == [3, 13, 23, 33, 43, 53]
+    assert plan.indices.tolist() == [3, 13, 23, 33, 43, 53]
+    np.testing.assert_array_equal(plan.timestamps, video.timestamps)
+    assert plan.duration == pytest.approx(video.duration)
+
+
+def test_spread_sampling_of_a_zero_length_header(clip_25fps) -> None:
+    # A declared length of 0 must not divide by zero: the window is spread instead.
+    limits = DecodeLimits(sampling="spread", spread_frames=3, spread_window=6)
+    assert plan_frames(clip_25fps, limits).timestamps.tolist() == [0, 2, 4]

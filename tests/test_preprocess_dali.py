@@ -140,3 +140,12 @@ def test_a_frame_the_decoder_cannot_deliver_is_an_error(tmp_path, dali_cpu) -> N
     with pytest.raises(MediaError, match="DALI decoding failed"):
         dali_cpu.decode_frames(data, np.array([0, 99], np.int32), plan.size)
     assert [number_of(f) for f in dali_cpu.decode_frames(data, plan.indices, plan.size)] == [0, 25]
+
+
+def test_long_plans_are_decoded_in_chunks(tmp_path, dali_cpu) -> None:
+    # 100 planned frames: two decoder runs (DECODE_BATCH 64), still exactly those frames.
+    data = encode_vp9(tmp_path / "all.webm", [numbered(n) for n in range(100)])
+    plan = plan_frames(data, DecodeLimits(fps=25))
+    assert len(plan.indices) == 100
+    frames = dali_cpu.decode_frames(data, plan.indices, plan.size)
+    assert [number_of(f) for f in frames] == list(range(100))

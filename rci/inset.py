@@ -36,6 +36,12 @@ class InsetParams:
     # Mean change of a pixel between sampled frames (grey levels) below which a window is a
     # still: then real lines (buildings) persist like a frame's would, so it tells nothing.
     min_motion: float = 1.0
+    # A rectangle found elsewhere in the video is kept in a window where each inner side
+    # still lies on persistent edges along this fraction of its length (finding needs
+    # `support` and `contrast`; keeping it, less: the picture in the inset may match its
+    # surroundings for a while).
+    keep_support: float = 0.4
+    keep_min_windows: int = 3  # ... once exactly that rectangle was found in this many windows
 
 
 def analysis_grey(frames: np.ndarray, median: bool = True) -> np.ndarray:
@@ -250,7 +256,46 @@ def inset_boxes(
             tuple(int(v) for v in base[f]),
         )  # fmt: skip
         found[f] = base[f] if box is None else box
+    _keep_found(found, base, col_hits, row_hits, params)
     return window_median(found, base, params.window, scale)
+
+
+def _keep_found(
+    found: np.ndarray,
+    base: np.ndarray,
+    col_hits: np.ndarray,
+    row_hits: np.ndarray,
+    params: InsetParams,
+) -> None:
+    """Where a window found nothing, put the video's most often found rectangle (found in at
+    least keep_min_windows windows) if its inner sides still lie on persistent edges there
+    (`keep_support`), in place in `found`."""
+    hits = (found != base).any(axis=1)
+    if not hits.any():
+        return
+    boxes, counts = np.unique(found[hits].astype(int), axis=0, return_counts=True)
+    if counts.max() < params.keep_min_windows:
+        return  # a rectangle seen once or twice is as likely a coincidence of lines
+    x0, y0, x1, y1 = boxes[int(np.argmax(counts))]
+    t = len(found)
+    for f in np.flatnonzero(~hits):
+        bx0, by0, bx1, by1 = base[f]
+        if not (bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1):
+            continue
+        lo, hi = max(0, f - params.window), min(t, f + params.window + 1)
+        col = col_hits[lo:hi].mean(axis=0) >= params.persist  # (h, w-1): line at x = i + 1
+        row = row_hits[lo:hi].mean(axis=0) >= params.persist  # (h-1, w): line at y = i + 1
+        sides = []
+        for x in (x0, x1):
+            if bx0 < x < bx1:  # an edge may sit a pixel either side of the boundary
+                near = [i for i in (x - 2, x - 1, x) if 0 <= i < col.shape[1]]
+                sides.append(max(col[y0:y1, i].mean() for i in near))
+        for y in (y0, y1):
+            if by0 < y < by1:
+                near = [i for i in (y - 2, y - 1, y) if 0 <= i < row.shape[0]]
+                sides.append(max(row[i, x0:x1].mean() for i in near))
+        if sides and min(sides) >= params.keep_support:
+            found[f] = (x0, y0, x1, y1)
 
 
 def window_median(

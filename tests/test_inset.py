@@ -94,3 +94,30 @@ def test_a_still_tells_nothing():
     # (the whole frame is kept; never crop real content).
     still = np.repeat(shots("astronaut", seed=4)[:1], 5, axis=0)
     assert inset_boxes(inset(still, _template(), (64, 60, 576, 300))) == [None] * 5
+
+
+def _lines(t: int, h: int, w: int, box: tuple, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edge hits (as _edge_hits gives them) with the box's four sides present along the
+    first `share` of their length in every frame."""
+    x0, y0, x1, y1 = box
+    col = np.zeros((t, h, w - 1), bool)
+    row = np.zeros((t, h - 1, w), bool)
+    col[:, y0 : y0 + int(share * (y1 - y0)), [x0 - 1, x1 - 1]] = True
+    row[:, [y0 - 1, y1 - 1], x0 : x0 + int(share * (x1 - x0))] = True
+    return col, row
+
+
+@pytest.mark.parametrize("share, kept", [(0.5, True), (0.2, False)])
+def test_a_found_rectangle_is_kept_while_its_sides_persist(share, kept):
+    # Found in frames 0-2; in frames 3-5 the search found nothing (the picture's sides lost
+    # contrast). Half-present sides keep the rectangle there; a fifth does not.
+    from rci.inset import InsetParams, _keep_found
+
+    t, h, w, box = 6, 90, 160, (40, 20, 120, 70)
+    base = np.tile([0, 0, w, h], (t, 1))
+    found = base.astype(float)
+    found[:3] = box
+    col, row = _lines(t, h, w, box, share)
+    _keep_found(found, base, col, row, InsetParams())
+    assert (found[3:] == box).all() == kept
+    assert (found[:3] == box).all()

@@ -236,13 +236,18 @@ def _padding_evidence(
 
 
 def blur_pad_boxes(
-    frames: np.ndarray, bounds: np.ndarray, params: BlurPadParams = BlurPadParams()
+    frames: np.ndarray,
+    bounds: np.ndarray,
+    params: BlurPadParams = BlurPadParams(),
+    grey: np.ndarray | None = None,
 ) -> list[tuple[int, int, int, int] | None]:
     """(T, H, W, 3) uint8 and (T, 4) pixel boxes inside bars -> per frame the picture's
     pixel box (x0, y0, x1, y1), or None. Each frame is judged on the frames within `window`
-    of it; the answers are median-filtered over the same window."""
+    of it; the answers are median-filtered over the same window. `grey`:
+    analysis_grey(frames), if already computed (no median filter: it would erase the
+    detail measured here)."""
     t, h, w, _ = frames.shape
-    grey = analysis_grey(frames, median=False)  # the median would erase the detail measured
+    grey = analysis_grey(frames) if grey is None else grey
     sharp = detail(grey, params)
     scale = np.array([w / grey.shape[2], h / grey.shape[1]] * 2)
     base = np.round(np.asarray(bounds) / scale).astype(int)

@@ -1,4 +1,5 @@
-"""DALI operator chains shared by the gpu target's pipeline and the parity tests.
+"""DALI operator chains shared by the gpu target's pipeline and the parity tests, and a
+runner for them.
 
 Each function takes DALI data nodes inside a pipeline definition and returns nodes, so the
 same chain runs on "gpu" in the served pipeline and on "cpu" where tests hold it against
@@ -9,7 +10,7 @@ needs DALI; nothing in the cpu target imports it.
 from __future__ import annotations
 
 import numpy as np
-from nvidia.dali import fn, types
+from nvidia.dali import fn, pipeline_def, types
 
 from rci.audio import AudioParams, window
 from rci.frames import MODEL_SIZE
@@ -64,3 +65,23 @@ def crop_resize(frames, boxes):
         antialias=True,
         dtype=types.UINT8,
     )
+
+
+def run_once(graph, *batches: list[np.ndarray], device: str = "cpu") -> list[list[np.ndarray]]:
+    """Outputs of graph(*inputs) run once, as host arrays; each batch is a list of samples.
+    On "gpu" the first input (the data) moves to the GPU; later ones (regions) stay on the
+    CPU, where DALI takes argument inputs."""
+
+    @pipeline_def(
+        batch_size=len(batches[0]), num_threads=2, device_id=0 if device == "gpu" else None
+    )
+    def pipeline():
+        nodes = [fn.external_source(source=[b], batch=True) for b in batches]
+        if device == "gpu":
+            nodes = [nodes[0].gpu(), *nodes[1:]]
+        return graph(*nodes)
+
+    pipe = pipeline()
+    pipe.build()
+    outs = pipe.run()
+    return [[np.array(s) for s in (o.as_cpu() if device == "gpu" else o)] for o in outs]

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from rci.blurpad import BlurPadParams, blur_pad_boxes
-from rci.inset import InsetParams, inset_boxes
+from rci.inset import InsetParams, analysis_grey, inset_boxes
 
 MODEL_SIZE = 224  # pixels, square descriptor input
 
@@ -98,8 +98,9 @@ def content_boxes(
     boxes = border_boxes(frames, params)
     if inset is None:
         return boxes
-    padded = blur_pad_boxes(frames, boxes, blur_pad)
-    insets = inset_boxes(frames, inset, boxes)
+    grey = analysis_grey(frames)  # once for both searches
+    padded = blur_pad_boxes(frames, boxes, blur_pad, grey)
+    insets = inset_boxes(frames, inset, boxes, grey)
     for f, (pad, framed) in enumerate(zip(padded, insets, strict=True)):
         # Blur padding is verified against the picture itself; it wins over edge evidence.
         found = pad if pad is not None else framed

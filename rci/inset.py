@@ -44,10 +44,9 @@ class InsetParams:
     keep_min_windows: int = 3  # ... once exactly that rectangle was found in this many windows
 
 
-def analysis_grey(frames: np.ndarray, median: bool = True) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, h, w) float32 grey, area-averaged to ANALYSIS_WIDTH; with
-    a 3x3 median, which keeps a boundary's step and drops grain and noise (whose edges
-    would otherwise be everywhere)."""
+def analysis_grey(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, h, w) float32 grey, area-averaged to ANALYSIS_WIDTH; the
+    inset and blur-padding searches share it."""
     _, h, w, _ = frames.shape
     width = min(ANALYSIS_WIDTH, w)  # never upsampled: replicated pixels would fake edges
     size = (width, max(2, round(h * width / w)))
@@ -55,9 +54,13 @@ def analysis_grey(frames: np.ndarray, median: bool = True) -> np.ndarray:
         np.asarray(Image.fromarray(f).convert("L").resize(size, Image.Resampling.BOX))
         for f in frames
     ]
-    if median:
-        grey = [ndimage.median_filter(g, size=3) for g in grey]
     return np.stack(grey).astype(np.float32)
+
+
+def _denoised(grey: np.ndarray) -> np.ndarray:
+    """A 3x3 median per frame: keeps a boundary's step and drops grain and noise, whose
+    edges would otherwise be everywhere."""
+    return np.stack([ndimage.median_filter(g, size=3) for g in grey])
 
 
 def _close_along(edge: np.ndarray, across: int) -> np.ndarray:
@@ -233,15 +236,18 @@ def _search(
 
 
 def inset_boxes(
-    frames: np.ndarray, params: InsetParams = InsetParams(), bounds: np.ndarray | None = None
+    frames: np.ndarray,
+    params: InsetParams = InsetParams(),
+    bounds: np.ndarray | None = None,
+    grey: np.ndarray | None = None,
 ) -> list[tuple | None]:
     """(T, H, W, 3) uint8 -> per frame an inset box (x0, y0, x1, y1) in the frames' pixels,
     or None. `bounds` (T, 4) pixel boxes inside bars, if any, stand for each frame. Each
     frame's search sees the frames within `window` of it; the answers are then
     median-filtered over the same window (a side missed in one window does not flicker the
-    crop, and a cut stays sharp)."""
+    crop, and a cut stays sharp). `grey`: analysis_grey(frames), if already computed."""
     t, h, w, _ = frames.shape
-    grey = analysis_grey(frames)
+    grey = _denoised(analysis_grey(frames) if grey is None else grey)
     # Once per video: each frame is in up to 2 * window + 1 windows.
     col_hits, row_hits = _edge_hits(grey, params)
     motion = _motion(grey)

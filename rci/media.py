@@ -97,7 +97,6 @@ class FramePlan:
     timestamps: np.ndarray  # (T,) float32, seconds from the first frame
     duration: float  # seconds
     size: tuple[int, int]  # (width, height) to decode at, pixels
-    has_audio: bool
 
 
 class _Picker:
@@ -111,14 +110,13 @@ class _Picker:
 
     def pick(self, t: float) -> bool | None:
         """True to keep the frame at t, False to skip it, None to stop reading here."""
+        # A half-frame tolerance keeps 29.97 fps sources on whole seconds; at most a quarter
+        # period, so that sampling near a source's own rate never keeps every frame.
         slack = min(0.02, self.period / 4)
         if t > self.stop_at or (not self.refuse_longer and self.kept and t + slack >= self.stop_at):
             if self.refuse_longer:
                 raise MediaError(f"video runs past {self.stop_at:.0f} s, the maximum duration")
             return None
-        # A half-frame tolerance keeps 29.97 fps sources on whole seconds; at most a quarter
-        # period, so that sampling near a source's own rate never keeps every frame.
-        slack = min(0.02, self.period / 4)
         if t + slack < self.next_time:
             return False
         self.next_time = (math.floor(t / self.period + slack / self.period) + 1) * self.period
@@ -276,7 +274,6 @@ def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan
             ]
         except av.error.FFmpegError as exc:
             raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
-        has_audio = bool(container.streams.audio)
         time_base = float(stream.time_base) if stream.time_base is not None else None
     if time_base is None or any(stamp is None for stamp, _ in packets):
         # Raw streams: the nominal rate, in packet order.
@@ -304,5 +301,4 @@ def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan
         timestamps=np.asarray(times, dtype=np.float32),
         duration=float(_duration(header, last, stopped)),
         size=header.size,
-        has_audio=has_audio,
     )

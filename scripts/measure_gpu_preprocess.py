@@ -14,22 +14,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from nvidia.dali import fn, pipeline_def
 
 from rci import dali_ops
 from rci.audio import audio_features, decode_audio
 from rci.bench.speed import cpu_stages, gpu_stages, table
 from rci.media import sample_video
+from rci.metrics import box_iou
 from rci.preprocess import preprocess
 from rci.preprocess_dali import DaliPreprocessor
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(T,) IoU of (T, 4) [x0, y0, x1, y1] boxes."""
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return w * h / (area(a) + area(b) - w * h)
 
 
 def targets_agree(media: Path) -> tuple[list[dict], str]:
@@ -44,10 +36,11 @@ def targets_agree(media: Path) -> tuple[list[dict], str]:
         if same_times:
             diff = np.abs(cpu_out.frames.astype(np.int16) - gpu_out.frames.astype(np.int16))
             row["frame mean |diff|"] = float(diff.mean())
-            row["box IoU mean"] = float(
-                box_iou(cpu_out.content_boxes, gpu_out.content_boxes).mean()
-            )
-            row["box IoU min"] = float(box_iou(cpu_out.content_boxes, gpu_out.content_boxes).min())
+            ious = [
+                box_iou(tuple(a), tuple(b))
+                for a, b in zip(cpu_out.content_boxes, gpu_out.content_boxes, strict=True)
+            ]
+            row["box IoU mean"], row["box IoU min"] = float(np.mean(ious)), float(np.min(ious))
         row["fbank max |diff| dB"] = (
             float(np.abs(cpu_out.audio_fbank - gpu_out.audio_fbank).max())
             if len(cpu_out.audio_fbank)
@@ -70,34 +63,18 @@ def targets_agree(media: Path) -> tuple[list[dict], str]:
     return rows, "\n".join(lines)
 
 
-def run_chain(graph, device: str, *batches):
-    @pipeline_def(
-        batch_size=len(batches[0]), num_threads=2, device_id=0 if device == "gpu" else None
-    )
-    def pipeline():
-        nodes = [fn.external_source(source=[b], batch=True) for b in batches]
-        if device == "gpu":
-            nodes = [nodes[0].gpu(), *nodes[1:]]  # region arguments stay on the CPU
-        return graph(*nodes)
-
-    pipe = pipeline()
-    pipe.build()
-    outs = pipe.run()
-    return [[np.array(s) for s in (o.as_cpu() if device == "gpu" else o)] for o in outs]
-
-
 def chains_agree(media: Path) -> dict:
     """DALI's GPU operators against its CPU operators on the same inputs."""
     data = sorted(media.glob("*.mp4"))[0].read_bytes()
     frames = sample_video(data).frames[:16]
     _, h, w, _ = frames.shape
     boxes = [np.array([i, 2 * i, w - 3 * i, h - i], np.float32) for i in range(len(frames))]
-    cpu = run_chain(dali_ops.crop_resize, "cpu", list(frames), boxes)[0]
-    gpu = run_chain(dali_ops.crop_resize, "gpu", list(frames), boxes)[0]
+    cpu = dali_ops.run_once(dali_ops.crop_resize, list(frames), boxes)[0]
+    gpu = dali_ops.run_once(dali_ops.crop_resize, list(frames), boxes, device="gpu")[0]
     pixel = np.abs(np.stack(cpu).astype(np.int16) - np.stack(gpu).astype(np.int16))
     samples = decode_audio(data)
-    fb_c, mf_c = run_chain(dali_ops.audio_features, "cpu", [samples])
-    fb_g, mf_g = run_chain(dali_ops.audio_features, "gpu", [samples])
+    fb_c, mf_c = dali_ops.run_once(dali_ops.audio_features, [samples])
+    fb_g, mf_g = dali_ops.run_once(dali_ops.audio_features, [samples], device="gpu")
     numpy = audio_features(samples)
     return {
         "crop_resize gpu vs cpu: mean |diff|": float(pixel.mean()),

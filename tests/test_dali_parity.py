@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nvidia.dali import fn, pipeline_def
 
 from rci import dali_ops
 from rci.audio import audio_features
@@ -14,19 +13,6 @@ from rci.descriptor import Descriptor
 from rci.frames import crop_resize
 from rci.media import sample_video
 from rci.samples import clip_path
-
-
-def run_cpu(graph, *batches: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """Run graph(*inputs) once on DALI's CPU backend; each batch is a list of samples."""
-
-    @pipeline_def(batch_size=len(batches[0]), num_threads=1, device_id=None)
-    def pipeline():
-        nodes = [fn.external_source(source=[b], batch=True) for b in batches]
-        return graph(*nodes)
-
-    pipe = pipeline()
-    pipe.build()
-    return [[np.array(sample) for sample in out] for out in pipe.run()]
 
 
 def speechlike(seconds: float, seed: int) -> np.ndarray:
@@ -38,7 +24,7 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
 
 def test_audio_chain_equals_numpy() -> None:
     clips = [speechlike(3.0, 1), speechlike(1.3, 2)]
-    fbanks, mfccs = run_cpu(dali_ops.audio_features, clips)
+    fbanks, mfccs = dali_ops.run_once(dali_ops.audio_features, clips)
     for clip, fbank, mfcc in zip(clips, fbanks, mfccs, strict=True):
         ours = audio_features(clip)
         assert fbank.shape == ours.fbank.shape and mfcc.shape == ours.mfcc.shape
@@ -57,7 +43,9 @@ def test_crop_resize_equals_pillow(bunny_frames) -> None:
         [[0, 0, w, h], [10, 24, w - 30, h - 6], [w // 4, h // 5, 3 * w // 4, 3 * h // 4]] * 2
     )[:t]
     pillow = crop_resize(bunny_frames, boxes)
-    (dali,) = run_cpu(dali_ops.crop_resize, list(bunny_frames), list(boxes.astype(np.float32)))
+    (dali,) = dali_ops.run_once(
+        dali_ops.crop_resize, list(bunny_frames), list(boxes.astype(np.float32))
+    )
     dali = np.stack(dali)
     assert dali.shape == pillow.shape and dali.dtype == np.uint8
     diff = np.abs(dali.astype(np.int16) - pillow.astype(np.int16))
@@ -74,7 +62,7 @@ def test_crop_resize_follows_each_frames_box(bunny_frames) -> None:
     frame = bunny_frames[2]
     h, w, _ = frame.shape
     boxes = np.array([[0, 0, w // 2, h], [w // 2, 0, w, h]], dtype=np.float32)
-    (out,) = run_cpu(dali_ops.crop_resize, [frame, frame], list(boxes))
+    (out,) = dali_ops.run_once(dali_ops.crop_resize, [frame, frame], list(boxes))
     expected = crop_resize(np.stack([frame, frame]), boxes.astype(np.int64))
     for got, want in zip(out, expected, strict=True):
         assert np.abs(got.astype(np.int16) - want.astype(np.int16)).mean() < 0.5

@@ -151,3 +151,13 @@ def test_features_of_a_real_video_track(tmp_path) -> None:
     mfcc = features.mfcc
     np.testing.assert_allclose(mfcc.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(mfcc.std(axis=0), 1, atol=1e-2)
+
+
+def test_a_track_that_breaks_off_keeps_what_came_before(tmp_path) -> None:
+    # Noise over the middle of the file: the decoder fails there. Audio is secondary, so
+    # the samples before the break are kept rather than the upload refused.
+    data = bytearray(tone_video(tmp_path / "tone.mkv", 440.0, 4.0))
+    middle = len(data) // 2
+    data[middle : middle + 2000] = np.random.default_rng(1).bytes(2000)
+    samples = decode_audio(bytes(data))
+    assert 0.5 * 16000 < len(samples) < 4.0 * 16000

@@ -96,3 +96,13 @@ def test_padding_inside_bars(astronaut):
 
 def test_samples_sizes_are_the_benchmarks():
     assert (W, H) == samples.SIZE == (640, 360)
+
+
+def test_a_side_at_the_frame_edge_is_no_evidence():
+    # A side 1 pixel from the edge has no band outside it: it must not count as padding
+    # that starts right at the side.
+    from rci.blurpad import _side_ratio
+
+    detail = np.ones((90, 160), np.float32)
+    assert _side_ratio(detail, (1, 0, 160, 90), band=6) == np.inf
+    assert _side_ratio(detail, (20, 0, 160, 90), band=6) == pytest.approx(1.0)

@@ -121,3 +121,13 @@ def test_a_found_rectangle_is_kept_while_its_sides_persist(share, kept):
     _keep_found(found, base, col, row, InsetParams())
     assert (found[3:] == box).all() == kept
     assert (found[:3] == box).all()
+
+
+def test_window_median_never_averages_a_box_with_the_base():
+    # Two frames, a box found in the first only: an even window would put the crop halfway
+    # between the box and the whole frame in both.
+    from rci.inset import window_median
+
+    base = np.array([[0, 0, 100, 50], [0, 0, 100, 50]])
+    found = np.array([[10, 10, 60, 40], [0, 0, 100, 50]], dtype=float)
+    assert window_median(found, base, 2, np.ones(4)) == [(10, 10, 60, 40), None]

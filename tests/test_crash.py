@@ -86,18 +86,24 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
                 client.ingest(video, acked[0])
 
 
+# A bare writer: argv data_dir, id prefix, [videos, frames per video, pause s]; prints
+# each id once acknowledged.
 WRITER = """
-import sys
+import sys, time, zlib
 import numpy as np
 from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
 folder = LibraryFolder(sys.argv[1], "main", descriptor="sscd_resnet50", dim=512)
-rng = np.random.default_rng(int(sys.argv[2]))
-for n in range(10_000):
-    x = rng.standard_normal((2000, 512)).astype(np.float32)
+videos, frames, pause = 10_000, 2000, 0.0
+if len(sys.argv) > 3:
+    videos, frames, pause = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+rng = np.random.default_rng(zlib.crc32(sys.argv[2].encode()))
+for n in range(videos):
+    x = rng.standard_normal((frames, 512)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    video = VideoFingerprints(f"{sys.argv[2]}-{n}", x, np.arange(2000, dtype=np.float32), 2000.0)
-    LibraryWriter(folder).add(video)
-    print(video.video_id, flush=True)  # the acknowledgement
+    t = np.arange(frames, dtype=np.float32)
+    LibraryWriter(folder).add(VideoFingerprints(f"{sys.argv[2]}-{n}", x, t, float(frames)))
+    print(f"{sys.argv[2]}-{n}", flush=True)
+    time.sleep(pause)
 """
 
 

@@ -1,0 +1,82 @@
+"""Concurrency: many clients ingest and detect at once, with a second writer process on the
+same library; no update is lost, a contested id is taken once, and no read is torn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from client import RciClient, RciClientError
+from rci.server import TritonServer
+from tests.conftest import server_options
+from tests.test_crash import WRITER, _library_contents
+
+INGESTERS, PER_INGESTER, DETECTORS = 4, 2, 2
+
+
+def test_parallel_ingest_and_detect(tmp_path, media):
+    data_dir = tmp_path / "data"
+    bikes = media["library"]["bikes"].read_bytes()
+    with TritonServer(server_options(tmp_path / "work", data_dir)) as server:
+        url = server.http_url
+        done = threading.Event()
+
+        def ingest(worker: int) -> list[str]:
+            ids = []
+            with RciClient(url) as client:
+                for n in range(PER_INGESTER):
+                    client.ingest(bikes, f"w{worker}-{n}")
+                    ids.append(f"w{worker}-{n}")
+            return ids
+
+        def contest(_: int) -> bool:
+            with RciClient(server.grpc_url, protocol="grpc") as client:
+                try:
+                    client.ingest(bikes, "contested")
+                    return True
+                except RciClientError as exc:
+                    assert "already in library" in str(exc)
+                    return False
+
+        def detect(_: int) -> int:
+            """Detect until the ingests end; library sizes seen must never shrink."""
+            seen, runs = 0, 0
+            with RciClient(url) as client:
+                while not done.is_set() or runs == 0:
+                    result = client.detect(media["query"])
+                    assert all(0 <= m.score <= 1 for m in result.matches)
+                    videos = client.status()[0]["videos"]
+                    assert videos >= seen
+                    seen, runs = videos, runs + 1
+            return runs
+
+        # A second writer process on the same library, outside the server.
+        bare = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(data_dir), "bare", "40", "30", "0.2"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert bare.stdout.readline().strip() == "bare-0"  # writing before the clients start
+        with ThreadPoolExecutor(INGESTERS + 2 + DETECTORS) as pool:
+            detectors = [pool.submit(detect, d) for d in range(DETECTORS)]
+            ingesters = [pool.submit(ingest, w) for w in range(INGESTERS)]
+            contesters = [pool.submit(contest, c) for c in range(2)]
+            try:
+                acked = [i for f in ingesters for i in f.result()]
+                wins = [f.result() for f in contesters]
+            finally:
+                done.set()  # or the detectors never stop and the pool never closes
+            assert all(f.result() >= 1 for f in detectors)
+        bare_acked = ["bare-0"] + bare.communicate(timeout=120)[0].split()
+        assert bare.returncode == 0 and len(bare_acked) == 40
+
+        assert wins.count(True) == 1, wins
+        ids = _library_contents(data_dir)
+        assert len(ids) == len(set(ids))
+        assert set(acked) | {"contested"} | set(bare_acked) <= set(ids)
+        assert len(acked) == INGESTERS * PER_INGESTER
+        with RciClient(url) as client:
+            assert client.status()[0]["videos"] == len(ids)
+            assert client.detect(bikes).reproduced

@@ -24,17 +24,31 @@ class BorderParams:
     # a wall, flat artwork); coloured frames are found as insets.
     dark: float = 40.0  # a bar line's mean is at most this ...
     bright: float = 215.0  # ... or at least this
+    # Padding is grey: a pale sky or a dark night scene is tinted, so it is never a bar.
+    max_chroma: float = 2.0  # the line's colour cast, see _cast
+    # A bar is one shade from the frame's edge inward; a smooth gradient (vignette, studio
+    # backdrop) that stays flat line by line is content.
+    max_shade_spread: float = 16.0  # |line mean - outermost line mean|
+    # ... and ends in a step: a bar whose next fade_lines lines stay as uniform, each within
+    # min_step of the one before, fades into content. Several lines, as the bar's last line
+    # can pick up the picture's colour (chroma subsampling) and fail as a bar line itself.
+    min_step: float = 4.0
+    fade_lines: int = 4
     min_run: int = 3  # consecutive sampled frames (seconds at 1 fps) a bar must last
     min_keep: float = 0.3  # never keep less than this fraction of a dimension
 
 
-def _flat_lines(std: np.ndarray, mean: np.ndarray, params: BorderParams) -> np.ndarray:
-    """(T, L) bool: lines that are uniform in a run of >= min_run frames with a steady mean.
+def _flat_lines(
+    std: np.ndarray, mean: np.ndarray, chroma: np.ndarray, params: BorderParams
+) -> np.ndarray:
+    """(T, L) bool: grey lines that are uniform in a run of >= min_run frames with a steady
+    mean.
 
-    std, mean: (T, L) per-frame statistics along each row (or column). Runs rather than a
+    std, mean, chroma: (T, L) per-frame statistics along each row (or column). Runs rather than a
     centred window, so the first and last frames of an inserted letterboxed clip count too.
     """
-    uniform = (std < params.max_std) & ((mean <= params.dark) | (mean >= params.bright))
+    extreme = (mean <= params.dark) | (mean >= params.bright)
+    uniform = (std < params.max_std) & extreme & (chroma <= params.max_chroma)
     joins = np.zeros_like(uniform)
     joins[1:] = uniform[1:] & uniform[:-1] & (np.abs(mean[1:] - mean[:-1]) < params.max_drift)
     forward = np.zeros(uniform.shape, dtype=np.int32)
@@ -49,14 +63,43 @@ def _flat_lines(std: np.ndarray, mean: np.ndarray, params: BorderParams) -> np.n
     return uniform & (forward + backward - 1 >= min(params.min_run, t))
 
 
-def _keep_span(flat: np.ndarray, min_keep: float) -> tuple[int, int]:
-    """[start, stop) without the flat lines at both ends; everything if too little is left."""
+def _cast(rgb: np.ndarray) -> np.ndarray:
+    """(L, 3) mean colour per line -> (L,) mean |channel - grey|: a tint, which pixel noise
+    (averaged out along the line) does not give."""
+    return np.abs(rgb - rgb.mean(axis=1, keepdims=True)).mean(axis=1)
+
+
+def _bar_width(flat: np.ndarray, mean: np.ndarray, std: np.ndarray, params: BorderParams) -> int:
+    """Lines from index 0 inward that are flat and within max_shade_spread of line 0's mean,
+    or 0 when they fade on without a step: the next fade_lines lines as uniform (of any
+    colour) and each within min_step of the one before."""
+    bar = flat & (np.abs(mean - mean[0]) <= params.max_shade_spread)
+    if bar.all():
+        return len(bar)
+    width = int(np.argmin(bar))
+    after = slice(width, min(width + params.fade_lines, len(bar)))
+    steps = np.abs(np.diff(mean[max(width - 1, 0) : after.stop]))
+    if width and (std[after] < params.max_std).all() and (steps < params.min_step).all():
+        return 0
+    # The bar's last line picks up the picture's colour (chroma subsampling, ringing), more
+    # or less by decoder: a flat line of the bar's shade right before the picture is bar.
+    edge = width + 1 < len(bar) and width and std[width] < params.max_std
+    if edge and std[width + 1] >= params.max_std:
+        if abs(mean[width] - mean[0]) <= params.max_shade_spread:
+            return width + 1
+    return width
+
+
+def _keep_span(
+    flat: np.ndarray, mean: np.ndarray, std: np.ndarray, params: BorderParams
+) -> tuple[int, int]:
+    """[start, stop) without the bars at both ends; everything if too little is left.
+
+    flat, mean, std: (L,) one frame's flat lines, line means and spreads along the lines."""
     n = len(flat)
-    if flat.all():
-        return 0, n
-    start = int(np.argmin(flat))
-    stop = n - int(np.argmin(flat[::-1]))
-    if stop - start < min_keep * n:
+    start = _bar_width(flat, mean, std, params)
+    stop = n - _bar_width(flat[::-1], mean[::-1], std[::-1], params)
+    if stop - start < params.min_keep * n:
         return 0, n
     return start, stop
 
@@ -70,18 +113,19 @@ def border_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> n
     inserted clip are found while one dark frame is never cropped.
     """
     t, h, w, _ = frames.shape
-    row_std, row_mean = np.empty((t, h), np.float32), np.empty((t, h), np.float32)
-    col_std, col_mean = np.empty((t, w), np.float32), np.empty((t, w), np.float32)
+    row_std, row_mean, row_chroma = (np.empty((t, h), np.float32) for _ in range(3))
+    col_std, col_mean, col_chroma = (np.empty((t, w), np.float32) for _ in range(3))
     for f, frame in enumerate(frames):  # one frame at a time: no float copy of the video
-        gray = frame.astype(np.float32).mean(axis=2)
-        row_std[f], row_mean[f] = gray.std(axis=1), gray.mean(axis=1)
-        col_std[f], col_mean[f] = gray.std(axis=0), gray.mean(axis=0)
-    rows = _flat_lines(row_std, row_mean, params)
-    cols = _flat_lines(col_std, col_mean, params)
+        rgb = frame.astype(np.float32)
+        gray = rgb.mean(axis=2)
+        row_std[f], row_mean[f], row_chroma[f] = gray.std(1), gray.mean(1), _cast(rgb.mean(1))
+        col_std[f], col_mean[f], col_chroma[f] = gray.std(0), gray.mean(0), _cast(rgb.mean(0))
+    rows = _flat_lines(row_std, row_mean, row_chroma, params)
+    cols = _flat_lines(col_std, col_mean, col_chroma, params)
     boxes = np.empty((len(frames), 4), dtype=np.int64)
     for f in range(len(frames)):
-        y0, y1 = _keep_span(rows[f], params.min_keep)
-        x0, x1 = _keep_span(cols[f], params.min_keep)
+        y0, y1 = _keep_span(rows[f], row_mean[f], row_std[f], params)
+        x0, x1 = _keep_span(cols[f], col_mean[f], col_std[f], params)
         boxes[f] = (x0, y0, x1, y1)
     return boxes
 

@@ -194,3 +194,52 @@ def test_preprocessed_validation() -> None:
         Preprocessed(
             np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, *[None] * 3
         )
+
+
+def test_tinted_flat_band_is_content() -> None:
+    # A pale blue sky (grey 226, bright) is flat line by line, but padding is grey: its
+    # colour cast, mean |channel - grey| = 8, exceeds max_chroma 2, so it stays.
+    frames = noise(12)
+    frames[:, :15] = np.array([214, 226, 238], dtype=np.uint8)
+    assert (border_boxes(frames) == [0, 0, W, H]).all()
+    # The same band in neutral 226 is a white bar.
+    frames[:, :15] = 226
+    assert (border_boxes(frames) == [0, 15, W, H]).all()
+
+
+def test_gradient_backdrop_is_content() -> None:
+    # Columns 0-39 a flat grey ramp 220 -> 254 (a vignetted backdrop): the lines within
+    # max_shade_spread 16 of the edge column end at column 19, but columns 19-22 are as
+    # flat, each within min_step 4 of the one before: no step, so no bar.
+    frames = noise(13)
+    ramp = np.linspace(220, 254, 40).round().astype(np.uint8)
+    frames[:, :, :40] = ramp[None, None, :, None]
+    assert (border_boxes(frames) == [0, 0, W, H]).all()
+
+
+def test_black_bar_against_flat_dark_content_is_found() -> None:
+    # Rows 0-9 black, rows 10-19 a flat navy sky (grey 13, tinted), then detail: the bar
+    # ends in a step of 13 >= min_step, so rows 0-9 go and the sky stays.
+    frames = noise(14)
+    frames[:, :10] = 0
+    frames[:, 10:20] = np.array([0, 0, 40], dtype=np.uint8)
+    assert (border_boxes(frames) == [0, 10, W, H]).all()
+
+
+def test_dark_scene_fading_to_black_is_content() -> None:
+    # The bottom rows of a night shot fade to near-black: rows 40-59 neutral and dark, rows
+    # 20-39 as flat and dark but tinted. The neutral rows end without a step (< 4) into the
+    # tinted ones (uniform for fade_lines 4 and more), so nothing is cut.
+    frames = noise(15)
+    frames[:, 20:40] = np.array([2, 4, 12], dtype=np.uint8)
+    frames[:, 40:] = 5
+    assert (border_boxes(frames) == [0, 0, W, H]).all()
+
+
+def test_tinted_last_bar_line_goes_with_the_bar() -> None:
+    # Chroma subsampling tints the bar's last line before the picture (decoders differ by
+    # a line here): one flat line of the bar's shade right before the picture is bar.
+    frames = noise(16)
+    frames[:, :10] = 0
+    frames[:, 10] = np.array([0, 0, 10], dtype=np.uint8)
+    assert (border_boxes(frames) == [0, 11, W, H]).all()

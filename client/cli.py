@@ -152,6 +152,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    failed = 0
+    with _connect(args) as client:
+        for video_id in args.ids:
+            try:
+                count = client.delete(video_id, args.library)
+            except RciClientError as exc:
+                console.print(f"[red]{video_id}: {exc}[/red]")
+                failed += 1
+                continue
+            console.print(f"{video_id}: deleted from {args.library} ({count} fingerprints)")
+    return 1 if failed else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _connect(args) as client:
         try:
@@ -255,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_connection(p)
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("delete", help="remove videos from a library by id")
+    p.add_argument("ids", nargs="+")
+    p.add_argument("--library", default="main")
+    _add_connection(p)
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("status", help="libraries, their sizes and descriptor model")
     _add_connection(p)

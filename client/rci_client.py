@@ -174,6 +174,18 @@ class RciClient:
             content_boxes=out["CONTENT_BOXES"],
         )
 
+    def delete(self, video_id: str, library: str = "main") -> int:
+        """Remove `video_id` from `library`; returns how many fingerprints it had."""
+        out = self._infer(
+            "rci_library_delete",
+            [
+                self._input("VIDEO_ID", self._string(video_id), "BYTES"),
+                self._input("LIBRARY", self._string(library), "BYTES"),
+            ],
+            ["NUM_FINGERPRINTS"],
+        )
+        return int(out["NUM_FINGERPRINTS"][0])
+
     def status(self, libraries: list[str] | None = None) -> list[dict]:
         """Per library: descriptor model, number of videos and fingerprints."""
         names = np.array([n.encode() for n in libraries or []], dtype=object)

@@ -2,10 +2,12 @@
 
 On disk, one folder per library under the data directory:
     meta.json      descriptor model and dimension, written once at creation
-    log.jsonl      one JSON record per ingested video, appended and fsync'ed
-    videos/N.npz   that video's fingerprints (embeddings, timestamps), written before its record
-A video counts as ingested once its log line is durable; a torn last line left by a crash is
-cut off by the next writer, and a video file without a log line is never read.
+    log.jsonl      the write-ahead log: one JSON record per ingested ("add") or deleted
+                   ("delete") video, appended and fsync'ed
+    videos/N.npz   an added video's fingerprints (embeddings, timestamps), written before its
+                   record and removed after its delete record
+A video counts as ingested (or deleted) once its log line is durable; a torn last line left
+by a crash is cut off by the next writer, and a video file without a log line is never read.
 """
 
 from __future__ import annotations
@@ -113,6 +115,16 @@ class LibraryFolder:
         records = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
         return records, offset + end
 
+    def live(self, records: list[dict]) -> dict[str, dict]:
+        """The add record of each video id that no later record deletes, in log order."""
+        videos: dict[str, dict] = {}
+        for record in records:
+            if record["op"] == "delete":
+                videos.pop(record["video_id"], None)
+            else:
+                videos[record["video_id"]] = record
+        return videos
+
     def load_video(self, record: dict) -> VideoFingerprints:
         with np.load(self.path / record["file"], allow_pickle=False) as z:
             return VideoFingerprints(
@@ -138,7 +150,8 @@ class _FileLock:
 
 
 class LibraryWriter:
-    """Appends videos to a library; a repeated video id is refused (AlreadyExistsError)."""
+    """Adds and deletes videos; adding an id the library holds is refused
+    (AlreadyExistsError), deleting one it does not hold too (NotFoundError)."""
 
     def __init__(self, folder: LibraryFolder) -> None:
         self.folder = folder
@@ -155,7 +168,7 @@ class LibraryWriter:
             raise RciError("a video needs at least one fingerprint")
         with self.folder.lock():
             records = self._recover()
-            if any(r["video_id"] == video.video_id for r in records):
+            if video.video_id in self.folder.live(records):
                 raise AlreadyExistsError(
                     f"video id {video.video_id!r} is already in library {self.folder.meta.name!r}"
                 )
@@ -171,11 +184,29 @@ class LibraryWriter:
                 "count": len(video.embeddings),
                 "duration": round(video.duration, 3),
             }
-            with open(self.folder.log_path, "ab") as f:
-                f.write(json.dumps(record).encode() + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
+            self._append(record)
         return len(video.embeddings)
+
+    def delete(self, video_id: str) -> int:
+        """Remove `video_id` durably; returns how many fingerprints it had."""
+        check_video_id(video_id)
+        with self.folder.lock():
+            added = self.folder.live(self._recover()).get(video_id)
+            if added is None:
+                raise NotFoundError(
+                    f"video id {video_id!r} is not in library {self.folder.meta.name!r}"
+                )
+            self._append({"op": "delete", "video_id": video_id})
+            # After the record: a crash in between leaves an unread file, never a record
+            # without its file. Readers that have not caught up skip adds deleted later.
+            (self.folder.path / added["file"]).unlink(missing_ok=True)
+        return int(added["count"])
+
+    def _append(self, record: dict) -> None:
+        with open(self.folder.log_path, "ab") as f:
+            f.write(json.dumps(record).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def _recover(self) -> list[dict]:
         """All complete records; a torn last line from a crash is cut off first."""
@@ -191,7 +222,8 @@ class LibraryIndex:
     """In-memory exact inner-product index over a library, refreshed from its log.
 
     Row r of the index is fingerprint `row_time[r]` seconds into video `row_video[r]`;
-    each video's rows are contiguous, starting at `video_start[v]`.
+    each video's rows are contiguous, starting at `video_start[v]`. Video numbers shift
+    down when an earlier video is deleted.
     """
 
     def __init__(self, folder: LibraryFolder) -> None:
@@ -199,32 +231,53 @@ class LibraryIndex:
         self.index = faiss.IndexFlatIP(folder.meta.dim)
         self.video_ids: list[str] = []
         self.video_durations: list[float] = []
-        self.video_start: list[int] = []
-        self._row_video: list[np.ndarray] = []
-        self._row_time: list[np.ndarray] = []
-        self.row_video = np.zeros(0, dtype=np.int64)
-        self.row_time = np.zeros(0, dtype=np.float32)
+        self._video_times: list[np.ndarray] = []
         self._offset = 0
+        self._mapped()
         self.refresh()
 
     def refresh(self) -> None:
-        """Add the videos appended to the log since the last refresh."""
+        """Apply the adds and deletes appended to the log since the last refresh."""
         records, offset = self.folder.read_records(self._offset)
         if not records:
             return
         # Load everything before changing anything, so a failed read leaves the index as it
-        # was and the next refresh retries the same records.
-        videos = [self.folder.load_video(record) for record in records]
+        # was and the next refresh retries the same records. An add deleted later in the
+        # same batch is skipped: its file may be gone already.
+        last = {r["video_id"]: n for n, r in enumerate(records)}
+        loaded = {
+            n: self.folder.load_video(r)
+            for n, r in enumerate(records)
+            if r["op"] == "add" and last[r["video_id"]] == n
+        }
         self._offset = offset
-        for video in videos:
-            self.video_start.append(self.index.ntotal)
-            self.video_ids.append(video.video_id)
-            self.video_durations.append(video.duration)
-            self.index.add(video.embeddings)
-            self._row_video.append(np.full(len(video.embeddings), len(self.video_ids) - 1))
-            self._row_time.append(video.timestamps)
-        self.row_video = np.concatenate(self._row_video)
-        self.row_time = np.concatenate(self._row_time)
+        for n, record in enumerate(records):
+            if record["op"] == "delete":
+                self._remove(record["video_id"])
+            elif n in loaded:
+                video = loaded[n]
+                self.video_ids.append(video.video_id)
+                self.video_durations.append(video.duration)
+                self._video_times.append(video.timestamps)
+                self.index.add(video.embeddings)
+        self._mapped()
+
+    def _remove(self, video_id: str) -> None:
+        if video_id not in self.video_ids:
+            return  # added and deleted within one refresh
+        v = self.video_ids.index(video_id)
+        start = sum(len(t) for t in self._video_times[:v])
+        self.index.remove_ids(faiss.IDSelectorRange(start, start + len(self._video_times[v])))
+        del self.video_ids[v], self.video_durations[v], self._video_times[v]
+
+    def _mapped(self) -> None:
+        """Row maps rebuilt from the per-video lists."""
+        lengths = np.array([len(t) for t in self._video_times], dtype=np.int64)
+        self.video_start = (np.cumsum(lengths) - lengths).tolist()
+        self.row_video = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        self.row_time = (
+            np.concatenate(self._video_times) if self._video_times else np.zeros(0, np.float32)
+        )
 
     def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """faiss search: xq (nq, D) -> D (nq, k) similarities, I (nq, k) rows (-1 if none)."""

@@ -34,6 +34,10 @@ def test_ingest_detect_status(server, media, tmp_path):
     assert media["truth"].video_id in table and "YES" in table
     status = rci("status", *url).stdout
     assert "main" in status and "sscd_resnet50" in status
+    out = rci("delete", "cli-bikes", "--library", "second", *url)
+    assert "cli-bikes: deleted from second (10 fingerprints)" in out.stdout
+    again = rci("delete", "cli-bikes", "--library", "second", *url, check=False)
+    assert again.returncode == 1 and "not in library 'second'" in again.stdout
 
 
 def test_cli_errors_exit_nonzero(server, tmp_path):

@@ -54,11 +54,11 @@ def test_parallel_ingest_and_detect(tmp_path, media):
 
         # A second writer process on the same library, outside the server.
         bare = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(data_dir), "bare", "40", "30", "0.2"],
+            [sys.executable, "-c", WRITER, str(data_dir), "bare", "40", "30", "0.2", "0"],
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert bare.stdout.readline().strip() == "bare-0"  # writing before the clients start
+        assert bare.stdout.readline().strip() == "+bare-0"  # writing before the clients start
         with ThreadPoolExecutor(INGESTERS + 2 + DETECTORS) as pool:
             detectors = [pool.submit(detect, d) for d in range(DETECTORS)]
             ingesters = [pool.submit(ingest, w) for w in range(INGESTERS)]
@@ -69,7 +69,7 @@ def test_parallel_ingest_and_detect(tmp_path, media):
             finally:
                 done.set()  # or the detectors never stop and the pool never closes
             assert all(f.result() >= 1 for f in detectors)
-        bare_acked = ["bare-0"] + bare.communicate(timeout=120)[0].split()
+        bare_acked = ["bare-0"] + [i[1:] for i in bare.communicate(timeout=120)[0].split()]
         assert bare.returncode == 0 and len(bare_acked) == 40
 
         assert wins.count(True) == 1, wins

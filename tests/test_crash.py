@@ -36,15 +36,23 @@ def _ingest_until_killed(url: str, video: bytes, prefix: str, acked: list[str]) 
 
 
 def _library_contents(data_dir) -> list[str]:
-    """Video ids of library 'main' read from disk, every fingerprint file loaded."""
+    """Video ids of library 'main' read from disk: the log replayed (no id added twice
+    without a delete between, no delete of an absent id), every live file loaded."""
     folder = LibraryFolder(data_dir, "main", descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
     records, _ = folder.read_records(0)
+    live: set[str] = set()
     for record in records:
+        if record["op"] == "add":
+            assert record["video_id"] not in live, f"{record['video_id']} added twice"
+            live.add(record["video_id"])
+        else:
+            live.remove(record["video_id"])
+    for record in folder.live(records).values():
         video = folder.load_video(record)
         assert len(video.embeddings) == record["count"]
         assert np.isfinite(video.embeddings).all()
         np.testing.assert_allclose(np.linalg.norm(video.embeddings, axis=1), 1, atol=1e-3)
-    return [r["video_id"] for r in records]
+    return list(folder.live(records))
 
 
 def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
@@ -86,45 +94,62 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
                 client.ingest(video, acked[0])
 
 
-# A bare writer: argv data_dir, id prefix, [videos, frames per video, pause s]; prints
-# each id once acknowledged.
+# A bare writer: argv data_dir, id prefix, [videos, frames per video, pause s, delete every
+# n-th video]; prints "+id" once an add is acknowledged, "-id" once a delete is.
 WRITER = """
 import sys, time, zlib
 import numpy as np
 from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
 folder = LibraryFolder(sys.argv[1], "main", descriptor="sscd_resnet50", dim=512)
-videos, frames, pause = 10_000, 2000, 0.0
+videos, frames, pause, every = 10_000, 2000, 0.0, 0
 if len(sys.argv) > 3:
     videos, frames, pause = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    every = int(sys.argv[6])
 rng = np.random.default_rng(zlib.crc32(sys.argv[2].encode()))
 for n in range(videos):
     x = rng.standard_normal((frames, 512)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     t = np.arange(frames, dtype=np.float32)
     LibraryWriter(folder).add(VideoFingerprints(f"{sys.argv[2]}-{n}", x, t, float(frames)))
-    print(f"{sys.argv[2]}-{n}", flush=True)
+    print(f"+{sys.argv[2]}-{n}", flush=True)
+    if every and n % every == every - 1:
+        LibraryWriter(folder).delete(f"{sys.argv[2]}-{n - 1}")
+        print(f"-{sys.argv[2]}-{n - 1}", flush=True)
     time.sleep(pause)
 """
 
 
 def test_writer_killed_mid_write_loses_nothing_acknowledged(tmp_path):
     # The server test above kills mostly during decoding; here the writer does nothing but
-    # write (4 MB per video), so the kills land inside add() itself: between the
-    # fingerprint file and its log record, mid-record, mid-fsync.
+    # write, so the kills land inside add() and delete() themselves: between the fingerprint
+    # file and its log record, mid-record, mid-fsync, between a delete record and the file's
+    # removal. Even trials write big videos (4 MB) and delete every third one's predecessor;
+    # odd trials write small ones (100 KB) and delete every other one, mostly deleting.
     rng = random.Random(1)
-    acked: list[str] = []
+    added: set[str] = set()
+    deleted: set[str] = set()
+    in_flight: set[str] = set()
     for trial in range(40):
+        frames, every = ("2000", "3") if trial % 2 == 0 else ("50", "2")
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(tmp_path), str(trial)],
+            [sys.executable, "-c", WRITER, str(tmp_path), str(trial), "10000", frames, "0", every],
             stdout=subprocess.PIPE,
             text=True,
         )
-        first = proc.stdout.readline().strip()
-        assert first, "the writer never wrote"  # one write done: the loop is running
+        first = proc.stdout.readline()
+        assert first.startswith("+"), "the writer never wrote"  # the loop is running
         time.sleep(rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        acked += [first] + [line for line in out.splitlines() if line]
-        ids = _library_contents(tmp_path)
-        assert len(set(ids)) == len(ids)
-        assert set(acked) <= set(ids)
+        lines = [line.strip() for line in [first, *out.splitlines()] if line.strip()]
+        for line in lines:
+            (added if line[0] == "+" else deleted).add(line[1:])
+        # The kill may have come after a delete landed but before it was acknowledged.
+        n = int(lines[-1].rsplit("-", 1)[1])
+        if lines[-1][0] == "+" and n % int(every) == int(every) - 1:
+            in_flight.add(f"{trial}-{n - 1}")
+        ids = set(_library_contents(tmp_path))
+        lost = added - deleted - in_flight - ids
+        assert not lost, f"trial {trial}: lost {lost}"
+        assert not deleted & ids, f"trial {trial}: deleted ids back: {deleted & ids}"
+    assert deleted, "no delete was acknowledged: the kills came too early"

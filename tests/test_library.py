@@ -343,3 +343,60 @@ def test_failed_refresh_leaves_the_index_consistent_and_retries(tmp_path) -> Non
     index = libs.index("lib")
     assert len(index.row_video) == index.index.ntotal
     assert index.video_ids == ["a", "b", "c"]
+
+
+def test_delete_removes_a_video_from_readers_old_and_new(tmp_path, three_videos) -> None:
+    libs = libraries(tmp_path)
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    reader = libs.index("lib")  # caught up before the delete
+    assert libs.writer("lib").delete("b") == 3
+    for index in (libs.index("lib"), LibraryIndex(libs.folder("lib"))):
+        assert index.video_ids == ["a", "c"] and index.index.ntotal == 12
+        assert index.video_start == [0, 5]
+        # Rows still map to the right video and time: each fingerprint finds itself.
+        _, rows = index.search(three_videos[2].embeddings, 1)
+        assert index.row_video[rows[:, 0]].tolist() == [1] * 7
+        assert index.row_time[rows[:, 0]].tolist() == list(range(7))
+        np.testing.assert_allclose(index.video(1).embeddings, three_videos[2].embeddings)
+    assert reader is libs.index("lib")
+    assert not (tmp_path / "lib" / "videos" / "000000001.npz").exists()  # space returned
+
+
+def test_delete_of_an_unknown_id_is_not_found_and_changes_nothing(tmp_path, three_videos):
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(three_videos[0])
+    before = snapshot(tmp_path / "lib")
+    for missing in ("nope", "A"):
+        with pytest.raises(NotFoundError, match="not in library 'lib'"):
+            libs.writer("lib").delete(missing)
+    assert snapshot(tmp_path / "lib") == before
+    libs.writer("lib").delete("a")
+    with pytest.raises(NotFoundError):
+        libs.writer("lib").delete("a")  # twice
+    assert libs.index("lib").video_ids == []
+
+
+def test_deleted_id_can_be_ingested_again(tmp_path, three_videos) -> None:
+    # Replacing a video: delete, then add new fingerprints under the same id.
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(three_videos[0])
+    index = libs.index("lib")
+    libs.writer("lib").delete("a")
+    replacement = video("a", 4, 9)
+    libs.writer("lib").add(replacement)
+    for reader in (index, LibraryIndex(libs.folder("lib"))):
+        reader.refresh()
+        assert reader.video_ids == ["a"] and reader.index.ntotal == 4
+        np.testing.assert_allclose(reader.video(0).embeddings, replacement.embeddings)
+
+
+def test_reader_catching_up_skips_an_add_deleted_later(tmp_path, three_videos) -> None:
+    # The add's file is gone by the time this reader reads the log: it must not load it.
+    libs = libraries(tmp_path)
+    index = libs.index("lib")
+    libs.writer("lib").add(three_videos[0])
+    libs.writer("lib").add(three_videos[1])
+    libs.writer("lib").delete("a")
+    index.refresh()
+    assert index.video_ids == ["b"] and index.index.ntotal == 3

@@ -16,7 +16,7 @@ from rci.recall import recall
 
 MODELS = {
     "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
-    "rci_library_add", "rci_recall", "rci_match", "rci_status",
+    "rci_library_add", "rci_library_delete", "rci_recall", "rci_match", "rci_status",
 }  # fmt: skip
 
 
@@ -88,6 +88,25 @@ def test_repeated_id_is_refused_and_changes_nothing(client, media):
     with pytest.raises(RciClientError, match="already in library"):
         client.ingest(media["library"]["bikes"], "bikes")
     assert client.status(["main"]) == before
+
+
+def test_delete_then_replace_a_video(client, media):
+    # In library "second": a deleted video is no longer found, its id can be taken again,
+    # and an unknown id is NOT_FOUND without changing anything.
+    library = "second"
+    client.ingest(media["library"]["photos-people-food"], "to-replace", library=library)
+    assert client.detect(media["query"], library=library).reproduced
+    assert client.delete("to-replace", library=library) == 24
+    assert "to-replace" not in [m.video_id for m in client.detect(media["query"], library).matches]
+    before = client.status([library])
+    with pytest.raises(RciClientError, match="not in library 'second'"):
+        client.delete("to-replace", library=library)
+    with pytest.raises(RciClientError, match="unknown library"):
+        client.delete("bikes", library="nowhere")
+    assert client.status([library]) == before
+    client.ingest(media["library"]["photos-people-food"], "to-replace", library=library)
+    assert [m.video_id for m in client.detect(media["query"], library).reproduced] == ["to-replace"]
+    assert client.delete("to-replace", library=library) == 24
 
 
 def test_status_lists_libraries(client, media):

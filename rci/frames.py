@@ -28,7 +28,7 @@ class BorderParams:
     max_chroma: float = 2.0  # the line's colour cast, see _cast
     # A bar is one shade from the frame's edge inward; a smooth gradient (vignette, studio
     # backdrop) that stays flat line by line is content.
-    max_shade_spread: float = 16.0  # |line mean - outermost line mean|
+    max_shade_spread: float = 16.0  # |line mean - the bar's shade|
     # ... and ends in a step: a bar whose next fade_lines lines stay as uniform, each within
     # min_step of the one before, fades into content. Several lines, as the bar's last line
     # can pick up the picture's colour (chroma subsampling) and fail as a bar line itself.
@@ -70,10 +70,15 @@ def _cast(rgb: np.ndarray) -> np.ndarray:
 
 
 def _bar_width(flat: np.ndarray, mean: np.ndarray, std: np.ndarray, params: BorderParams) -> int:
-    """Lines from index 0 inward that are flat and within max_shade_spread of line 0's mean,
-    or 0 when they fade on without a step: the next fade_lines lines as uniform (of any
-    colour) and each within min_step of the one before."""
-    bar = flat & (np.abs(mean - mean[0]) <= params.max_shade_spread)
+    """Lines from index 0 inward that are flat and within max_shade_spread of the bar's
+    shade, or 0 when they fade on without a step: the next fade_lines lines as uniform (of
+    any colour) and each within min_step of the one before."""
+    # The shade is the median of the first few flat lines: an odd outermost line (encoder
+    # edge, a 1-pixel frame) must not decide it.
+    lead = int(np.argmin(flat)) if not flat.all() else len(flat)
+    shade = np.median(mean[: max(1, min(lead, 8))])
+    bar = flat & (np.abs(mean - shade) <= params.max_shade_spread)
+    bar[0] = flat[0]
     if bar.all():
         return len(bar)
     width = int(np.argmin(bar))
@@ -85,7 +90,7 @@ def _bar_width(flat: np.ndarray, mean: np.ndarray, std: np.ndarray, params: Bord
     # or less by decoder: a flat line of the bar's shade right before the picture is bar.
     edge = width + 1 < len(bar) and width and std[width] < params.max_std
     if edge and std[width + 1] >= params.max_std:
-        if abs(mean[width] - mean[0]) <= params.max_shade_spread:
+        if abs(mean[width] - shade) <= params.max_shade_spread:
             return width + 1
     return width
 

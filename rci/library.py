@@ -238,18 +238,25 @@ class LibraryIndex:
 
     def refresh(self) -> None:
         """Apply the adds and deletes appended to the log since the last refresh."""
-        records, offset = self.folder.read_records(self._offset)
-        if not records:
-            return
         # Load everything before changing anything, so a failed read leaves the index as it
         # was and the next refresh retries the same records. An add deleted later in the
-        # same batch is skipped: its file may be gone already.
-        last = {r["video_id"]: n for n, r in enumerate(records)}
-        loaded = {
-            n: self.folder.load_video(r)
-            for n, r in enumerate(records)
-            if r["op"] == "add" and last[r["video_id"]] == n
-        }
+        # same batch is skipped: its file may be gone already. A file deleted between reading
+        # the log and loading it has its delete record durable by then: read the log again.
+        for attempt in range(3):
+            records, offset = self.folder.read_records(self._offset)
+            if not records:
+                return
+            last = {r["video_id"]: n for n, r in enumerate(records)}
+            try:
+                loaded = {
+                    n: self.folder.load_video(r)
+                    for n, r in enumerate(records)
+                    if r["op"] == "add" and last[r["video_id"]] == n
+                }
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         self._offset = offset
         for n, record in enumerate(records):
             if record["op"] == "delete":

@@ -85,7 +85,7 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
                 assert not writer.is_alive()
         finally:
             server.stop()
-    assert len(acked) >= TRIALS, f"only {len(acked)} ingests acknowledged: kills too early"
+    assert len(acked) >= TRIALS // 2, f"only {len(acked)} ingests acknowledged: kills too early"
     # The library still works after the crashes: a copy is found, a repeated id refused.
     with TritonServer(server_options(tmp_path / "last", data_dir)) as server:
         with RciClient(server.http_url) as client:
@@ -151,5 +151,7 @@ def test_writer_killed_mid_write_loses_nothing_acknowledged(tmp_path):
         ids = set(_library_contents(tmp_path))
         lost = added - deleted - in_flight - ids
         assert not lost, f"trial {trial}: lost {lost}"
+        # Nothing else: at most one unacknowledged add per trial landed.
+        assert len(ids - added) <= trial + 1, f"trial {trial}: unknown ids {ids - added}"
         assert not deleted & ids, f"trial {trial}: deleted ids back: {deleted & ids}"
     assert deleted, "no delete was acknowledged: the kills came too early"

@@ -243,3 +243,12 @@ def test_tinted_last_bar_line_goes_with_the_bar() -> None:
     frames[:, :10] = 0
     frames[:, 10] = np.array([0, 0, 10], dtype=np.uint8)
     assert (border_boxes(frames) == [0, 11, W, H]).all()
+
+
+def test_odd_outermost_line_does_not_decide_the_bar_shade() -> None:
+    # A bar of grey 20 whose outermost row is 0 (an encoder's edge line): the bar's shade is
+    # the median of its first lines, so all 10 rows go, not just the first.
+    frames = noise(17)
+    frames[:, :10] = 20
+    frames[:, 0] = 0
+    assert (border_boxes(frames) == [0, 10, W, H]).all()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
-from rci.library import Libraries, LibraryFolder, LibraryIndex, VideoFingerprints
+from rci.library import Libraries, LibraryFolder, LibraryIndex, LibraryWriter, VideoFingerprints
 
 DIM = 16
 
@@ -399,4 +399,24 @@ def test_reader_catching_up_skips_an_add_deleted_later(tmp_path, three_videos) -
     libs.writer("lib").add(three_videos[1])
     libs.writer("lib").delete("a")
     index.refresh()
+    assert index.video_ids == ["b"] and index.index.ntotal == 3
+
+
+def test_reader_survives_a_delete_between_reading_the_log_and_loading(tmp_path, three_videos):
+    # Another process deletes "a" after this reader has read the log but before it loads
+    # "a"'s file: the reader reads the log again (the delete record is durable before the
+    # file goes) instead of failing the request.
+    class DeletedMidway(LibraryFolder):
+        def load_video(self, record):
+            if record["video_id"] == "a" and not getattr(self, "deleted", False):
+                self.deleted = True
+                LibraryWriter(
+                    LibraryFolder(tmp_path, "lib", descriptor="sscd_test", dim=DIM)
+                ).delete("a")
+            return super().load_video(record)
+
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(three_videos[0])
+    libs.writer("lib").add(three_videos[1])
+    index = LibraryIndex(DeletedMidway(tmp_path, "lib", descriptor="sscd_test", dim=DIM))
     assert index.video_ids == ["b"] and index.index.ntotal == 3

@@ -88,8 +88,8 @@ def _bar_width(flat: np.ndarray, mean: np.ndarray, std: np.ndarray, params: Bord
         return 0
     # The bar's last line picks up the picture's colour (chroma subsampling, ringing), more
     # or less by decoder: a flat line of the bar's shade right before the picture is bar.
-    edge = width + 1 < len(bar) and width and std[width] < params.max_std
-    if edge and std[width + 1] >= params.max_std:
+    before_picture = width + 1 < len(bar) and std[width + 1] >= params.max_std
+    if width and before_picture and std[width] < params.max_std:
         if abs(mean[width] - shade) <= params.max_shade_spread:
             return width + 1
     return width

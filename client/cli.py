@@ -53,7 +53,16 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         choices=[m.value for m in DescriptorModel],
         default=DescriptorModel.SSCD_RESNET50.value,
     )
-    group.add_argument("--libraries", default="main", help="comma-separated library names")
+    group.add_argument(
+        "--libraries", default="main", help="comma-separated library names, default parameters"
+    )
+    group.add_argument(
+        "--libraries-config",
+        type=Path,
+        default=None,
+        help="TOML file of [libraries.NAME] tables with each library's parameters "
+        "(overrides --libraries; see README)",
+    )
 
 
 def _server_options(args: argparse.Namespace):
@@ -66,8 +75,13 @@ def _server_options(args: argparse.Namespace):
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         descriptor=args.descriptor,
-        libraries=[n.strip() for n in args.libraries.split(",") if n.strip()],
+        libraries=_names(args.libraries),
+        libraries_config=args.libraries_config,
     )
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -87,6 +101,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("stopping")
+    except ValueError as exc:  # a bad --libraries-config
+        console.print(f"[red]{exc}[/red]")
+        return 2
     finally:
         server.stop()
     return 0 if server.process is None or server.process.returncode in (0, -15) else 1
@@ -105,7 +122,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for path in args.paths:
             video_id = path.stem if args.id is None else args.id
             try:
-                r = client.ingest(path, video_id, args.library)
+                r = client.ingest(path, video_id, args.library, replace=args.replace)
                 progress.console.print(
                     f"{video_id}: {r.num_fingerprints} fingerprints, "
                     f"{r.duration:.1f} s, {r.seconds:.2f} s"
@@ -120,6 +137,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def print_detection(result: DetectResult, title: str) -> None:
     """A table of every candidate: id, score, decision and segments."""
     table = Table(title=title)
+    several = len({m.library for m in result.matches}) > 1
     for column in ("library video", "score", "reproduced", "query s <-> reference s (score)"):
         table.add_column(column)
     for m in result.matches:
@@ -128,9 +146,8 @@ def print_detection(result: DetectResult, title: str) -> None:
             f"({s.score:.2f})"
             for s in m.segments
         )
-        table.add_row(
-            m.video_id, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-"
-        )
+        name = f"{m.library}/{m.video_id}" if several else m.video_id
+        table.add_row(name, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-")
     console.print(table)
     verdict = ", ".join(m.video_id for m in result.reproduced) or "nothing"
     console.print(
@@ -141,7 +158,7 @@ def print_detection(result: DetectResult, title: str) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     with _connect(args) as client:
         try:
-            result = client.detect(args.path, args.library)
+            result = client.detect(args.path, _names(args.library))
         except (RciClientError, OSError) as exc:
             console.print(f"[red]{args.path}: {exc}[/red]")
             return 1
@@ -174,16 +191,55 @@ def cmd_status(args: argparse.Namespace) -> int:
             console.print(f"[red]{exc}[/red]")
             return 1
     table = Table(title="RCI libraries")
-    for column in ("library", "descriptor", "videos", "fingerprints"):
+    for column in ("library", "descriptor", "videos", "fingerprints", "index"):
         table.add_column(column)
     for lib in libraries:
         if "error" in lib:
-            table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-")
+            table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-", "-")
         else:
+            index = lib["index"] + (
+                " [yellow](run rci build-index)[/yellow]" if lib["build_advised"] else ""
+            )
             table.add_row(
-                lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"])
+                lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"]), index
             )
     console.print(table)
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from rci.descriptor import EMBEDDING_DIM
+    from rci.errors import RciError
+    from rci.libraries import Libraries, read_config
+    from rci.library_build import build_snapshot
+
+    try:
+        config = read_config(args.libraries_config) if args.libraries_config else None
+        names = _names(args.libraries)
+        libraries = Libraries(
+            args.data_dir, config or names, descriptor=args.descriptor, dim=EMBEDDING_DIM
+        )
+        settings = libraries.settings.get(args.library)
+        if settings is None or settings.index != "ivfpq":
+            console.print(
+                f'[red]library {args.library!r} is not configured with index = "ivfpq" '
+                "in --libraries-config[/red]"
+            )
+            return 2
+        pointer = build_snapshot(
+            libraries.folder(args.library),
+            nlist=settings.nlist,
+            pq_m=settings.pq_m,
+            log=console.print,
+        )
+    except (RciError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    console.print(
+        f"{args.library}: IVF{pointer['nlist']},PQ{pointer['pq_m']} over "
+        f"{pointer['fingerprints']} fingerprints of {pointer['videos']} videos in "
+        f"{pointer['seconds']} s; a running server loads it on its next request"
+    )
     return 0
 
 
@@ -260,12 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--id", default=None, help="video id (one path only; default: the file name stem)"
     )
+    p.add_argument(
+        "--replace", action="store_true", help="swap out a video already held under the id"
+    )
     _add_connection(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("detect", help="find library videos that a video reproduces")
     p.add_argument("path", type=Path)
-    p.add_argument("--library", default="main")
+    p.add_argument("--library", default="main", help="a library, or several comma-separated")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_connection(p)
     p.set_defaults(func=cmd_detect)
@@ -279,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="libraries, their sizes and descriptor model")
     _add_connection(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "build-index",
+        help="train a library's IVF-PQ index and publish it as a snapshot (offline or live)",
+    )
+    p.add_argument("--library", default="main")
+    _add_server_options(p)
+    p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("samples", help="build the sample library videos and queries")
     p.add_argument("--out", type=Path, default=Path(".rci/samples"))

@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 from rci.alignment import Match, unpack_matches
 
 DETECT_OUTPUTS = [
-    "VIDEO_IDS", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
+    "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
     "DURATION", "TIMESTAMPS", "CONTENT_BOXES",
 ]  # fmt: skip
 
@@ -56,6 +56,7 @@ class DetectResult:
             "matches": [
                 {
                     "video_id": m.video_id,
+                    "library": m.library,
                     "score": round(m.score, 4),
                     "reproduced": m.reproduced,
                     "segments": [
@@ -134,19 +135,24 @@ class RciClient:
         return np.array([value.encode()], dtype=object)
 
     def ingest(
-        self, video: bytes | str | Path, video_id: str, library: str = "main"
+        self,
+        video: bytes | str | Path,
+        video_id: str,
+        library: str = "main",
+        *,
+        replace: bool = False,
     ) -> IngestResult:
-        """Add a video (bytes or a path) to `library` under `video_id`."""
+        """Add a video (bytes or a path) to `library` under `video_id`. With `replace`, a
+        video the library holds under that id is swapped for this one atomically."""
         start = time.perf_counter()
-        out = self._infer(
-            "rci_ingest",
-            [
-                self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
-                self._input("VIDEO_ID", self._string(video_id), "BYTES"),
-                self._input("LIBRARY", self._string(library), "BYTES"),
-            ],
-            ["NUM_FINGERPRINTS", "DURATION"],
-        )
+        inputs = [
+            self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
+            self._input("VIDEO_ID", self._string(video_id), "BYTES"),
+            self._input("LIBRARY", self._string(library), "BYTES"),
+        ]
+        if replace:
+            inputs.append(self._input("REPLACE", np.array([True]), "BOOL"))
+        out = self._infer("rci_ingest", inputs, ["NUM_FINGERPRINTS", "DURATION"])
         return IngestResult(
             video_id=video_id,
             library=library,
@@ -155,14 +161,17 @@ class RciClient:
             seconds=time.perf_counter() - start,
         )
 
-    def detect(self, video: bytes | str | Path, library: str = "main") -> DetectResult:
-        """Which videos of `library` the video reproduces, with segments and scores."""
+    def detect(self, video: bytes | str | Path, library: str | list[str] = "main") -> DetectResult:
+        """Which videos of `library` (a name, or a list of names searched together) the video
+        reproduces, with segments and scores; each match names its library."""
         start = time.perf_counter()
+        names = [library] if isinstance(library, str) else list(library)
+        libraries = np.array([n.encode() for n in names], dtype=object)
         out = self._infer(
             "rci_detect",
             [
                 self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
-                self._input("LIBRARY", self._string(library), "BYTES"),
+                self._input("LIBRARY", libraries, "BYTES"),
             ],
             DETECT_OUTPUTS,
         )
@@ -187,7 +196,8 @@ class RciClient:
         return int(out["NUM_FINGERPRINTS"][0])
 
     def status(self, libraries: list[str] | None = None) -> list[dict]:
-        """Per library: descriptor model, number of videos and fingerprints."""
+        """Per library: descriptor model, number of videos and fingerprints, the index that
+        serves it, and whether an IVF-PQ build is advised."""
         names = np.array([n.encode() for n in libraries or []], dtype=object)
         out = self._infer("rci_status", [self._input("LIBRARIES", names, "BYTES")], ["STATUS"])
         return json.loads(out["STATUS"][0])

@@ -9,6 +9,7 @@ suppresses one-to-many duplicates of the same span.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ class Match:
     score: float
     reproduced: bool
     segments: list[Segment]
+    library: str = ""  # the library the video was found in
 
 
 def _nodes(S: np.ndarray, params: AlignParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,20 +180,28 @@ def match_candidates(
     query_times: np.ndarray,
     candidates: list[tuple[str, np.ndarray, np.ndarray]],
     params: AlignParams = AlignParams(),
+    libraries: list[str] | None = None,
 ) -> list[Match]:
-    """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate; best score first."""
-    matches = [match(vid, query, query_times, emb, times, params) for vid, emb, times in candidates]
+    """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate, labelled with
+    its library when `libraries` (one name per candidate) is given; best score first."""
+    labels = [""] * len(candidates) if libraries is None else libraries
+    matches = [
+        dataclasses.replace(match(vid, query, query_times, emb, times, params), library=lib)
+        for (vid, emb, times), lib in zip(candidates, labels, strict=True)
+    ]
     return sorted(matches, key=lambda m: -m.score)
 
 
 def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
-    """Matches as tensors: VIDEO_IDS (N,) bytes, SCORES (N,) float32, REPRODUCED (N,) bool,
-    SEGMENTS (S, 5) float32 [query_start, query_end, ref_start, ref_end, score] in seconds,
-    SEGMENT_VIDEO (S,) int32, the row in VIDEO_IDS each segment belongs to."""
+    """Matches as tensors: VIDEO_IDS (N,) bytes, VIDEO_LIBRARIES (N,) bytes, SCORES (N,)
+    float32, REPRODUCED (N,) bool, SEGMENTS (S, 5) float32 [query_start, query_end,
+    ref_start, ref_end, score] in seconds, SEGMENT_VIDEO (S,) int32, the row in VIDEO_IDS
+    each segment belongs to."""
     rows = [seg.as_row() for m in matches for seg in m.segments]
     owner = [n for n, m in enumerate(matches) for _ in m.segments]
     return {
         "VIDEO_IDS": np.array([m.video_id.encode() for m in matches], dtype=object),
+        "VIDEO_LIBRARIES": np.array([m.library.encode() for m in matches], dtype=object),
         "SCORES": np.array([m.score for m in matches], dtype=np.float32),
         "REPRODUCED": np.array([m.reproduced for m in matches], dtype=bool),
         "SEGMENTS": np.array(rows, dtype=np.float32).reshape(-1, 5),
@@ -201,6 +211,9 @@ def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
 
 def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
     """Inverse of pack_matches (segment match counts are not carried and read as 0)."""
+    ids = tensors["VIDEO_IDS"].reshape(-1)
+    libraries = tensors.get("VIDEO_LIBRARIES")
+    libraries = [b""] * len(ids) if libraries is None else libraries.reshape(-1)
     segments: dict[int, list[Segment]] = {}
     for row, owner in zip(
         tensors["SEGMENTS"].reshape(-1, 5), tensors["SEGMENT_VIDEO"].reshape(-1), strict=True
@@ -209,17 +222,23 @@ def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
         segments.setdefault(int(owner), []).append(Segment(q0, q1, r0, r1, score, matches=0))
     return [
         Match(
-            video_id=raw.decode() if isinstance(raw, bytes) else str(raw),
+            video_id=_text(raw),
             score=float(score),
             reproduced=bool(flag),
             segments=segments.get(n, []),
+            library=_text(library),
         )
-        for n, (raw, score, flag) in enumerate(
+        for n, (raw, score, flag, library) in enumerate(
             zip(
-                tensors["VIDEO_IDS"].reshape(-1),
+                ids,
                 tensors["SCORES"].reshape(-1),
                 tensors["REPRODUCED"].reshape(-1),
+                libraries,
                 strict=True,
             )
         )
     ]
+
+
+def _text(raw) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

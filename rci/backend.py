@@ -47,12 +47,19 @@ def model_parameters(args: dict) -> dict[str, str]:
 
 def string_input(inputs: dict[str, np.ndarray], name: str) -> str:
     """A TYPE_STRING input holding exactly one UTF-8 value."""
-    value = inputs[name].reshape(-1)
-    if value.size != 1:
-        raise RciError(f"{name} must hold exactly one string, got {value.size}")
-    raw = value[0]
+    values = string_list(inputs, name)
+    if len(values) != 1:
+        raise RciError(f"{name} must hold exactly one string, got {len(values)}")
+    return values[0]
+
+
+def string_list(inputs: dict[str, np.ndarray], name: str) -> list[str]:
+    """A TYPE_STRING input's UTF-8 values, flattened."""
     try:
-        return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        return [
+            raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            for raw in inputs[name].reshape(-1)
+        ]
     except UnicodeDecodeError as exc:
         raise RciError(f"{name} is not valid UTF-8") from exc
 

@@ -1,4 +1,5 @@
-"""Stage 1: per-query-frame nearest neighbours vote for library videos."""
+"""Stage 1: per-query-frame nearest neighbours vote for library videos; the query's mean
+descriptor adds the videos nearest as a whole; their union goes on to alignment."""
 
 from __future__ import annotations
 
@@ -6,34 +7,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rci.library import LibraryIndex, VideoFingerprints
+from rci.library import VideoFingerprints
+from rci.library_index import LibraryIndex, mean_descriptor, video_keys
 
 
 @dataclass(frozen=True)
 class RecallParams:
-    """k is per query frame; `candidates` videos go on to alignment."""
+    """k is per query frame; `candidates` videos by votes go on to alignment, and up to
+    `video_candidates` more whose mean descriptor is within `video_min_similarity`."""
 
     k: int = 10
     candidates: int = 5
     min_similarity: float = 0.2  # neighbours below this cosine cast no vote
+    video_candidates: int = 5  # 0 turns video-level recall off
+    video_min_similarity: float = 0.5  # cosine between the query's and a video's mean
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.candidates < 1:
-            raise ValueError(f"k and candidates must be >= 1, got {self.k}, {self.candidates}")
+        if self.k < 1 or self.candidates < 1 or self.video_candidates < 0:
+            raise ValueError(
+                "k and candidates must be >= 1 and video_candidates >= 0, got "
+                f"{self.k}, {self.candidates}, {self.video_candidates}"
+            )
 
 
-def vote(D: np.ndarray, I: np.ndarray, row_video: np.ndarray, params: RecallParams) -> list[int]:
+def vote(D: np.ndarray, V: np.ndarray, params: RecallParams) -> list[int]:
     """Video numbers ranked by votes, at most params.candidates of them.
 
-    D, I: (nq, k) similarities and index rows (-1 = none). Each query frame gives one vote
-    to every video among its neighbours at or above min_similarity; ties are broken by the
-    sum over query frames of the best similarity to that video.
+    D, V: (nq, k) similarities and the video number of each neighbour (-1 = none). Each
+    query frame gives one vote to every video among its neighbours at or above
+    min_similarity; ties are broken by the sum over query frames of the best similarity to
+    that video, then by the lower video number.
     """
-    valid = (I >= 0) & (D >= params.min_similarity)
+    valid = (V >= 0) & (D >= params.min_similarity)
     if not valid.any():
         return []
     frame = np.nonzero(valid)[0]
-    video = row_video[I[valid]]
+    numbers, video = np.unique(V[valid], return_inverse=True)
     sim = D[valid]
     # Best similarity per (query frame, video) pair, so each frame votes once per video.
     order = np.lexsort((-sim, video, frame))
@@ -45,22 +54,39 @@ def vote(D: np.ndarray, I: np.ndarray, row_video: np.ndarray, params: RecallPara
     weight = np.bincount(video, weights=sim)
     ranked = np.lexsort((-weight, -votes))
     ranked = ranked[votes[ranked] > 0]
-    return ranked[: params.candidates].tolist()
+    return numbers[ranked[: params.candidates]].tolist()
 
 
 def recall(
     index: LibraryIndex, embeddings: np.ndarray, params: RecallParams = RecallParams()
 ) -> list[VideoFingerprints]:
-    """Candidate videos for a query's (T, D) float32 embeddings, best first."""
-    if index.index.ntotal == 0 or len(embeddings) == 0:
+    """Candidate videos for a query's (T, D) float32 embeddings: by votes best first, then
+    by whole-video similarity, each video once."""
+    if index.ntotal == 0 or len(embeddings) == 0:
         return []
-    D, I = index.search(embeddings, min(params.k, index.index.ntotal))
-    return [index.video(v) for v in vote(D, I, index.row_video, params)]
+    D, I = index.search(embeddings, min(params.k, index.ntotal))
+    keys = vote(D, video_keys(I), params)
+    if params.video_candidates:
+        query = mean_descriptor(embeddings)[None]
+        Dm, Km = index.search_means(query, min(params.video_candidates, len(index.records)))
+        near = Km[0][(Km[0] >= 0) & (Dm[0] >= params.video_min_similarity)]
+        keys += [int(k) for k in near if k not in keys]
+    candidates = []
+    for key in keys:
+        try:
+            candidates.append(index.video_of_key(key))
+        except FileNotFoundError:
+            continue  # deleted or replaced since this index was refreshed
+    return candidates
 
 
-def pack_candidates(candidates: list[VideoFingerprints], dim: int) -> dict[str, np.ndarray]:
-    """Candidates as padded tensors: CANDIDATE_IDS (N,) bytes, CANDIDATE_EMBEDDINGS
-    (N, L, dim) float32, CANDIDATE_TIMESTAMPS (N, L) float32, CANDIDATE_LENGTHS (N,) int32."""
+def pack_candidates(
+    candidates: list[VideoFingerprints], dim: int, libraries: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Candidates as padded tensors: CANDIDATE_IDS (N,) bytes, CANDIDATE_LIBRARIES (N,)
+    bytes, CANDIDATE_EMBEDDINGS (N, L, dim) float32, CANDIDATE_TIMESTAMPS (N, L) float32,
+    CANDIDATE_LENGTHS (N,) int32."""
+    labels = [""] * len(candidates) if libraries is None else libraries
     longest = max((len(c.embeddings) for c in candidates), default=0)
     embeddings = np.zeros((len(candidates), longest, dim), dtype=np.float32)
     timestamps = np.zeros((len(candidates), longest), dtype=np.float32)
@@ -69,6 +95,7 @@ def pack_candidates(candidates: list[VideoFingerprints], dim: int) -> dict[str, 
         timestamps[n, : len(c.timestamps)] = c.timestamps
     return {
         "CANDIDATE_IDS": np.array([c.video_id.encode() for c in candidates], dtype=object),
+        "CANDIDATE_LIBRARIES": np.array([lib.encode() for lib in labels], dtype=object),
         "CANDIDATE_EMBEDDINGS": embeddings,
         "CANDIDATE_TIMESTAMPS": timestamps,
         "CANDIDATE_LENGTHS": np.array([len(c.embeddings) for c in candidates], dtype=np.int32),
@@ -86,4 +113,12 @@ def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndar
             tensors["CANDIDATE_TIMESTAMPS"][n, :length],
         )
         for n, (raw, length) in enumerate(zip(ids, lengths, strict=True))
+    ]
+
+
+def candidate_libraries(tensors: dict[str, np.ndarray]) -> list[str]:
+    """The library of each packed candidate, in CANDIDATE_IDS order."""
+    return [
+        raw.decode() if isinstance(raw, bytes) else str(raw)
+        for raw in tensors["CANDIDATE_LIBRARIES"].reshape(-1)
     ]

@@ -29,6 +29,7 @@ class ServerOptions:
     metrics_port: int = 8002
     descriptor: str = DEFAULT_MODEL.value
     libraries: list[str] = field(default_factory=lambda: ["main"])
+    libraries_config: Path | None = None  # TOML [libraries.NAME] tables; overrides libraries
     log_verbose: int = 0
 
 
@@ -125,10 +126,17 @@ class TritonServer:
         env["RCI_DATA_DIR"] = str(Path(o.data_dir).resolve())
         env["RCI_DESCRIPTOR"] = o.descriptor
         env["RCI_LIBRARIES"] = ",".join(o.libraries)
+        env.pop("RCI_LIBRARIES_CONFIG", None)
+        if o.libraries_config is not None:
+            env["RCI_LIBRARIES_CONFIG"] = str(Path(o.libraries_config).resolve())
         return env
 
     def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and wait until every model is ready; raise with its log if not."""
+        if self.options.libraries_config is not None:
+            from rci.libraries import read_config
+
+            read_config(self.options.libraries_config)  # a bad file fails here, readably
         Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")

@@ -16,6 +16,13 @@ def library_names() -> list[str]:
     return [n.strip() for n in os.environ.get("RCI_LIBRARIES", "main").split(",") if n.strip()]
 
 
+def library_config() -> Path | None:
+    """$RCI_LIBRARIES_CONFIG: a TOML file of [libraries.NAME] tables; it overrides
+    $RCI_LIBRARIES (see rci.libraries)."""
+    path = os.environ.get("RCI_LIBRARIES_CONFIG")
+    return Path(path).resolve() if path else None
+
+
 def descriptor_name() -> str:
     """The descriptor model this server runs: $RCI_DESCRIPTOR, default sscd_resnet50."""
     return os.environ.get("RCI_DESCRIPTOR", "sscd_resnet50")
@@ -24,6 +31,8 @@ def descriptor_name() -> str:
 def open_libraries():
     """The server's configured libraries under data_dir(), for its descriptor's embeddings."""
     from rci.descriptor import EMBEDDING_DIM
-    from rci.library import Libraries
+    from rci.libraries import Libraries, read_config
 
-    return Libraries(data_dir(), library_names(), descriptor=descriptor_name(), dim=EMBEDDING_DIM)
+    config = library_config()
+    libraries = read_config(config) if config else library_names()
+    return Libraries(data_dir(), libraries, descriptor=descriptor_name(), dim=EMBEDDING_DIM)

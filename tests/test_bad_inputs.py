@@ -119,10 +119,16 @@ def test_wrong_tensor_shape(server, protocol):
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_two_library_names(server, protocol, media):
-    video = ("VIDEO_BYTES", np.frombuffer(b"12345678", dtype=np.uint8), "UINT8")
-    libraries = ("LIBRARY", np.array([b"main", b"second"], dtype=object), "BYTES")
-    assert "shape" in _raw_infer(server, protocol, [video, libraries])
+def test_library_lists_that_name_no_library_or_one_twice(server, protocol, media):
+    # Several names are searched together; an empty list or a repeated name is refused.
+    data = np.frombuffer(media["query"].read_bytes(), dtype=np.uint8)
+    video = ("VIDEO_BYTES", data, "UINT8")
+    twice = ("LIBRARY", np.array([b"main", b"main"], dtype=object), "BYTES")
+    assert "distinct" in _raw_infer(server, protocol, [video, twice])
+    none = ("LIBRARY", np.zeros(0, dtype=object), "BYTES")
+    assert "one or more" in _raw_infer(server, protocol, [video, none])
+    unknown = ("LIBRARY", np.array([b"main", b"nope"], dtype=object), "BYTES")
+    assert "unknown library 'nope'" in _raw_infer(server, protocol, [video, unknown])
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

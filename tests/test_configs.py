@@ -55,7 +55,7 @@ def test_checker_rejects_a_broken_ensemble():
     configs = copy.deepcopy(target_configs(Target.CPU))
     step = configs["rci_detect"].ensemble_scheduling.step[2]  # rci_recall
     step.input_map["EMBEDDINGS"] = "TIMESTAMPS"  # (T,) fed where (T, 512) is expected
-    configs["rci_match"].output[1].data_type = configs["rci_match"].output[2].data_type
+    configs["rci_match"].output[2].data_type = configs["rci_match"].output[3].data_type  # SCORES
     problems = check_ensembles(configs)
     assert any("TIMESTAMPS" in p and "EMBEDDINGS" in p for p in problems)
     assert any("SCORES" in p for p in problems)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
-from rci.library import Libraries, LibraryFolder, LibraryIndex, LibraryWriter, VideoFingerprints
+from rci.libraries import Libraries
+from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library_index import LibraryIndex, fingerprint_ids, video_keys
 
 DIM = 16
 
@@ -53,17 +55,18 @@ def test_add_then_search_is_exact(tmp_path, three_videos) -> None:
     assert [writer.add(v) for v in three_videos] == [5, 3, 7]
     index = libs.index("lib")
     assert index.video_ids == ["a", "b", "c"]
-    assert index.video_start == [0, 5, 8]
-    # Rows 0-4 are video 0, 5-7 video 1, 8-14 video 2, each at its own timestamps.
-    assert index.row_video.tolist() == [0] * 5 + [1] * 3 + [2] * 7
-    assert index.row_time.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6]
+    # Videos are keyed by their log position; a fingerprint's id is key << 20 | frame.
+    assert index.keys == {"a": 0, "b": 1, "c": 2}
+    ids = np.concatenate([fingerprint_ids(key, n) for key, n in [(0, 5), (1, 3), (2, 7)]])
+    assert ids[5] == (1 << 20) and ids[-1] == (2 << 20) + 6
+    np.testing.assert_array_equal(video_keys(ids), [0] * 5 + [1] * 3 + [2] * 7)
     # Search against numpy brute force over the concatenated fingerprints.
     base = np.concatenate([v.embeddings for v in three_videos])
     queries = unit(np.random.default_rng(9).normal(size=(6, DIM)))
     D, nbr = index.search(queries, 4)
     sims = queries @ base.T
     expected_I = np.argsort(-sims, axis=1)[:, :4]
-    np.testing.assert_array_equal(nbr, expected_I)
+    np.testing.assert_array_equal(nbr, ids[expected_I])
     np.testing.assert_allclose(D, np.take_along_axis(sims, expected_I, axis=1), atol=1e-5)
     # Asking for more neighbours than rows pads with -1.
     _, nbr = index.search(queries[:1], 20)
@@ -75,8 +78,8 @@ def test_video_reads_back_what_was_added(tmp_path, three_videos) -> None:
     for v in three_videos:
         libs.writer("lib").add(v)
     index = libs.index("lib")
-    for n, want in enumerate(three_videos):
-        got = index.video(n)
+    for want in three_videos:
+        got = index.video(want.video_id)
         assert got.video_id == want.video_id
         np.testing.assert_array_equal(got.embeddings, want.embeddings)
         np.testing.assert_array_equal(got.timestamps, want.timestamps)
@@ -86,7 +89,7 @@ def test_video_reads_back_what_was_added(tmp_path, three_videos) -> None:
 def test_duration_is_kept_to_milliseconds(tmp_path) -> None:
     libs = libraries(tmp_path)
     libs.writer("lib").add(video("a", 2, 0, duration=12.34567))
-    assert libs.index("lib").video(0).duration == 12.346
+    assert libs.index("lib").video("a").duration == 12.346
 
 
 def test_repeated_id_is_refused_and_changes_nothing(tmp_path, three_videos) -> None:
@@ -100,7 +103,7 @@ def test_repeated_id_is_refused_and_changes_nothing(tmp_path, three_videos) -> N
     index = libs.index("lib")
     assert index.video_ids == ["a", "b", "c"]
     assert index.index.ntotal == 15
-    np.testing.assert_array_equal(index.video(1).embeddings, three_videos[1].embeddings)
+    np.testing.assert_array_equal(index.video("b").embeddings, three_videos[1].embeddings)
     # The error code is served as ALREADY_EXISTS.
     assert AlreadyExistsError.code == "ALREADY_EXISTS"
 
@@ -147,8 +150,8 @@ def test_reopening_sees_everything(tmp_path, three_videos) -> None:
     again = libraries(tmp_path, names=["lib", "other"])
     index = again.index("lib")
     assert index.video_ids == ["a", "b", "c"]
-    for n, want in enumerate(three_videos):
-        np.testing.assert_array_equal(index.video(n).embeddings, want.embeddings)
+    for want in three_videos:
+        np.testing.assert_array_equal(index.video(want.video_id).embeddings, want.embeddings)
     assert again.index("other").video_ids == ["z"]
     # And the reopened library refuses ids added before it was opened.
     with pytest.raises(AlreadyExistsError):
@@ -197,17 +200,17 @@ def test_torn_line_alone_in_the_log(tmp_path) -> None:
 
 
 def test_orphan_video_file_is_never_read(tmp_path) -> None:
-    # A crash after writing videos/N.npz but before its log line: the file is not a video,
+    # A crash after writing videos/N.npy but before its log line: the file is not a video,
     # and the next add takes its name.
     libs = libraries(tmp_path)
     libs.writer("lib").add(video("a", 2, 0))
-    orphan = tmp_path / "lib" / "videos" / "000000001.npz"
+    orphan = tmp_path / "lib" / "videos" / "000000001.npy"
     orphan.write_bytes(b"half-written")
     assert libraries(tmp_path).index("lib").video_ids == ["a"]
     libs.writer("lib").add(video("b", 3, 1))
     index = libraries(tmp_path).index("lib")
     assert index.video_ids == ["a", "b"]
-    np.testing.assert_array_equal(index.video(1).embeddings, video("b", 3, 1).embeddings)
+    np.testing.assert_array_equal(index.video("b").embeddings, video("b", 3, 1).embeddings)
 
 
 def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:
@@ -222,8 +225,8 @@ def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:
     assert reader.index("lib") is index
     assert index.video_ids == ["a", "b", "c"]
     assert index.index.ntotal == 15
-    assert index.row_video.tolist() == [0] * 5 + [1] * 3 + [2] * 7
-    np.testing.assert_array_equal(index.video(2).embeddings, three_videos[2].embeddings)
+    assert index.means.ntotal == 3
+    np.testing.assert_array_equal(index.video("c").embeddings, three_videos[2].embeddings)
     # A refresh with nothing new changes nothing.
     index.refresh()
     assert index.index.ntotal == 15
@@ -231,8 +234,8 @@ def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:
 
 def test_empty_library_index(tmp_path) -> None:
     index = libraries(tmp_path).index("lib")
-    assert index.video_ids == [] and index.index.ntotal == 0
-    assert index.row_video.shape == (0,) and index.row_time.shape == (0,)
+    assert index.video_ids == [] and index.ntotal == 0 and index.means.ntotal == 0
+    assert index.describe() == "exact"
 
 
 def test_add_rejects_bad_videos(tmp_path) -> None:
@@ -241,7 +244,7 @@ def test_add_rejects_bad_videos(tmp_path) -> None:
         writer.add(
             VideoFingerprints("a", np.ones((2, 8), np.float32), np.zeros(2, np.float32), 1.0)
         )
-    with pytest.raises(RciError, match="at least one"):
+    with pytest.raises(RciError, match="1-1048576 fingerprints"):
         writer.add(
             VideoFingerprints("a", np.ones((0, DIM), np.float32), np.zeros(0, np.float32), 1.0)
         )
@@ -271,6 +274,8 @@ def test_status(tmp_path, three_videos) -> None:
         "dim": DIM,
         "videos": 3,
         "fingerprints": 15,
+        "index": "exact",
+        "build_advised": False,
     }
     assert status[1] == {
         "name": "empty",
@@ -278,6 +283,8 @@ def test_status(tmp_path, three_videos) -> None:
         "dim": DIM,
         "videos": 0,
         "fingerprints": 0,
+        "index": "exact",
+        "build_advised": False,
     }
     assert status[2]["name"] == "other"
     assert "'old'" in status[2]["error"] and "'sscd_test'" in status[2]["error"]
@@ -311,11 +318,11 @@ def test_concurrent_writers_serialise(tmp_path) -> None:
     )
     files = [json.loads(line)["file"] for line in (tmp_path / "lib" / "log.jsonl").open()]
     assert len(set(files)) == 21
-    for n, video_id in enumerate(index.video_ids):
+    for video_id in index.video_ids:
         if video_id != "shared":
             w, k = (int(x) for x in video_id[1:].split("-"))
             want = video(video_id, 2, 10 * w + k).embeddings
-            np.testing.assert_array_equal(index.video(n).embeddings, want)
+            np.testing.assert_array_equal(index.video(video_id).embeddings, want)
 
 
 def test_library_folder_and_index_directly(tmp_path) -> None:
@@ -334,14 +341,14 @@ def test_failed_refresh_leaves_the_index_consistent_and_retries(tmp_path) -> Non
     writer.add(video("b", 3, 1))
     writer.add(video("c", 4, 2))
     # b's fingerprints are unreadable for a moment (a disk error, a copy in progress).
-    path = tmp_path / "lib" / "videos" / "000000001.npz"
+    path = tmp_path / "lib" / "videos" / "000000001.npy"
     good = path.read_bytes()
     path.write_bytes(b"unreadable")
     with pytest.raises(ValueError):
         libs.index("lib")
     path.write_bytes(good)
     index = libs.index("lib")
-    assert len(index.row_video) == index.index.ntotal
+    assert index.ntotal == 9 and index.means.ntotal == 3
     assert index.video_ids == ["a", "b", "c"]
 
 
@@ -352,15 +359,13 @@ def test_delete_removes_a_video_from_readers_old_and_new(tmp_path, three_videos)
     reader = libs.index("lib")  # caught up before the delete
     assert libs.writer("lib").delete("b") == 3
     for index in (libs.index("lib"), LibraryIndex(libs.folder("lib"))):
-        assert index.video_ids == ["a", "c"] and index.index.ntotal == 12
-        assert index.video_start == [0, 5]
-        # Rows still map to the right video and time: each fingerprint finds itself.
-        _, rows = index.search(three_videos[2].embeddings, 1)
-        assert index.row_video[rows[:, 0]].tolist() == [1] * 7
-        assert index.row_time[rows[:, 0]].tolist() == list(range(7))
-        np.testing.assert_allclose(index.video(1).embeddings, three_videos[2].embeddings)
+        assert index.video_ids == ["a", "c"] and index.ntotal == 12 and index.means.ntotal == 2
+        # Ids still name the right video and frame: each fingerprint finds itself.
+        _, ids = index.search(three_videos[2].embeddings, 1)
+        assert ids[:, 0].tolist() == fingerprint_ids(2, 7).tolist()
+        np.testing.assert_allclose(index.video("c").embeddings, three_videos[2].embeddings)
     assert reader is libs.index("lib")
-    assert not (tmp_path / "lib" / "videos" / "000000001.npz").exists()  # space returned
+    assert not (tmp_path / "lib" / "videos" / "000000001.npy").exists()  # space returned
 
 
 def test_delete_of_an_unknown_id_is_not_found_and_changes_nothing(tmp_path, three_videos):
@@ -388,7 +393,7 @@ def test_deleted_id_can_be_ingested_again(tmp_path, three_videos) -> None:
     for reader in (index, LibraryIndex(libs.folder("lib"))):
         reader.refresh()
         assert reader.video_ids == ["a"] and reader.index.ntotal == 4
-        np.testing.assert_allclose(reader.video(0).embeddings, replacement.embeddings)
+        np.testing.assert_allclose(reader.video("a").embeddings, replacement.embeddings)
 
 
 def test_reader_catching_up_skips_an_add_deleted_later(tmp_path, three_videos) -> None:

@@ -7,12 +7,18 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from rci.library import Libraries, VideoFingerprints
+from rci.libraries import Libraries
+from rci.library import VideoFingerprints
 from rci.recall import RecallParams, pack_candidates, recall, unpack_candidates, vote
 
 # D, nbr: faiss's similarities and neighbour rows (faiss calls them D, I), -1 = none.
 # Index rows 0-2 belong to video 0, rows 3-4 to video 1, rows 5-7 to video 2.
 ROW_VIDEO = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+
+
+def by_video(nbr: np.ndarray, row_video: np.ndarray = ROW_VIDEO) -> np.ndarray:
+    """The video of each neighbour row, -1 where there is none."""
+    return np.where(nbr >= 0, row_video[nbr], -1)
 
 
 def params(**kw) -> RecallParams:
@@ -25,7 +31,7 @@ def test_each_query_frame_votes_once_per_video() -> None:
     # Frame 0: three rows of video 0 -> one vote for video 0 (best 0.9).
     # Frame 1: video 1 (0.6), video 2 (0.5). Frame 2: two rows of video 1 -> one vote (0.4).
     # Votes: v0 1, v1 2, v2 1; the v0/v2 tie goes to the larger similarity sum (0.9 > 0.5).
-    assert vote(D, nbr, ROW_VIDEO, params()) == [1, 0, 2]
+    assert vote(D, by_video(nbr), params()) == [1, 0, 2]
 
 
 def test_min_similarity_drops_weak_neighbours() -> None:
@@ -33,11 +39,11 @@ def test_min_similarity_drops_weak_neighbours() -> None:
     nbr = np.array([[0, 1, 2], [3, 5, -1], [4, 3, -1]])
     # At 0.55 only 0.9, 0.8, 0.7 (v0, frame 0) and 0.6 (v1, frame 1) vote: v2 is gone and
     # v0 and v1 tie at one vote each; v0's 0.9 beats v1's 0.6.
-    assert vote(D, nbr, ROW_VIDEO, params(min_similarity=0.55)) == [0, 1]
+    assert vote(D, by_video(nbr), params(min_similarity=0.55)) == [0, 1]
     # A neighbour exactly at min_similarity votes (0.5 is exact in float32): v2 is back with
     # one vote and the smallest weight, 0.5.
-    assert vote(D, nbr, ROW_VIDEO, params(min_similarity=0.5)) == [0, 1, 2]
-    assert vote(D, nbr, ROW_VIDEO, params(min_similarity=0.95)) == []
+    assert vote(D, by_video(nbr), params(min_similarity=0.5)) == [0, 1, 2]
+    assert vote(D, by_video(nbr), params(min_similarity=0.95)) == []
 
 
 def test_ties_on_votes_are_broken_by_best_similarity_per_frame() -> None:
@@ -46,37 +52,37 @@ def test_ties_on_votes_are_broken_by_best_similarity_per_frame() -> None:
     # Video 0: frame 0 best 0.6 (three rows), frame 1 0.6 -> 2 votes, weight 1.2.
     # Video 1: frame 0 0.7, frame 1 0.7 -> 2 votes, weight 1.4, so video 1 first.
     # (Summing every neighbour would give video 0 a weight of 2.4 and the lead.)
-    assert vote(D, nbr, ROW_VIDEO, params()) == [1, 0]
+    assert vote(D, by_video(nbr), params()) == [1, 0]
 
 
 def test_more_votes_beat_higher_similarity() -> None:
     D = np.array([[0.99, 0.3], [0.3, 0.0], [0.3, 0.0]], dtype=np.float32)
     nbr = np.array([[5, 0], [1, -1], [2, -1]])
     # Video 2: 1 vote (0.99). Video 0: 3 votes (0.3 each, weight 0.9).
-    assert vote(D, nbr, ROW_VIDEO, params()) == [0, 2]
+    assert vote(D, by_video(nbr), params()) == [0, 2]
 
 
 def test_candidates_limit() -> None:
     D = np.array([[0.9, 0.8, 0.7], [0.9, 0.8, 0.0]], dtype=np.float32)
     nbr = np.array([[5, 3, 0], [6, 4, -1]])
     # Votes: v2 2 (1.8), v1 2 (1.6), v0 1 (0.7).
-    assert vote(D, nbr, ROW_VIDEO, params(candidates=5)) == [2, 1, 0]
-    assert vote(D, nbr, ROW_VIDEO, params(candidates=2)) == [2, 1]
-    assert vote(D, nbr, ROW_VIDEO, params(candidates=1)) == [2]
+    assert vote(D, by_video(nbr), params(candidates=5)) == [2, 1, 0]
+    assert vote(D, by_video(nbr), params(candidates=2)) == [2, 1]
+    assert vote(D, by_video(nbr), params(candidates=1)) == [2]
 
 
 def test_missing_neighbours_cast_no_vote() -> None:
     # faiss marks missing neighbours with row -1; whatever D says there is ignored.
     D = np.array([[1.0, 1.0], [0.5, 1.0]], dtype=np.float32)
     nbr = np.array([[-1, -1], [3, -1]])
-    assert vote(D, nbr, ROW_VIDEO, params()) == [1]
-    assert vote(D, np.full_like(nbr, -1), ROW_VIDEO, params()) == []
+    assert vote(D, by_video(nbr), params()) == [1]
+    assert vote(D, np.full_like(nbr, -1), params()) == []
 
 
 def test_no_query_frames() -> None:
     D = np.zeros((0, 3), dtype=np.float32)
     nbr = np.zeros((0, 3), dtype=np.int64)
-    assert vote(D, nbr, ROW_VIDEO, params()) == []
+    assert vote(D, by_video(nbr), params()) == []
 
 
 def test_params_validation() -> None:
@@ -111,7 +117,7 @@ def test_vote_matches_reference(seed: int) -> None:
     nbr = rng.integers(-1, rows, size=(nq, k))
     D = rng.uniform(-0.2, 1.0, size=(nq, k)).astype(np.float32)
     p = RecallParams(k=k, candidates=6, min_similarity=0.4)
-    assert vote(D, nbr, row_video, p) == reference_vote(D, nbr, row_video, p)
+    assert vote(D, by_video(nbr, row_video), p) == reference_vote(D, nbr, row_video, p)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import tritonclient.http as httpclient
 from client import RciClient, RciClientError
 from rci.alignment import match_candidates
 from rci.descriptor import Descriptor
-from rci.library import Libraries
+from rci.libraries import Libraries
 from rci.preprocess import preprocess
 from rci.recall import recall
 

@@ -1,4 +1,5 @@
-"""Triton adapter: store a video's fingerprints in a named library; returns NUM_FINGERPRINTS."""
+"""Triton adapter: store a video's fingerprints in a named library (or replace the video of
+that id when REPLACE is true); returns NUM_FINGERPRINTS, the fingerprints kept."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -10,7 +11,7 @@ from rci.settings import open_libraries
 
 class TritonPythonModel:
     def initialize(self, args):
-        """Open the configured libraries under $RCI_DATA_DIR."""
+        """Open the configured libraries under $RCI_DATA_DIR, with their parameters."""
         self.libraries = open_libraries()
 
     def execute(self, requests):
@@ -24,5 +25,6 @@ class TritonPythonModel:
             timestamps=inputs["TIMESTAMPS"],
             duration=float(inputs["DURATION"][0]),
         )
-        count = self.libraries.writer(string_input(inputs, "LIBRARY")).add(video)
+        replace = "REPLACE" in inputs and bool(inputs["REPLACE"].reshape(-1).any())
+        count = self.libraries.add(string_input(inputs, "LIBRARY"), video, replace=replace)
         return {"NUM_FINGERPRINTS": np.array([count], dtype=np.int32)}

@@ -4,7 +4,7 @@ import triton_python_backend_utils as pb_utils
 
 from rci.alignment import AlignParams, match_candidates, pack_matches
 from rci.backend import from_parameters, model_parameters, respond
-from rci.recall import unpack_candidates
+from rci.recall import candidate_libraries, unpack_candidates
 
 
 class TritonPythonModel:
@@ -17,8 +17,11 @@ class TritonPythonModel:
         return respond(requests, pb_utils, self._run, pb_utils.Logger)
 
     def _run(self, inputs):
-        candidates = unpack_candidates(inputs)
         matches = match_candidates(
-            inputs["EMBEDDINGS"], inputs["TIMESTAMPS"], candidates, self.params
+            inputs["EMBEDDINGS"],
+            inputs["TIMESTAMPS"],
+            unpack_candidates(inputs),
+            self.params,
+            libraries=candidate_libraries(inputs),
         )
         return pack_matches(matches)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from rci.backend import respond
+from rci.backend import respond, string_list
 from rci.settings import open_libraries
 
 
@@ -19,6 +19,6 @@ class TritonPythonModel:
         return respond(requests, pb_utils, self._run, pb_utils.Logger)
 
     def _run(self, inputs):
-        names = [n.decode() for n in inputs["LIBRARIES"].reshape(-1)] or self.libraries.names
+        names = string_list(inputs, "LIBRARIES") or self.libraries.names
         status = self.libraries.status(names)
         return {"STATUS": np.array([json.dumps(status).encode()], dtype=object)}

@@ -75,7 +75,7 @@ def phash(frames: np.ndarray) -> np.ndarray:
 
 
 class _MemoryIndex:
-    """The parts of rci.library.LibraryIndex that recall() uses, held in memory."""
+    """A flat index whose rows map to videos, held in memory."""
 
     def __init__(self, dim: int) -> None:
         self.index = faiss.IndexFlatIP(dim)
@@ -110,7 +110,8 @@ class PHashPeer(Peer):
         embeddings, times = self._describe(query)
         k = min(self.recall.k, self._index.index.ntotal)
         D, I = self._index.index.search(embeddings, k)
-        chosen = [self._index.videos[v] for v in vote(D, I, self._index.row_video, self.recall)]
+        near = np.where(I >= 0, self._index.row_video[I], -1)
+        chosen = [self._index.videos[v] for v in vote(D, near, self.recall)]
         matches = match_candidates(
             embeddings,
             times,

@@ -1,0 +1,183 @@
+"""A server's named libraries and their parameters, from a TOML configuration file.
+
+[libraries.main]                  # every key optional; the defaults are shown
+index = "flat"                    # "flat": exact search. "ivfpq": exact until
+                                  # `rci build-index` trains an IVF-PQ snapshot
+nprobe = 16                       # IVF lists each query frame visits
+nlist = 0                         # IVF lists; 0 picks about 4 sqrt(fingerprints)
+pq_m = 32                         # PQ sub-quantizers: 32 bytes per fingerprint
+train_at = 1000000                # status advises a build beyond this many
+fingerprint_interval = 0.0        # seconds between stored fingerprints; 2.0 keeps
+                                  # one frame in 2 s, 0 every frame ingest sampled
+k = 10                            # neighbours per query frame
+candidates = 5                    # videos by votes
+min_similarity = 0.2              # a neighbour below this cosine casts no vote
+video_candidates = 5              # videos by mean descriptor (0: off)
+video_min_similarity = 0.5        # their loose cosine threshold
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rci.errors import DescriptorMismatchError, NotFoundError
+from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library_index import LibraryIndex
+from rci.recall import RecallParams
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """One library's index and recall parameters (see the module docstring)."""
+
+    index: str = "flat"
+    nprobe: int = 16
+    nlist: int = 0
+    pq_m: int = 32
+    train_at: int = 1_000_000
+    fingerprint_interval: float = 0.0
+    recall: RecallParams = field(default_factory=RecallParams)
+
+    def __post_init__(self) -> None:
+        if self.index not in ("flat", "ivfpq"):
+            raise ValueError(f"index must be 'flat' or 'ivfpq', got {self.index!r}")
+        if self.nprobe < 1 or self.nlist < 0 or self.pq_m < 1 or self.train_at < 0:
+            raise ValueError("nprobe and pq_m must be >= 1, nlist and train_at >= 0")
+        if not 0 <= self.fingerprint_interval <= 60:
+            raise ValueError(
+                f"fingerprint_interval must be 0-60 seconds, got {self.fingerprint_interval}"
+            )
+
+    @classmethod
+    def from_table(cls, table: dict) -> LibrarySettings:
+        """Settings from one [libraries.NAME] table; unknown keys and bad values raise."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"recall"}
+        recall = {f.name for f in dataclasses.fields(RecallParams)}
+        unknown = set(table) - own - recall
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(own | recall)}")
+        for name, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(f"{name} must be a number or a string, got {value!r}")
+        params = RecallParams(**{k: v for k, v in table.items() if k in recall})
+        return cls(**{k: v for k, v in table.items() if k in own}, recall=params)
+
+
+def read_config(path: Path) -> dict[str, LibrarySettings]:
+    """Library name -> settings from a TOML file of [libraries.NAME] tables, in file order."""
+    try:
+        document = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read library configuration {path}: {exc}") from exc
+    tables = document.get("libraries")
+    if not isinstance(tables, dict) or not tables or set(document) != {"libraries"}:
+        raise ValueError(f"{path}: expected [libraries.NAME] tables and nothing else")
+    settings = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: libraries.{name} must be a table")
+        try:
+            settings[name] = LibrarySettings.from_table(table)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: libraries.{name}: {exc}") from exc
+    return settings
+
+
+def thin(video: VideoFingerprints, interval: float) -> VideoFingerprints:
+    """Keep the first fingerprint, then each one at least `interval` seconds after the last
+    kept (a 5 ms tolerance keeps 29.97 fps sources on their grid)."""
+    if interval <= 0:
+        return video
+    keep, last = [], -np.inf
+    for n, t in enumerate(video.timestamps):
+        if t >= last + interval - 0.005:
+            keep.append(n)
+            last = t
+    return dataclasses.replace(
+        video, embeddings=video.embeddings[keep], timestamps=video.timestamps[keep]
+    )
+
+
+class Libraries:
+    """The configured libraries of one server, opened lazily; unknown names are refused."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: dict[str, LibrarySettings] | list[str],
+        *,
+        descriptor: str,
+        dim: int,
+    ) -> None:
+        if not isinstance(settings, dict):  # bare names take the defaults
+            settings = {name: LibrarySettings() for name in settings}
+        for name in settings:
+            if not LIBRARY_NAME.match(name):
+                raise ValueError(f"library name {name!r} must match {LIBRARY_NAME.pattern}")
+        self.data_dir = Path(data_dir)
+        self.settings = dict(settings)
+        self.names = list(settings)
+        self.descriptor = descriptor
+        self.dim = dim
+        self._folders: dict[str, LibraryFolder] = {}
+        self._indexes: dict[str, LibraryIndex] = {}
+
+    def folder(self, name: str) -> LibraryFolder:
+        if name not in self.settings:
+            raise NotFoundError(f"unknown library {name!r}; this server has {self.names}")
+        if name not in self._folders:
+            self._folders[name] = LibraryFolder(
+                self.data_dir, name, descriptor=self.descriptor, dim=self.dim
+            )
+        return self._folders[name]
+
+    def writer(self, name: str) -> LibraryWriter:
+        return LibraryWriter(self.folder(name))
+
+    def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> int:
+        """Store `video` at the library's fingerprint interval; returns fingerprints kept."""
+        kept = thin(video, self.settings.get(name, LibrarySettings()).fingerprint_interval)
+        return self.writer(name).add(kept, replace=replace)
+
+    def index(self, name: str) -> LibraryIndex:
+        """The library's index, caught up with every video acknowledged so far."""
+        if name not in self._indexes:
+            settings = self.settings.get(name, LibrarySettings())
+            self._indexes[name] = LibraryIndex(
+                self.folder(name),
+                use_snapshots=settings.index == "ivfpq",
+                nprobe=settings.nprobe,
+            )
+        else:
+            self._indexes[name].refresh()
+        return self._indexes[name]
+
+    def status(self, names: list[str]) -> list[dict]:
+        """Per library: name, descriptor, videos, fingerprints, index, or what bars it."""
+        out = []
+        for name in names:
+            try:
+                index = self.index(name)
+            except DescriptorMismatchError as exc:
+                out.append({"name": name, "error": str(exc)})
+                continue
+            settings = self.settings[name]
+            out.append(
+                {
+                    "name": name,
+                    "descriptor": index.folder.meta.descriptor,
+                    "dim": index.folder.meta.dim,
+                    "videos": len(index.records),
+                    "fingerprints": index.ntotal,
+                    "index": index.describe(),
+                    "build_advised": settings.index == "ivfpq"
+                    and index.snapshot is None
+                    and index.ntotal >= settings.train_at,
+                }
+            )
+        return out

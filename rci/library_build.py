@@ -1,0 +1,127 @@
+"""Train an IVF-PQ index over a library's fingerprints and publish it as an atomic snapshot.
+
+Run by `rci build-index` (offline or beside a serving server). The snapshot covers the log
+up to the offset read at the start; readers load it on their next refresh and replay the
+log from that offset, so videos added or deleted during the build are not lost.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+
+import faiss
+import numpy as np
+
+from rci.errors import RciError
+from rci.library import LibraryFolder, fsync_dir, record_key, write_atomic
+from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor
+
+MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
+TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)
+MAX_TRAIN = 1_000_000  # enough for any nlist used here; bounds training time and memory
+KEEP_SNAPSHOTS = 2  # the current and the one before, for readers still loading it
+
+
+def auto_nlist(fingerprints: int) -> int:
+    """IVF lists for a library size: the power of two nearest 4 sqrt(n), 64 to 2^20, and no
+    more than the training set can fill."""
+    target = 4 * np.sqrt(max(fingerprints, 1))
+    nlist = 1 << int(np.round(np.log2(target)))
+    fill = 1 << int(np.log2(max(fingerprints // TRAIN_PER_LIST, 1)))
+    return int(min(max(min(nlist, fill), 64), 1 << 20))
+
+
+def _live_videos(folder: LibraryFolder) -> tuple[list[dict], int]:
+    records, offset = folder.read_records(0)
+    return list(folder.live(records).values()), offset
+
+
+def _training_sample(
+    folder: LibraryFolder, records: list[dict], size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to `size` fingerprints drawn evenly across the videos, (n, D) float32."""
+    total = sum(r["count"] for r in records)
+    share = min(1.0, size / max(total, 1))
+    parts = []
+    for record in records:
+        try:
+            rows = folder.load_video(record).embeddings
+        except FileNotFoundError:
+            continue  # deleted during the build; its delete record follows the offset
+        take = rng.random(len(rows)) < share
+        parts.append(rows[take])
+    return np.concatenate(parts) if parts else np.zeros((0, folder.meta.dim), np.float32)
+
+
+def build_snapshot(
+    folder: LibraryFolder,
+    *,
+    nlist: int = 0,
+    pq_m: int = 32,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train IVF{nlist},PQ{pq_m} on the library, add every live video, publish; returns the
+    snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}."""
+    start = time.perf_counter()
+    records, offset = _live_videos(folder)
+    total = sum(r["count"] for r in records)
+    if total < MIN_FINGERPRINTS:
+        raise RciError(
+            f"library {folder.meta.name!r} has {total} fingerprints; IVF-PQ needs at least "
+            f"{MIN_FINGERPRINTS} (below that exact search serves it better)"
+        )
+    nlist = nlist or auto_nlist(total)
+    if folder.meta.dim % pq_m:
+        raise RciError(f"pq_m {pq_m} must divide the dimension {folder.meta.dim}")
+    rng = np.random.default_rng(seed)
+    sample = _training_sample(folder, records, min(MAX_TRAIN, TRAIN_PER_LIST * nlist), rng)
+    log(f"training IVF{nlist},PQ{pq_m} on {len(sample)} of {total} fingerprints")
+    index = faiss.index_factory(folder.meta.dim, f"IVF{nlist},PQ{pq_m}", faiss.METRIC_INNER_PRODUCT)
+    index.train(sample)
+    del sample
+    kept, means = [], []
+    for n, record in enumerate(records):
+        try:
+            video = folder.load_video(record)
+        except FileNotFoundError:
+            continue
+        key = record_key(record)
+        index.add_with_ids(video.embeddings, fingerprint_ids(key, len(video.embeddings)))
+        kept.append(record)
+        means.append(mean_descriptor(video.embeddings))
+        if (n + 1) % 10_000 == 0:
+            log(f"added {n + 1} of {len(records)} videos")
+    pointer = {
+        "name": f"{offset:012d}-{time.time_ns()}",
+        "offset": offset,
+        "nlist": nlist,
+        "pq_m": pq_m,
+        "fingerprints": int(index.ntotal),
+        "videos": len(kept),
+    }
+    _publish(folder, pointer, index, kept, means)
+    pointer["seconds"] = round(time.perf_counter() - start, 1)
+    log(f"published snapshot {pointer['name']}: {pointer['fingerprints']} fingerprints")
+    return pointer
+
+
+def _publish(folder: LibraryFolder, pointer: dict, index, records: list[dict], means: list) -> None:
+    """Write the snapshot folder, then swing index/CURRENT to it in one rename."""
+    root = folder.path / "index"
+    path = root / pointer["name"]
+    path.mkdir(parents=True)
+    body = json.dumps(records).encode()
+    matrix = np.array(means, dtype=np.float32).reshape(-1, folder.meta.dim)
+    write_atomic(path / "frames.faiss", lambda f: f.write(faiss.serialize_index(index)))
+    write_atomic(path / "videos.json", lambda f: f.write(body))
+    write_atomic(path / "means.npy", lambda f: np.save(f, matrix))
+    fsync_dir(root)
+    pointer_body = json.dumps(pointer).encode()
+    write_atomic(root / SNAPSHOT_POINTER, lambda f: f.write(pointer_body))
+    older = sorted(p for p in root.iterdir() if p.is_dir() and p.name != pointer["name"])
+    for stale in older[: max(len(older) - (KEEP_SNAPSHOTS - 1), 0)]:
+        shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""A library's searchable index, caught up with its log: exact, or a trained IVF-PQ snapshot.
+
+Each fingerprint's faiss id is `key << FRAME_BITS | frame`, so a neighbour names its video
+without a row map, and ids stay put when other videos come and go. Besides the frames, the
+index keeps one mean descriptor per video for video-level recall. Full-precision
+fingerprints stay in the per-video files, memory-mapped when a candidate is aligned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from rci.library import FRAME_BITS, LibraryFolder, VideoFingerprints, record_key
+
+SNAPSHOT_POINTER = "CURRENT"  # index/CURRENT names the snapshot readers load
+
+
+def fingerprint_ids(key: int, count: int) -> np.ndarray:
+    """(count,) int64 faiss ids of video `key`'s fingerprints."""
+    return (np.int64(key) << FRAME_BITS) | np.arange(count, dtype=np.int64)
+
+
+def video_keys(ids: np.ndarray) -> np.ndarray:
+    """The video key of each faiss id (ids < 0, faiss's 'none', stay negative)."""
+    return np.where(ids >= 0, ids >> FRAME_BITS, -1)
+
+
+def mean_descriptor(embeddings: np.ndarray) -> np.ndarray:
+    """(D,) float32 unit-length mean of (T, D) unit fingerprints: a whole-video descriptor."""
+    mean = embeddings.mean(axis=0, dtype=np.float64)
+    return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+
+
+def read_pointer(folder: LibraryFolder) -> dict | None:
+    """The current snapshot's pointer {name, offset, ...}, or None before the first build."""
+    try:
+        return json.loads((folder.path / "index" / SNAPSHOT_POINTER).read_text())
+    except FileNotFoundError:
+        return None
+
+
+class LibraryIndex:
+    """Frame and video-mean indexes over one library, refreshed from its log.
+
+    `use_snapshots` is the library's choice of IVF-PQ: while no snapshot exists, or with
+    it off, search is exact. `nprobe` is how many IVF lists a query frame visits.
+    """
+
+    def __init__(
+        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 16
+    ) -> None:
+        self.folder = folder
+        self.use_snapshots = use_snapshots
+        self.nprobe = nprobe
+        dim = folder.meta.dim
+        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.means = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.records: dict[int, dict] = {}  # key -> add record, in log order
+        self.keys: dict[str, int] = {}  # video id -> key
+        self.snapshot: dict | None = None
+        self._offset = 0
+        self.refresh()
+
+    @property
+    def video_ids(self) -> list[str]:
+        return [r["video_id"] for r in self.records.values()]
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def refresh(self) -> None:
+        """Load a newer snapshot if one was built, then apply the log written since."""
+        if self.use_snapshots:
+            pointer = read_pointer(self.folder)
+            if pointer is not None and pointer != self.snapshot:
+                self._load_snapshot(pointer)
+        # Load everything before changing anything, so a failed read leaves the index as it
+        # was and the next refresh retries the same records. An add superseded later in the
+        # same batch is skipped: its file may be gone already. A file deleted between reading
+        # the log and loading it has its delete record durable by then: read the log again.
+        for attempt in range(3):
+            records, offset = self.folder.read_records(self._offset)
+            if not records:
+                return
+            last = {r["video_id"]: n for n, r in enumerate(records)}
+            try:
+                loaded = {
+                    n: self.folder.load_video(r)
+                    for n, r in enumerate(records)
+                    if r["op"] == "add" and last[r["video_id"]] == n
+                }
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        self._offset = offset
+        for n, record in enumerate(records):
+            self._remove(record["video_id"])
+            if n in loaded:
+                self._add(record, loaded[n])
+
+    def _add(self, record: dict, video: VideoFingerprints) -> None:
+        key = record_key(record)
+        self.index.add_with_ids(video.embeddings, fingerprint_ids(key, len(video.embeddings)))
+        self.means.add_with_ids(mean_descriptor(video.embeddings)[None], np.array([key]))
+        self.records[key] = record
+        self.keys[record["video_id"]] = key
+
+    def _remove(self, video_id: str) -> None:
+        key = self.keys.pop(video_id, None)
+        if key is None:
+            return  # never loaded: added and superseded within one refresh
+        self.index.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
+        self.means.remove_ids(faiss.IDSelectorRange(key, key + 1))
+        del self.records[key]
+
+    def _load_snapshot(self, pointer: dict) -> None:
+        """Replace the indexes by the snapshot's; the log is then replayed from its offset."""
+        path = self.folder.path / "index" / pointer["name"]
+        index = faiss.read_index(str(path / "frames.faiss"))
+        faiss.extract_index_ivf(index).nprobe = self.nprobe
+        records = json.loads((path / "videos.json").read_text())
+        means = np.load(path / "means.npy")
+        self.index = index
+        self.means = faiss.IndexIDMap2(faiss.IndexFlatIP(self.folder.meta.dim))
+        keys = np.array([record_key(r) for r in records], dtype=np.int64)
+        if len(records):
+            self.means.add_with_ids(means, keys)
+        self.records = {int(k): r for k, r in zip(keys, records, strict=True)}
+        self.keys = {r["video_id"]: int(k) for k, r in zip(keys, records, strict=True)}
+        self.snapshot = pointer
+        self._offset = pointer["offset"]
+
+    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame search: xq (nq, D) -> similarities (nq, k), faiss ids (nq, k), -1 if none."""
+        return self.index.search(np.ascontiguousarray(xq, dtype=np.float32), k)
+
+    def search_means(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Video-mean search: xq (nq, D) -> similarities (nq, k), video keys (nq, k)."""
+        return self.means.search(np.ascontiguousarray(xq, dtype=np.float32), k)
+
+    def video(self, video_id: str) -> VideoFingerprints:
+        """A video's full-precision fingerprints, read from its file."""
+        return self.video_of_key(self.keys[video_id])
+
+    def video_of_key(self, key: int) -> VideoFingerprints:
+        return self.folder.load_video(self.records[key])
+
+    def describe(self) -> str:
+        """What serves searches: 'exact' or the snapshot's IVF-PQ layout and age."""
+        if self.snapshot is None:
+            return "exact"
+        return (
+            f"IVF{self.snapshot['nlist']},PQ{self.snapshot['pq_m']} nprobe {self.nprobe} "
+            f"(trained on {self.snapshot['fingerprints']} fingerprints)"
+        )
+
+
+def snapshot_dir(folder: LibraryFolder, name: str) -> Path:
+    return folder.path / "index" / name

@@ -21,6 +21,7 @@ from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor
 
 MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
 TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)
+MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantizer want 39 points each
 MAX_TRAIN = 1_000_000  # enough for any nlist used here; bounds training time and memory
 KEEP_SNAPSHOTS = 2  # the current and the one before, for readers still loading it
 
@@ -44,7 +45,7 @@ def _training_sample(
 ) -> np.ndarray:
     """Up to `size` fingerprints drawn evenly across the videos, (n, D) float32."""
     total = sum(r["count"] for r in records)
-    share = min(1.0, size / max(total, 1))
+    share = min(1.0, 1.05 * size / max(total, 1))  # a margin, then trimmed to `size`
     parts = []
     for record in records:
         try:
@@ -53,7 +54,10 @@ def _training_sample(
             continue  # deleted during the build; its delete record follows the offset
         take = rng.random(len(rows)) < share
         parts.append(rows[take])
-    return np.concatenate(parts) if parts else np.zeros((0, folder.meta.dim), np.float32)
+    if not parts:
+        return np.zeros((0, folder.meta.dim), np.float32)
+    sample = np.concatenate(parts)
+    return sample[rng.permutation(len(sample))[:size]] if len(sample) > size else sample
 
 
 def build_snapshot(
@@ -78,7 +82,8 @@ def build_snapshot(
     if folder.meta.dim % pq_m:
         raise RciError(f"pq_m {pq_m} must divide the dimension {folder.meta.dim}")
     rng = np.random.default_rng(seed)
-    sample = _training_sample(folder, records, min(MAX_TRAIN, TRAIN_PER_LIST * nlist), rng)
+    size = min(MAX_TRAIN, max(TRAIN_PER_LIST * nlist, MIN_TRAIN))
+    sample = _training_sample(folder, records, size, rng)
     log(f"training IVF{nlist},PQ{pq_m} on {len(sample)} of {total} fingerprints")
     index = faiss.index_factory(folder.meta.dim, f"IVF{nlist},PQ{pq_m}", faiss.METRIC_INNER_PRODUCT)
     index.train(sample)

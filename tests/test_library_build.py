@@ -1,0 +1,175 @@
+"""IVF-PQ snapshots: the build, readers switching to them, the log replayed on top, rebuilds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from client.cli import main as cli
+from rci.errors import RciError
+from rci.libraries import Libraries, LibrarySettings
+from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library_build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
+from rci.library_index import LibraryIndex, read_pointer
+from rci.recall import RecallParams, recall
+
+DIM = 64
+FRAMES = 60  # per video
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def video(video_id: str, seed: int, n: int = FRAMES) -> VideoFingerprints:
+    # Frames of one video share a component, as shots of one scene do.
+    rng = np.random.default_rng(seed)
+    frames = unit(rng.normal(size=DIM) + 0.7 * rng.normal(size=(n, DIM)))
+    return VideoFingerprints(video_id, frames, np.arange(n, dtype=np.float32), float(n))
+
+
+def copy_of(v: VideoFingerprints, seed: int) -> np.ndarray:
+    """An edited copy's frames: cosine about 0.9 to the source's."""
+    noise = unit(np.random.default_rng(seed).normal(size=v.embeddings.shape))
+    return unit(v.embeddings + 0.45 * noise)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A 12,000-fingerprint library (200 videos) and its first snapshot."""
+    data = tmp_path_factory.mktemp("lib")
+    folder = LibraryFolder(data, "lib", descriptor="d", dim=DIM)
+    writer = LibraryWriter(folder)
+    for n in range(200):
+        writer.add(video(f"v{n}", n))
+    pointer = build_snapshot(folder, pq_m=16, log=lambda _: None)
+    return data, folder, pointer
+
+
+def reader(data, use_snapshots=True) -> LibraryIndex:
+    return LibraryIndex(LibraryFolder(data, "lib", descriptor="d", dim=DIM),
+                        use_snapshots=use_snapshots, nprobe=8)  # fmt: skip
+
+
+def test_auto_nlist_grows_with_the_square_root_and_fits_the_training_set() -> None:
+    assert auto_nlist(12_000) == 128  # 4 sqrt(n) ~ 438, but 12,000 / 64 fills only 128
+    assert auto_nlist(1_000_000) == 4096
+    assert auto_nlist(10_000_000) == 16384
+    assert auto_nlist(10**9) == 131072
+    assert auto_nlist(10) == 64
+
+
+def test_snapshot_is_published_whole(built) -> None:
+    data, folder, pointer = built
+    assert read_pointer(folder) == {k: v for k, v in pointer.items() if k != "seconds"}
+    assert pointer["nlist"] == 128 and pointer["pq_m"] == 16
+    assert pointer["fingerprints"] == 200 * FRAMES and pointer["videos"] == 200
+    assert pointer["offset"] == (folder.path / "log.jsonl").stat().st_size
+    files = sorted(p.name for p in (folder.path / "index" / pointer["name"]).iterdir())
+    assert files == ["frames.faiss", "means.npy", "videos.json"]
+    assert not list((folder.path / "index").rglob("*.tmp"))
+
+
+def test_reader_serves_from_the_snapshot_and_still_finds_copies(built) -> None:
+    data, _, pointer = built
+    index = reader(data)
+    assert index.snapshot["name"] == pointer["name"]
+    assert index.describe().startswith("IVF128,PQ16 nprobe 8")
+    assert index.ntotal == 12_000 and len(index.video_ids) == 200
+    params = RecallParams(candidates=3, min_similarity=0.5, video_candidates=0)
+    found = 0
+    for n in range(0, 200, 10):
+        source = video(f"v{n}", n)
+        candidates = recall(index, copy_of(source, 1000 + n), params)
+        found += bool(candidates) and candidates[0].video_id == source.video_id
+        # Candidates carry full-precision fingerprints read from the files, not PQ codes.
+        if candidates and candidates[0].video_id == source.video_id:
+            np.testing.assert_array_equal(candidates[0].embeddings, source.embeddings)
+    assert found == 20
+    # A library configured flat ignores snapshots: exact search.
+    assert reader(data, use_snapshots=False).describe() == "exact"
+
+
+def test_log_written_after_the_snapshot_is_replayed(tmp_path) -> None:
+    folder = LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM)
+    writer = LibraryWriter(folder)
+    for n in range(170):
+        writer.add(video(f"v{n}", n))
+    early = LibraryIndex(folder, use_snapshots=True)  # caught up before any snapshot
+    assert early.describe() == "exact"
+    build_snapshot(folder, pq_m=16, log=lambda _: None)
+    writer.add(video("new", 500))
+    writer.delete("v3")
+    writer.add(video("v5", 501), replace=True)
+    for index in (early, LibraryIndex(folder, use_snapshots=True)):
+        index.refresh()
+        assert index.snapshot is not None
+        assert len(index.video_ids) == 170 and "v3" not in index.video_ids
+        assert index.video_ids[-2:] == ["new", "v5"]
+        assert index.ntotal == 170 * FRAMES and index.means.ntotal == 170
+        params = RecallParams(candidates=1, min_similarity=0.5, video_candidates=0)
+        for source, seed in [(video("new", 500), 1), (video("v5", 501), 2), (video("v7", 7), 3)]:
+            assert [c.video_id for c in recall(index, copy_of(source, seed), params)] == [
+                source.video_id
+            ]
+        # The deleted video's frames name it nowhere; the replaced one's old frames neither.
+        _, ids = index.search(video("v3", 3).embeddings, 10)
+        assert not np.isin(ids >> 20, [index.keys.get("v3", -5)]).any()
+        assert recall(index, copy_of(video("v3", 3), 4), params)[0].video_id != "v3"
+
+
+def test_rebuild_supersedes_and_prunes(tmp_path) -> None:
+    folder = LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM)
+    writer = LibraryWriter(folder)
+    for n in range(170):
+        writer.add(video(f"v{n}", n))
+    names = []
+    for extra in range(3):
+        writer.add(video(f"extra{extra}", 900 + extra))
+        index = LibraryIndex(folder, use_snapshots=True)
+        names.append(build_snapshot(folder, pq_m=16, log=lambda _: None)["name"])
+        index.refresh()  # a running reader switches to the new snapshot
+        assert index.snapshot["name"] == names[-1]
+        assert index.ntotal == (171 + extra) * FRAMES
+    kept = sorted(p.name for p in (folder.path / "index").iterdir() if p.is_dir())
+    assert kept == names[1:]  # the current one and the one before
+
+
+def test_build_refuses_a_small_library_and_writes_nothing(tmp_path) -> None:
+    folder = LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM)
+    LibraryWriter(folder).add(video("a", 0))
+    with pytest.raises(RciError, match=f"at least {MIN_FINGERPRINTS}"):
+        build_snapshot(folder, log=lambda _: None)
+    assert read_pointer(folder) is None
+    assert not (folder.path / "index").exists() or not any((folder.path / "index").iterdir())
+
+
+def test_build_index_command(tmp_path, capsys) -> None:
+    config = tmp_path / "libraries.toml"
+    config.write_text('[libraries.main]\nindex = "ivfpq"\nnlist = 64\n\n[libraries.flat]\n')
+    libs = Libraries(
+        tmp_path / "data",
+        {"main": LibrarySettings(index="ivfpq"), "flat": LibrarySettings()},
+        descriptor="sscd_resnet50",
+        dim=512,
+    )
+    rng = np.random.default_rng(0)
+    for n in range(170):
+        frames = unit(rng.normal(size=(FRAMES, 512)))
+        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                           60.0))  # fmt: skip
+    args = ["build-index", "--data-dir", str(tmp_path / "data"), "--libraries-config", str(config)]
+    assert cli([*args, "--library", "main"]) == 0
+    pointer = json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text())
+    assert pointer["nlist"] == 64 and pointer["pq_m"] == 32 and pointer["videos"] == 170
+    assert "IVF64,PQ32 over 10200 fingerprints" in capsys.readouterr().out
+    assert cli([*args, "--library", "flat"]) == 2
+    assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
+    assert cli([*args[:3], "--library", "main"]) == 2  # without the config: flat by default
+    libs.add("flat", VideoFingerprints("a", unit(rng.normal(size=(3, 512))),
+                                       np.arange(3, dtype=np.float32), 3.0))  # fmt: skip
+    config.write_text('[libraries.flat]\nindex = "ivfpq"\n')
+    assert cli([*args, "--library", "flat"]) == 1
+    assert "needs at least 10000" in capsys.readouterr().out

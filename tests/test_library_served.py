@@ -1,0 +1,122 @@
+"""Libraries configured by file, served end to end: own parameters per library, detect over
+several, replace, and an IVF-PQ snapshot built beside the running server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from client import RciClient, RciClientError
+from client.cli import main as cli
+from rci.descriptor import EMBEDDING_DIM
+from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.server import TritonServer
+from tests.conftest import server_options
+
+CONFIG = """
+[libraries.main]
+index = "ivfpq"
+nlist = 64
+nprobe = 16
+train_at = 10000
+
+[libraries.sparse]
+fingerprint_interval = 2.0
+k = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory, media):
+    """A server over libraries 'main' (IVF-PQ once built) and 'sparse' (one frame in 2 s)."""
+    work = tmp_path_factory.mktemp("configured")
+    config = work / "libraries.toml"
+    config.write_text(CONFIG)
+    data = work / "data"
+    options = server_options(work / "server", data, libraries_config=config)
+    with TritonServer(options) as server, RciClient(server.http_url) as client:
+        counts = {}
+        for video_id, path in media["library"].items():
+            counts[video_id] = client.ingest(path, video_id).num_fingerprints
+        yield {"server": server, "client": client, "data": data, "config": config,
+               "counts": counts}  # fmt: skip
+
+
+def _pad(data, n_videos: int) -> None:
+    """Unrelated videos written by a second writer, to give IVF-PQ enough to train on."""
+    writer = LibraryWriter(
+        LibraryFolder(data, "main", descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
+    )
+    rng = np.random.default_rng(0)
+    for n in range(n_videos):
+        frames = rng.normal(size=(60, EMBEDDING_DIM)).astype(np.float32)
+        frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+        writer.add(VideoFingerprints(f"pad{n}", frames, np.arange(60, dtype=np.float32), 60.0))
+
+
+def test_each_library_keeps_its_own_fingerprint_interval(configured, media):
+    client = configured["client"]
+    for video_id, path in list(media["library"].items())[:2]:
+        sparse = client.ingest(path, video_id, "sparse").num_fingerprints
+        dense = configured["counts"][video_id]
+        assert sparse == (dense + 1) // 2  # one frame in 2 s of a 1 fps sampling
+    names = [s["name"] for s in client.status()]
+    assert names == ["main", "sparse"]
+    with pytest.raises(RciClientError, match="unknown library 'second'"):
+        client.ingest(media["query"], "q", "second")
+
+
+def test_detect_over_two_libraries_labels_each_match(configured, media):
+    client, truth = configured["client"], media["truth"]
+    path = media["library"][truth.video_id]
+    client.ingest(path, truth.video_id, "sparse", replace=True)
+    result = client.detect(media["query"], ["main", "sparse"])
+    found = {(m.library, m.video_id) for m in result.reproduced}
+    assert ("main", truth.video_id) in found and ("sparse", truth.video_id) in found
+    assert {m.library for m in result.matches} <= {"main", "sparse"}
+    only_sparse = client.detect(media["query"], "sparse")
+    assert {m.library for m in only_sparse.matches} == {"sparse"}
+    as_json = result.as_dict()["matches"][0]
+    assert as_json["library"] in ("main", "sparse")
+
+
+def test_replace_through_the_ensemble(configured, media):
+    client = configured["client"]
+    video_id = "replaced"
+    first, second = list(media["library"].values())[:2]
+    client.ingest(first, video_id, "sparse")
+    with pytest.raises(RciClientError, match="already in library"):
+        client.ingest(second, video_id, "sparse")
+    client.ingest(second, video_id, "sparse", replace=True)
+    # The id now shows the second video: a copy of the first no longer finds it.
+    result = client.detect(first, "sparse")
+    assert video_id not in {m.video_id for m in result.reproduced}
+    assert video_id in {m.video_id for m in client.detect(second, "sparse").reproduced}
+    client.delete(video_id, "sparse")
+
+
+def test_ivfpq_snapshot_built_beside_the_running_server(configured, media):
+    client, data, truth = configured["client"], configured["data"], media["truth"]
+    _pad(data, 170)  # 10,200 fingerprints and the demo's
+    status = {s["name"]: s for s in client.status()}
+    assert status["main"]["index"] == "exact" and status["main"]["build_advised"]
+    args = ["build-index", "--data-dir", str(data), "--library", "main"]
+    assert cli([*args, "--libraries-config", str(configured["config"])]) == 0
+    status = {s["name"]: s for s in client.status()}
+    assert status["main"]["index"].startswith("IVF64,PQ32 nprobe 16")
+    assert not status["main"]["build_advised"]
+    assert status["sparse"]["index"] == "exact"
+    # The copy is still found, with its segment, now through IVF-PQ recall.
+    result = client.detect(media["query"])
+    best = result.reproduced[0]
+    assert best.video_id == truth.video_id and best.library == "main"
+    segment = best.segments[0]
+    assert abs(segment.query_start - truth.query_start) <= 2
+    assert abs(segment.ref_start - truth.ref_start) <= 2
+    # Videos ingested and deleted after the build are replayed on top of the snapshot.
+    late = list(media["library"].items())[-1]
+    client.ingest(late[1], "late")
+    assert "late" in {m.video_id for m in client.detect(late[1]).reproduced}
+    client.delete("late")
+    assert "late" not in {m.video_id for m in client.detect(late[1]).matches}
+    assert {s["name"]: s for s in client.status()}["main"]["videos"] == len(media["library"]) + 170

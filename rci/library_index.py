@@ -9,7 +9,6 @@ fingerprints stay in the per-video files, memory-mapped when a candidate is alig
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import faiss
 import numpy as np
@@ -51,7 +50,7 @@ class LibraryIndex:
     """
 
     def __init__(
-        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 16
+        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 64
     ) -> None:
         self.folder = folder
         self.use_snapshots = use_snapshots
@@ -76,9 +75,17 @@ class LibraryIndex:
     def refresh(self) -> None:
         """Load a newer snapshot if one was built, then apply the log written since."""
         if self.use_snapshots:
-            pointer = read_pointer(self.folder)
-            if pointer is not None and pointer != self.snapshot:
-                self._load_snapshot(pointer)
+            # A snapshot pruned by a newer build while being read: the pointer has moved on.
+            for attempt in range(3):
+                pointer = read_pointer(self.folder)
+                if pointer is None or pointer == self.snapshot:
+                    break
+                try:
+                    self._load_snapshot(pointer)
+                    break
+                except (FileNotFoundError, RuntimeError):  # faiss reports a vanished file so
+                    if attempt == 2:
+                        raise
         # Load everything before changing anything, so a failed read leaves the index as it
         # was and the next refresh retries the same records. An add superseded later in the
         # same batch is skipped: its file may be gone already. A file deleted between reading
@@ -159,7 +166,3 @@ class LibraryIndex:
             f"IVF{self.snapshot['nlist']},PQ{self.snapshot['pq_m']} nprobe {self.nprobe} "
             f"(trained on {self.snapshot['fingerprints']} fingerprints)"
         )
-
-
-def snapshot_dir(folder: LibraryFolder, name: str) -> Path:
-    return folder.path / "index" / name

@@ -141,7 +141,7 @@ def _perfect(manifest):
 def test_metrics_sanity_perfect_and_shuffled(bench):
     _, manifest = bench
     perfect = score(manifest["queries"], _perfect(manifest))
-    for key in ("pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
+    for key in ("source_recall", "pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
         assert perfect[key] == pytest.approx(1.0), key
     # The same predictions handed to the wrong queries.
     shuffled = _perfect(manifest)
@@ -155,6 +155,13 @@ def test_metrics_sanity_perfect_and_shuffled(bench):
     shuffled.sort(key=lambda p: order[p["query_id"]])
     bad = score(manifest["queries"], shuffled)
     assert bad["pair_uap"] < 0.5 and bad["segment_ap"] < 0.5 and bad["decision_f1"] < 0.5
+    assert bad["source_recall"] < 0.5
+    # A source listed among the candidates counts for recall even when scored 0.
+    listed = _perfect(manifest)
+    for p in listed:
+        for m in p["matches"]:
+            m.update(score=0.0, reproduced=False, segments=[])
+    assert score(manifest["queries"], listed)["source_recall"] == pytest.approx(1.0)
 
 
 def test_score_command_scores_a_predictions_file(bench, tmp_path, capsys):
@@ -179,7 +186,7 @@ def test_runner_scores_the_served_system(bench, server):
     assert overall["queries"] == len(manifest["queries"])
     assert set(report["per_split"]) == {q["split"] for q in manifest["queries"]}
     assert set(report["per_edit"]) == {e["name"] for q in manifest["queries"] for e in q["edits"]}
-    for key in ("pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
+    for key in ("source_recall", "pair_uap", "segment_ap", "vcsl_f", "decision_f1", "box_iou"):
         assert 0.0 <= overall[key] <= 1.0
     # A sanity floor, not a target: the plainest copies must rank above unrelated videos.
     assert overall["pair_uap"] > 0.5
@@ -297,3 +304,30 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
         "audio (PyAV + numpy)", "preprocess, all",
     ]  # fmt: skip
     assert all(float(r.split(" | ")[1]) > 0 for r in rows)
+
+
+def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
+    from rci.bench.scale import markdown, scale
+    from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+
+    # 12 videos of 100 frames: 50 real queries hold out one video, 1100 frames fit 512 dims.
+    folder = LibraryFolder(tmp_path, "real", descriptor="sscd_resnet50", dim=512)
+    rng = np.random.default_rng(0)
+    for n in range(12):
+        x = rng.standard_normal((100, 512)).astype(np.float32) + 0.2
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        t = np.arange(100, dtype=np.float32)
+        LibraryWriter(folder).add(VideoFingerprints(f"V{n}", x, t, 100.0))
+    rows = scale(folder.path, [20_000], queries=100, max_flat=20_000, chunk=8_000)
+    flat, probe16, probe64 = rows
+    assert (flat["index"], probe16["index"], probe64["index"]) == (
+        "IndexFlatIP", "IVF256,PQ32np", "IVF256,PQ32np",
+    )  # fmt: skip
+    assert flat["recall_at_10"] == 1.0 and flat["source_in_top_10"] == 1.0
+    assert 0 < probe16["recall_at_10"] <= probe64["recall_at_10"] <= 1
+    assert all(r["ms_per_frame"] > 0 for r in rows)
+    assert probe16["memory_mb"] < flat["memory_mb"] and probe16["train_s"] > 0
+    table = markdown(rows, "header").splitlines()
+    assert [line.split(" | ")[1:3] for line in table[4:]] == [
+        ["IndexFlatIP", "-"], ["IVF256,PQ32np", "16"], ["IVF256,PQ32np", "64"],
+    ]  # fmt: skip

@@ -1,9 +1,12 @@
-"""`rci-bench build` makes the benchmark; `rci-bench run` scores the served system on it."""
+"""`rci-bench build` makes the benchmark; `rci-bench run` scores the served system on it;
+`rci-bench scale` measures the fingerprint index at millions of fingerprints."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import shutil
 import sys
 import time
@@ -95,6 +98,31 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    import faiss
+
+    from rci.bench.scale import machine, markdown, scale
+
+    threads = args.threads or os.cpu_count()
+    faiss.omp_set_num_threads(threads)
+    print(f"faiss threads: {threads}", file=sys.stderr)
+    sizes = [int(n) for n in args.sizes.split(",")]
+    nprobes = [int(p) for p in args.nprobe.split(",")]
+    rows = scale(
+        args.real, sizes, queries=args.queries, nprobes=nprobes, max_flat=args.max_flat,
+        pq=args.pq,
+    )  # fmt: skip
+    command = shlex.join(["rci-bench", *sys.argv[1:]])
+    header = f"Machine: {machine(threads)}. Command: `{command}`"
+    text = markdown(rows, header)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    report = {"machine": machine(threads), "command": command, "rows": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rci-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--gpu", action="store_true", help="also the gpu target (DALI and a GPU)")
     p.set_defaults(func=cmd_speed)
+    p = sub.add_parser("scale", help="exact search and IVF-PQ over millions of fingerprints")
+    p.add_argument("--sizes", default="1000000,10000000", help="comma-separated vector counts")
+    p.add_argument(
+        "--real",
+        type=Path,
+        default=Path(".rci/bench-full/server-data/bench"),
+        help="a library folder whose descriptors the synthetic ones imitate",
+    )
+    p.add_argument("--queries", type=int, default=1000, help="query frames")
+    p.add_argument("--nprobe", default="16,64,128", help="comma-separated IVF lists visited")
+    p.add_argument("--pq", default="PQ32np", help="the factory's PQ part (default: the product's)")
+    p.add_argument("--max-flat", type=int, default=2_000_000, help="largest exact flat index")
+    p.add_argument("--threads", type=int, default=0, help="faiss threads (default: all cores)")
+    p.add_argument("--out", type=Path, default=Path(".rci/scale.md"), help="also a .json beside")
+    p.set_defaults(func=cmd_scale)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -123,6 +123,8 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
     truth_pairs = {(q["query_id"], t["ref_id"]) for q in queries for t in q["truth"]}
     pair_scores: dict[tuple[str, str], float] = {}
     decided, predicted_segments, true_segments = set(), [], []
+    listed = {(q["query_id"], m["ref_id"]) for q, p in zip(queries, predictions, strict=True)
+              for m in p["matches"]}  # fmt: skip
     for q, p in zip(queries, predictions, strict=True):
         for t in q["truth"]:
             true_segments.append(
@@ -154,6 +156,8 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
         "decision_recall": recall,
         "decision_f1": f1,
         "box_iou": float(np.mean(ious)) if ious else None,
+        # Recall's ceiling: true sources among the candidates handed to alignment.
+        "source_recall": len(truth_pairs & listed) / len(truth_pairs) if truth_pairs else None,
     }
     if truth_pairs:
         out["pair_uap"] = micro_average_precision(truth_pairs, pair_scores)
@@ -269,7 +273,7 @@ def _fmt(value) -> str:
 
 
 COLUMNS = [
-    "queries", "pair_uap", "segment_ap", "vcsl_f", "decision_precision",
+    "queries", "source_recall", "pair_uap", "segment_ap", "vcsl_f", "decision_precision",
     "decision_recall", "decision_f1", "box_iou",
 ]  # fmt: skip
 

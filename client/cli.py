@@ -226,13 +226,16 @@ def cmd_build_index(args: argparse.Namespace) -> int:
                 "in --libraries-config[/red]"
             )
             return 2
+        if not (args.data_dir / args.library).is_dir():
+            console.print(f"[red]no library {args.library!r} in {args.data_dir}[/red]")
+            return 2
         pointer = build_snapshot(
             libraries.folder(args.library),
             nlist=settings.nlist,
             pq_m=settings.pq_m,
             log=console.print,
         )
-    except (RciError, ValueError) as exc:
+    except (RciError, ValueError, RuntimeError) as exc:  # RuntimeError: faiss's own
         console.print(f"[red]{exc}[/red]")
         return 1
     console.print(

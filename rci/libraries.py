@@ -31,7 +31,7 @@ except ModuleNotFoundError:  # Python 3.10, the NGC image's
 
 from rci.errors import DescriptorMismatchError, NotFoundError
 from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.library_index import LibraryIndex
+from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
 from rci.recall import RecallParams
 
 
@@ -65,9 +65,13 @@ class LibrarySettings:
         unknown = set(table) - own - recall
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(own | recall)}")
+        defaults = {**dataclasses.asdict(cls()), **dataclasses.asdict(RecallParams())}
         for name, value in table.items():
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ValueError(f"{name} must be a number or a string, got {value!r}")
+            kind = type(defaults[name])
+            # TOML keeps 2 and 2.0 apart: an int where a float is expected is fine.
+            fits = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if isinstance(value, bool) or not fits:
+                raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
         params = RecallParams(**{k: v for k, v in table.items() if k in recall})
         return cls(**{k: v for k, v in table.items() if k in own}, recall=params)
 
@@ -120,9 +124,11 @@ class Libraries:
     ) -> None:
         if not isinstance(settings, dict):  # bare names take the defaults
             settings = {name: LibrarySettings() for name in settings}
-        for name in settings:
+        for name, library in settings.items():
             if not LIBRARY_NAME.match(name):
                 raise ValueError(f"library name {name!r} must match {LIBRARY_NAME.pattern}")
+            if library.index == "ivfpq" and dim % library.pq_m:
+                raise ValueError(f"library {name!r}: pq_m {library.pq_m} must divide {dim}")
         self.data_dir = Path(data_dir)
         self.settings = dict(settings)
         self.names = list(settings)
@@ -162,26 +168,31 @@ class Libraries:
         return self._indexes[name]
 
     def status(self, names: list[str]) -> list[dict]:
-        """Per library: name, descriptor, videos, fingerprints, index, or what bars it."""
+        """Per library: name, descriptor, videos, fingerprints, index, or what bars it. Read
+        from the log and the snapshot pointer, so a status model holds no index."""
         out = []
         for name in names:
             try:
-                index = self.index(name)
+                folder = self.folder(name)
             except DescriptorMismatchError as exc:
                 out.append({"name": name, "error": str(exc)})
                 continue
             settings = self.settings[name]
+            live = folder.live(folder.read_records(0)[0])
+            fingerprints = sum(r["count"] for r in live.values())
+            pointer = read_pointer(folder) if settings.index == "ivfpq" else None
+            index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)
             out.append(
                 {
                     "name": name,
-                    "descriptor": index.folder.meta.descriptor,
-                    "dim": index.folder.meta.dim,
-                    "videos": len(index.records),
-                    "fingerprints": index.ntotal,
-                    "index": index.describe(),
+                    "descriptor": folder.meta.descriptor,
+                    "dim": folder.meta.dim,
+                    "videos": len(live),
+                    "fingerprints": fingerprints,
+                    "index": index,
                     "build_advised": settings.index == "ivfpq"
-                    and index.snapshot is None
-                    and index.ntotal >= settings.train_at,
+                    and pointer is None
+                    and fingerprints >= settings.train_at,
                 }
             )
         return out

@@ -106,18 +106,26 @@ class LibraryFolder:
 
     def lock(self):
         """Exclusive advisory lock over the library's files (one writer at a time)."""
-        return _FileLock(self.path / ".lock")
+        return FileLock(self.path / ".lock")
 
     def read_records(self, offset: int) -> tuple[list[dict], int]:
         """Complete log records from byte `offset` on, and the offset after the last one."""
+        entries = self.read_entries(offset)
+        return [record for record, _ in entries], entries[-1][1] if entries else offset
+
+    def read_entries(self, offset: int) -> list[tuple[dict, int]]:
+        """Complete log records from byte `offset` on, each with the offset after its line."""
         if not self.log_path.exists():
-            return [], offset
+            return []
         with open(self.log_path, "rb") as f:
             f.seek(offset)
             chunk = f.read()
-        end = chunk.rfind(b"\n") + 1
-        records = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
-        return records, offset + end
+        entries, end = [], offset
+        for line in chunk[: chunk.rfind(b"\n") + 1].split(b"\n")[:-1]:
+            end += len(line) + 1
+            if line.strip():
+                entries.append((json.loads(line), end))
+        return entries
 
     def live(self, records: list[dict]) -> dict[str, dict]:
         """The latest add record of each video id that no later record deletes, in log order."""
@@ -159,11 +167,11 @@ def fingerprint_rows(video: VideoFingerprints) -> np.ndarray:
     return rows
 
 
-class _FileLock:
+class FileLock:
     def __init__(self, path: Path) -> None:
         self._path = path
 
-    def __enter__(self) -> _FileLock:
+    def __enter__(self) -> FileLock:
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self

@@ -8,6 +8,7 @@ log from that offset, so videos added or deleted during the build are not lost.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -16,14 +17,13 @@ import faiss
 import numpy as np
 
 from rci.errors import RciError
-from rci.library import LibraryFolder, fsync_dir, record_key, write_atomic
-from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor
+from rci.library import FileLock, LibraryFolder, fsync_dir, record_key, write_atomic
+from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor, read_pointer
 
 MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
 TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)
 MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantizer want 39 points each
-MAX_TRAIN = 1_000_000  # enough for any nlist used here; bounds training time and memory
-KEEP_SNAPSHOTS = 2  # the current and the one before, for readers still loading it
+MAX_TRAIN = 1_000_000  # 64 per list up to 2^14 lists; bounds training time and memory (2 GB)
 
 
 def auto_nlist(fingerprints: int) -> int:
@@ -70,6 +70,14 @@ def build_snapshot(
 ) -> dict:
     """Train IVF{nlist},PQ{pq_m} on the library, add every live video, publish; returns the
     snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}."""
+    (folder.path / "index").mkdir(exist_ok=True)
+    # One build at a time: a second waits, so builds publish in order and never prune each
+    # other's half-written folders.
+    with FileLock(folder.path / "index" / ".build.lock"):
+        return _build(folder, nlist=nlist, pq_m=pq_m, seed=seed, log=log)
+
+
+def _build(folder: LibraryFolder, *, nlist: int, pq_m: int, seed: int, log) -> dict:
     start = time.perf_counter()
     records, offset = _live_videos(folder)
     total = sum(r["count"] for r in records)
@@ -84,6 +92,11 @@ def build_snapshot(
     rng = np.random.default_rng(seed)
     size = min(MAX_TRAIN, max(TRAIN_PER_LIST * nlist, MIN_TRAIN))
     sample = _training_sample(folder, records, size, rng)
+    if len(sample) < 39 * nlist:  # faiss's own floor for k-means, as an error not a warning
+        raise RciError(
+            f"nlist {nlist} needs at least {39 * nlist} training fingerprints, the library "
+            f"gives {len(sample)}; set a smaller nlist (0 picks one)"
+        )
     log(f"training IVF{nlist},PQ{pq_m} on {len(sample)} of {total} fingerprints")
     # "np": no polysemous training, which search never uses and which costs a minute or more.
     factory = f"IVF{nlist},PQ{pq_m}np"
@@ -123,12 +136,19 @@ def _publish(folder: LibraryFolder, pointer: dict, index, records: list[dict], m
     path.mkdir(parents=True)
     body = json.dumps(records).encode()
     matrix = np.array(means, dtype=np.float32).reshape(-1, folder.meta.dim)
-    write_atomic(path / "frames.faiss", lambda f: f.write(faiss.serialize_index(index)))
+    faiss.write_index(index, str(path / "frames.faiss"))  # by name: no second copy in memory
+    with open(path / "frames.faiss", "rb") as f:
+        os.fsync(f.fileno())
     write_atomic(path / "videos.json", lambda f: f.write(body))
     write_atomic(path / "means.npy", lambda f: np.save(f, matrix))
+    fsync_dir(path)
     fsync_dir(root)
+    previous = read_pointer(folder)
     pointer_body = json.dumps(pointer).encode()
     write_atomic(root / SNAPSHOT_POINTER, lambda f: f.write(pointer_body))
-    older = sorted(p for p in root.iterdir() if p.is_dir() and p.name != pointer["name"])
-    for stale in older[: max(len(older) - (KEEP_SNAPSHOTS - 1), 0)]:
-        shutil.rmtree(stale, ignore_errors=True)
+    # Keep the new snapshot and the one it replaces (a reader may be loading it); anything
+    # else is older or a build that died before publishing.
+    keep = {pointer["name"], previous["name"] if previous else None}
+    for stale in root.iterdir():
+        if stale.is_dir() and stale.name not in keep:
+            shutil.rmtree(stale, ignore_errors=True)

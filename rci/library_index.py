@@ -16,6 +16,7 @@ import numpy as np
 from rci.library import FRAME_BITS, LibraryFolder, VideoFingerprints, record_key
 
 SNAPSHOT_POINTER = "CURRENT"  # index/CURRENT names the snapshot readers load
+APPLY_BATCH = 256  # log records loaded before being applied: 256 videos in memory at most
 
 
 def fingerprint_ids(key: int, count: int) -> np.ndarray:
@@ -56,11 +57,13 @@ class LibraryIndex:
         self.use_snapshots = use_snapshots
         self.nprobe = nprobe
         dim = folder.meta.dim
-        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self.means = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+        self.means = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.records: dict[int, dict] = {}  # key -> add record, in log order
         self.keys: dict[str, int] = {}  # video id -> key
         self.snapshot: dict | None = None
+        self.snapshot_error: str | None = None
+        self._failed: dict | None = None
         self._offset = 0
         self.refresh()
 
@@ -75,41 +78,51 @@ class LibraryIndex:
     def refresh(self) -> None:
         """Load a newer snapshot if one was built, then apply the log written since."""
         if self.use_snapshots:
-            # A snapshot pruned by a newer build while being read: the pointer has moved on.
-            for attempt in range(3):
-                pointer = read_pointer(self.folder)
-                if pointer is None or pointer == self.snapshot:
-                    break
-                try:
-                    self._load_snapshot(pointer)
-                    break
-                except (FileNotFoundError, RuntimeError):  # faiss reports a vanished file so
-                    if attempt == 2:
-                        raise
-        # Load everything before changing anything, so a failed read leaves the index as it
-        # was and the next refresh retries the same records. An add superseded later in the
-        # same batch is skipped: its file may be gone already. A file deleted between reading
-        # the log and loading it has its delete record durable by then: read the log again.
+            self._refresh_snapshot()
+        # Records are applied in batches, each loaded whole before any of it is applied, so
+        # a failed read leaves the index at a batch boundary and the next refresh retries
+        # from there; memory peaks at one batch of videos beyond the index. An add superseded
+        # later in what was read is skipped: its file may be gone already. A file deleted
+        # between reading the log and loading it has its delete (or replacing add) record
+        # durable by then: read the log again.
         for attempt in range(3):
-            records, offset = self.folder.read_records(self._offset)
-            if not records:
-                return
-            last = {r["video_id"]: n for n, r in enumerate(records)}
+            entries = self.folder.read_entries(self._offset)
+            last = {r["video_id"]: n for n, (r, _) in enumerate(entries)}
             try:
-                loaded = {
-                    n: self.folder.load_video(r)
-                    for n, r in enumerate(records)
-                    if r["op"] == "add" and last[r["video_id"]] == n
-                }
-                break
+                for start in range(0, len(entries), APPLY_BATCH):
+                    batch = list(enumerate(entries[start : start + APPLY_BATCH], start))
+                    loaded = {
+                        n: self.folder.load_video(r)
+                        for n, (r, _) in batch
+                        if r["op"] == "add" and last[r["video_id"]] == n
+                    }
+                    for n, (record, _) in batch:
+                        self._remove(record["video_id"])
+                        if n in loaded:
+                            self._add(record, loaded[n])
+                    self._offset = batch[-1][1][1]
+                return
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        self._offset = offset
-        for n, record in enumerate(records):
-            self._remove(record["video_id"])
-            if n in loaded:
-                self._add(record, loaded[n])
+
+    def _refresh_snapshot(self) -> None:
+        """Switch to the snapshot index/CURRENT names, if new. One that cannot be loaded
+        leaves the index as it is (still complete: the log goes on being applied) and is
+        reported by describe()."""
+        for attempt in range(3):
+            pointer = read_pointer(self.folder)
+            if pointer is None or pointer in (self.snapshot, self._failed):
+                return
+            try:
+                self._load_snapshot(pointer)
+                self.snapshot_error = None
+                return
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                # Pruned by a newer build while being read: the pointer has moved on.
+                if attempt == 2:
+                    self._failed = pointer
+                    self.snapshot_error = f"snapshot {pointer.get('name')} not loaded: {exc}"
 
     def _add(self, record: dict, video: VideoFingerprints) -> None:
         key = record_key(record)
@@ -134,7 +147,7 @@ class LibraryIndex:
         records = json.loads((path / "videos.json").read_text())
         means = np.load(path / "means.npy")
         self.index = index
-        self.means = faiss.IndexIDMap2(faiss.IndexFlatIP(self.folder.meta.dim))
+        self.means = faiss.IndexIDMap(faiss.IndexFlatIP(self.folder.meta.dim))
         keys = np.array([record_key(r) for r in records], dtype=np.int64)
         if len(records):
             self.means.add_with_ids(means, keys)
@@ -160,9 +173,16 @@ class LibraryIndex:
 
     def describe(self) -> str:
         """What serves searches: 'exact' or the snapshot's IVF-PQ layout and age."""
+        if self.snapshot_error is not None:
+            return f"{'exact' if self.snapshot is None else 'IVF-PQ'} ({self.snapshot_error})"
         if self.snapshot is None:
             return "exact"
-        return (
-            f"IVF{self.snapshot['nlist']},PQ{self.snapshot['pq_m']} nprobe {self.nprobe} "
-            f"(trained on {self.snapshot['fingerprints']} fingerprints)"
-        )
+        return describe_snapshot(self.snapshot, self.nprobe)
+
+
+def describe_snapshot(pointer: dict, nprobe: int) -> str:
+    """A snapshot's IVF-PQ layout and size, as status shows it."""
+    return (
+        f"IVF{pointer['nlist']},PQ{pointer['pq_m']} nprobe {nprobe} "
+        f"(trained on {pointer['fingerprints']} fingerprints)"
+    )

@@ -73,10 +73,13 @@ def recall(
         keys += [int(k) for k in near if k not in keys]
     candidates = []
     for key in keys:
+        video_id = index.records[key]["video_id"]
         try:
             candidates.append(index.video_of_key(key))
-        except FileNotFoundError:
-            continue  # deleted or replaced since this index was refreshed
+        except FileNotFoundError:  # deleted or replaced since the refresh: take what is now
+            index.refresh()
+            if video_id in index.keys:
+                candidates.append(index.video(video_id))
     return candidates
 
 

@@ -55,7 +55,7 @@ video_min_similarity = 0.4
         recall=RecallParams(k=20, candidates=8, min_similarity=0.3, video_candidates=0),
     )
     assert config["blocklist"].recall.video_min_similarity == 0.4
-    libs = Libraries(tmp_path / "data", config, descriptor="d", dim=DIM)
+    libs = Libraries(tmp_path / "data", config, descriptor="d", dim=64)
     assert libs.names == ["main", "copyright", "blocklist"]
     assert libs.index("copyright").use_snapshots and libs.index("copyright").nprobe == 64
     assert not libs.index("main").use_snapshots
@@ -68,8 +68,11 @@ video_min_similarity = 0.4
         ('[libraries.main]\nindex = "hnsw"\n', "index must be 'flat' or 'ivfpq'"),
         ("[libraries.main]\nk = 0\n", "k and candidates must be >= 1"),
         ("[libraries.main]\nfingerprint_interval = -1\n", "fingerprint_interval"),
-        ("[libraries.main]\nk = true\n", "k must be a number"),
-        ("[libraries.main]\nk = [1]\n", "k must be a number"),
+        ("[libraries.main]\nk = true\n", "k must be int"),
+        ("[libraries.main]\nk = [1]\n", "k must be int"),
+        ("[libraries.main]\nk = 2.5\n", "k must be int"),
+        ("[libraries.main]\nnprobe = 64.0\n", "nprobe must be int"),
+        ("[libraries.main]\nindex = 1\n", "index must be str"),
         ("[library.main]\n", "expected \\[libraries.NAME\\] tables"),
         ("libraries = 3\n", "expected \\[libraries.NAME\\] tables"),
         ("[libraries]\n", "expected \\[libraries.NAME\\] tables"),
@@ -90,6 +93,12 @@ def test_missing_config_and_bad_library_name(tmp_path) -> None:
     path.write_text("[libraries.Main]\n")
     with pytest.raises(ValueError, match="library name 'Main'"):
         Libraries(tmp_path, read_config(path), descriptor="d", dim=DIM)
+    path.write_text('[libraries.main]\nindex = "ivfpq"\npq_m = 24\n')
+    with pytest.raises(ValueError, match="pq_m 24 must divide 512"):
+        Libraries(tmp_path, read_config(path), descriptor="d", dim=512)
+    # Floats take ints (TOML writes 2 for 2.0).
+    path.write_text("[libraries.main]\nfingerprint_interval = 2\n")
+    assert read_config(path)["main"].fingerprint_interval == 2
 
 
 def test_thin_keeps_one_fingerprint_per_interval() -> None:

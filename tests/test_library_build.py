@@ -114,9 +114,12 @@ def test_log_written_after_the_snapshot_is_replayed(tmp_path) -> None:
             assert [c.video_id for c in recall(index, copy_of(source, seed), params)] == [
                 source.video_id
             ]
-        # The deleted video's frames name it nowhere; the replaced one's old frames neither.
-        _, ids = index.search(video("v3", 3).embeddings, 10)
-        assert not np.isin(ids >> 20, [index.keys.get("v3", -5)]).any()
+        # Neither the deleted video's frames (key 3) nor the replaced one's old (key 5) are
+        # anywhere in the index; their own frames find other videos now.
+        for old_key, seed in [(3, 3), (5, 5)]:
+            _, ids = index.search(video(f"v{old_key}", seed).embeddings, 10)
+            assert not np.isin(ids >> 20, [old_key]).any()
+        assert index.keys["v5"] != 5
         assert recall(index, copy_of(video("v3", 3), 4), params)[0].video_id != "v3"
 
 
@@ -135,6 +138,35 @@ def test_rebuild_supersedes_and_prunes(tmp_path) -> None:
         assert index.ntotal == (171 + extra) * FRAMES
     kept = sorted(p.name for p in (folder.path / "index").iterdir() if p.is_dir())
     assert kept == names[1:]  # the current one and the one before
+    # A build that died before publishing leaves a folder; the next build removes it, and
+    # a reader never looks at it.
+    dead = folder.path / "index" / "000000000001-1"
+    dead.mkdir()
+    (dead / "frames.faiss").write_bytes(b"half")
+    assert LibraryIndex(folder, use_snapshots=True).snapshot["name"] == names[-1]
+    names.append(build_snapshot(folder, pq_m=16, log=lambda _: None)["name"])
+    kept = sorted(p.name for p in (folder.path / "index").iterdir() if p.is_dir())
+    assert kept == names[2:]
+
+
+def test_a_snapshot_that_cannot_be_loaded_leaves_the_index_serving(built, tmp_path) -> None:
+    import shutil
+
+    data, folder, _ = built
+    copy = tmp_path / "lib"
+    shutil.copytree(folder.path, copy)
+    index = LibraryIndex(LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM),
+                         use_snapshots=True)  # fmt: skip
+    pointer = read_pointer(index.folder)
+    (copy / "index" / pointer["name"] / "frames.faiss").write_bytes(b"corrupt")
+    (copy / "index" / "CURRENT").write_text(json.dumps({**pointer, "offset": 0}))
+    index.refresh()  # the same snapshot folder under a new pointer: it fails to load
+    assert "not loaded" in index.describe() and index.ntotal == 12_000
+    fresh = LibraryIndex(index.folder, use_snapshots=True)  # exact, from the log
+    assert fresh.describe().startswith("exact (snapshot") and fresh.ntotal == 12_000
+    params = RecallParams(candidates=1, min_similarity=0.5, video_candidates=0)
+    found = recall(fresh, copy_of(video("v9", 9), 1), params)
+    assert [c.video_id for c in found] == ["v9"]
 
 
 def test_build_refuses_a_small_library_and_writes_nothing(tmp_path) -> None:
@@ -143,7 +175,7 @@ def test_build_refuses_a_small_library_and_writes_nothing(tmp_path) -> None:
     with pytest.raises(RciError, match=f"at least {MIN_FINGERPRINTS}"):
         build_snapshot(folder, log=lambda _: None)
     assert read_pointer(folder) is None
-    assert not (folder.path / "index").exists() or not any((folder.path / "index").iterdir())
+    assert not [p for p in (folder.path / "index").iterdir() if p.is_dir()]
 
 
 def test_build_index_command(tmp_path, capsys) -> None:
@@ -168,6 +200,9 @@ def test_build_index_command(tmp_path, capsys) -> None:
     assert cli([*args, "--library", "flat"]) == 2
     assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
     assert cli([*args[:3], "--library", "main"]) == 2  # without the config: flat by default
+    config.write_text('[libraries.absent]\nindex = "ivfpq"\n')
+    assert cli([*args, "--library", "absent"]) == 2
+    assert "no library 'absent'" in capsys.readouterr().out
     libs.add("flat", VideoFingerprints("a", unit(rng.normal(size=(3, 512))),
                                        np.arange(3, dtype=np.float32), 3.0))  # fmt: skip
     config.write_text('[libraries.flat]\nindex = "ivfpq"\n')

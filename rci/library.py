@@ -137,7 +137,8 @@ class LibraryFolder:
         return videos
 
     def load_video(self, record: dict) -> VideoFingerprints:
-        """An add record's fingerprints, memory-mapped: only the rows used are read."""
+        """An add record's fingerprints, read through a memory map: from the page cache
+        when a video is a candidate again, never held by the reader in between."""
         path = self.path / record["file"]
         if path.suffix == ".npz":  # the first file format, before fingerprints were mapped
             with np.load(path, allow_pickle=False) as z:

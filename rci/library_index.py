@@ -3,12 +3,13 @@
 Each fingerprint's faiss id is `key << FRAME_BITS | frame`, so a neighbour names its video
 without a row map, and ids stay put when other videos come and go. Besides the frames, the
 index keeps one mean descriptor per video for video-level recall. Full-precision
-fingerprints stay in the per-video files, memory-mapped when a candidate is aligned.
+fingerprints stay in the per-video files, read (memory-mapped) only for recalled candidates.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import faiss
 import numpy as np
@@ -123,6 +124,8 @@ class LibraryIndex:
                 if attempt == 2:
                     self._failed = pointer
                     self.snapshot_error = f"snapshot {pointer.get('name')} not loaded: {exc}"
+                    # Into the server log: the stub's stderr is Triton's.
+                    print(f"library {self.folder.meta.name!r}: {self.snapshot_error}", file=sys.stderr)
 
     def _add(self, record: dict, video: VideoFingerprints) -> None:
         key = record_key(record)

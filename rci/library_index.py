@@ -125,7 +125,8 @@ class LibraryIndex:
                     self._failed = pointer
                     self.snapshot_error = f"snapshot {pointer.get('name')} not loaded: {exc}"
                     # Into the server log: the stub's stderr is Triton's.
-                    print(f"library {self.folder.meta.name!r}: {self.snapshot_error}", file=sys.stderr)
+                    name = self.folder.meta.name
+                    print(f"library {name!r}: {self.snapshot_error}", file=sys.stderr)
 
     def _add(self, record: dict, video: VideoFingerprints) -> None:
         key = record_key(record)

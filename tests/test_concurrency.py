@@ -1,5 +1,6 @@
 """Concurrency: many clients ingest and detect at once, with a second writer process on the
-same library; no update is lost, a contested id is taken once, and no read is torn."""
+same library; no update is lost, a contested id is taken once, a replaced id is never
+missing, and no read is torn."""
 
 from __future__ import annotations
 
@@ -13,15 +14,26 @@ from rci.server import TritonServer
 from tests.conftest import server_options
 from tests.test_crash import WRITER, _library_contents
 
-INGESTERS, PER_INGESTER, DETECTORS = 4, 2, 2
+INGESTERS, PER_INGESTER, DETECTORS, SWAPS = 4, 2, 2, 4
 
 
 def test_parallel_ingest_and_detect(tmp_path, media):
     data_dir = tmp_path / "data"
     bikes = media["library"]["bikes"].read_bytes()
-    with TritonServer(server_options(tmp_path / "work", data_dir)) as server:
+    other = next(p for name, p in media["library"].items() if name != "bikes").read_bytes()
+    options = server_options(tmp_path / "work", data_dir, libraries=["main", "swap"])
+    with TritonServer(options) as server:
         url = server.http_url
         done = threading.Event()
+        with RciClient(url) as client:
+            client.ingest(bikes, "x", "swap")
+
+        def swap(_: int) -> int:
+            """Replace video x of library swap back and forth."""
+            with RciClient(url) as client:
+                for n in range(SWAPS):
+                    client.ingest(other if n % 2 == 0 else bikes, "x", "swap", replace=True)
+            return SWAPS
 
         def ingest(worker: int) -> list[str]:
             ids = []
@@ -47,9 +59,10 @@ def test_parallel_ingest_and_detect(tmp_path, media):
                 while not done.is_set() or runs == 0:
                     result = client.detect(media["query"])
                     assert all(0 <= m.score <= 1 for m in result.matches)
-                    videos = client.status()[0]["videos"]
-                    assert videos >= seen
-                    seen, runs = videos, runs + 1
+                    main, swapped = client.status()
+                    assert main["videos"] >= seen
+                    assert swapped["videos"] == 1  # the old x or the new, never neither
+                    seen, runs = main["videos"], runs + 1
             return runs
 
         # A second writer process on the same library, outside the server.
@@ -59,13 +72,15 @@ def test_parallel_ingest_and_detect(tmp_path, media):
             text=True,
         )
         assert bare.stdout.readline().strip() == "+bare-0"  # writing before the clients start
-        with ThreadPoolExecutor(INGESTERS + 2 + DETECTORS) as pool:
+        with ThreadPoolExecutor(INGESTERS + 3 + DETECTORS) as pool:
             detectors = [pool.submit(detect, d) for d in range(DETECTORS)]
             ingesters = [pool.submit(ingest, w) for w in range(INGESTERS)]
             contesters = [pool.submit(contest, c) for c in range(2)]
+            swapper = pool.submit(swap, 0)
             try:
                 acked = [i for f in ingesters for i in f.result()]
                 wins = [f.result() for f in contesters]
+                assert swapper.result() == SWAPS
             finally:
                 done.set()  # or the detectors never stop and the pool never closes
             assert all(f.result() >= 1 for f in detectors)
@@ -80,3 +95,6 @@ def test_parallel_ingest_and_detect(tmp_path, media):
         with RciClient(url) as client:
             assert client.status()[0]["videos"] == len(ids)
             assert client.detect(bikes).reproduced
+            # After an even number of swaps x is bikes again, and only that.
+            assert "x" in {m.video_id for m in client.detect(bikes, "swap").reproduced}
+            assert "x" not in {m.video_id for m in client.detect(other, "swap").reproduced}

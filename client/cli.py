@@ -212,9 +212,12 @@ def cmd_build_index(args: argparse.Namespace) -> int:
     from rci.errors import RciError
     from rci.libraries import Libraries, read_config
     from rci.library_build import build_snapshot
+    from rci.settings import library_config
 
     try:
-        config = read_config(args.libraries_config) if args.libraries_config else None
+        # A build started by the server itself names its configuration by the environment.
+        config_path = args.libraries_config or library_config()
+        config = read_config(config_path) if config_path else None
         names = _names(args.libraries)
         libraries = Libraries(
             args.data_dir, config or names, descriptor=args.descriptor, dim=EMBEDDING_DIM
@@ -233,8 +236,12 @@ def cmd_build_index(args: argparse.Namespace) -> int:
             libraries.folder(args.library),
             nlist=settings.nlist,
             pq_m=settings.pq_m,
+            if_missing=args.if_missing,
             log=console.print,
         )
+        if pointer is None:
+            console.print(f"{args.library}: a snapshot exists; nothing built")
+            return 0
     except (RciError, ValueError, RuntimeError) as exc:  # RuntimeError: faiss's own
         console.print(f"[red]{exc}[/red]")
         return 1
@@ -347,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a library's IVF-PQ index and publish it as a snapshot (offline or live)",
     )
     p.add_argument("--library", default="main")
+    p.add_argument(
+        "--if-missing", action="store_true", help="do nothing if a snapshot exists already"
+    )
     _add_server_options(p)
     p.set_defaults(func=cmd_build_index)
 

@@ -6,7 +6,8 @@ index = "flat"                    # "flat": exact search. "ivfpq": exact until
 nprobe = 64                       # IVF lists each query frame visits
 nlist = 0                         # IVF lists; 0 picks about 4 sqrt(fingerprints)
 pq_m = 32                         # PQ sub-quantizers: 32 bytes per fingerprint
-train_at = 1000000                # status advises a build beyond this many
+train_at = 1000000                # beyond this many, the first build starts by itself
+auto_build = true                 # (false: status advises one; `rci build-index`)
 fingerprint_interval = 0.0        # seconds between stored fingerprints; 2.0 keeps
                                   # one frame in 2 s, 0 every frame ingest sampled
 k = 10                            # neighbours per query frame
@@ -19,6 +20,9 @@ video_min_similarity = 0.5        # their loose cosine threshold
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,7 @@ except ModuleNotFoundError:  # Python 3.10, the NGC image's
 
 from rci.errors import DescriptorMismatchError, NotFoundError
 from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library_build import MIN_FINGERPRINTS
 from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
 from rci.recall import RecallParams
 
@@ -44,6 +49,7 @@ class LibrarySettings:
     nlist: int = 0
     pq_m: int = 32
     train_at: int = 1_000_000
+    auto_build: bool = True
     fingerprint_interval: float = 0.0
     recall: RecallParams = field(default_factory=RecallParams)
 
@@ -68,6 +74,8 @@ class LibrarySettings:
         defaults = {**dataclasses.asdict(cls()), **dataclasses.asdict(RecallParams())}
         for name, value in table.items():
             kind = type(defaults[name])
+            if kind is bool and isinstance(value, bool):
+                continue
             # TOML keeps 2 and 2.0 apart: an int where a float is expected is fine.
             fits = isinstance(value, kind) or (kind is float and isinstance(value, int))
             if isinstance(value, bool) or not fits:
@@ -94,6 +102,14 @@ def read_config(path: Path) -> dict[str, LibrarySettings]:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: libraries.{name}: {exc}") from exc
     return settings
+
+
+def _python() -> str:
+    """This interpreter, or inside a Triton stub (whose executable is not Python) the first
+    python3 on PATH, which `rci serve` sets to this environment's."""
+    if Path(sys.executable).name.startswith("python"):
+        return sys.executable
+    return shutil.which("python3") or "python3"
 
 
 def thin(video: VideoFingerprints, interval: float) -> VideoFingerprints:
@@ -136,6 +152,7 @@ class Libraries:
         self.dim = dim
         self._folders: dict[str, LibraryFolder] = {}
         self._indexes: dict[str, LibraryIndex] = {}
+        self._builds: dict[str, subprocess.Popen] = {}
 
     def folder(self, name: str) -> LibraryFolder:
         if name not in self.settings:
@@ -150,9 +167,32 @@ class Libraries:
         return LibraryWriter(self.folder(name))
 
     def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> int:
-        """Store `video` at the library's fingerprint interval; returns fingerprints kept."""
-        kept = thin(video, self.settings.get(name, LibrarySettings()).fingerprint_interval)
-        return self.writer(name).add(kept, replace=replace)
+        """Store `video` at the library's fingerprint interval; returns fingerprints kept.
+        The add that takes an IVF-PQ library past train_at starts its first build."""
+        settings = self.settings.get(name, LibrarySettings())
+        count = self.writer(name).add(thin(video, settings.fingerprint_interval), replace=replace)
+        if settings.index == "ivfpq" and settings.auto_build:
+            self._start_first_build(name, settings)
+        return count
+
+    def _start_first_build(self, name: str, settings: LibrarySettings) -> None:
+        """`rci build-index --if-missing` as a detached process, when the library has no
+        snapshot, has reached train_at fingerprints, and no build started here still runs."""
+        running = self._builds.get(name)
+        if running is not None and running.poll() is None:
+            return
+        folder = self.folder(name)
+        if read_pointer(folder) is not None:
+            return  # retraining as the library grows is the documented command's job
+        live = folder.live(folder.read_records(0)[0])
+        if sum(r["count"] for r in live.values()) < max(settings.train_at, MIN_FINGERPRINTS):
+            return
+        self._builds[name] = subprocess.Popen(
+            [_python(), "-m", "client.cli", "build-index", "--if-missing", "--library", name,
+             "--data-dir", str(self.data_dir), "--descriptor", self.descriptor],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a build outlives its request and a stopping server
+        )  # fmt: skip
 
     def index(self, name: str) -> LibraryIndex:
         """The library's index, caught up with every video acknowledged so far."""

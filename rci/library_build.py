@@ -66,14 +66,18 @@ def build_snapshot(
     nlist: int = 0,
     pq_m: int = 32,
     seed: int = 0,
+    if_missing: bool = False,
     log: Callable[[str], None] = print,
-) -> dict:
+) -> dict | None:
     """Train IVF{nlist},PQ{pq_m} on the library, add every live video, publish; returns the
-    snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}."""
+    snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}, or None
+    when `if_missing` and a snapshot exists."""
     (folder.path / "index").mkdir(exist_ok=True)
     # One build at a time: a second waits, so builds publish in order and never prune each
     # other's half-written folders.
     with FileLock(folder.path / "index" / ".build.lock"):
+        if if_missing and read_pointer(folder) is not None:
+            return None
         return _build(folder, nlist=nlist, pq_m=pq_m, seed=seed, log=log)
 
 

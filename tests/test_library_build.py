@@ -9,7 +9,7 @@ import pytest
 
 from client.cli import main as cli
 from rci.errors import RciError
-from rci.libraries import Libraries, LibrarySettings
+from rci.libraries import Libraries, LibrarySettings, read_config
 from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.library_build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
 from rci.library_index import LibraryIndex, read_pointer
@@ -208,3 +208,28 @@ def test_build_index_command(tmp_path, capsys) -> None:
     config.write_text('[libraries.flat]\nindex = "ivfpq"\n')
     assert cli([*args, "--library", "flat"]) == 1
     assert "needs at least 10000" in capsys.readouterr().out
+
+
+def test_first_build_starts_by_itself_past_train_at(tmp_path, monkeypatch) -> None:
+    # An IVF-PQ library with auto_build: the add that reaches train_at starts
+    # `rci build-index --if-missing` in the background; the snapshot appears.
+    config = tmp_path / "libraries.toml"
+    config.write_text('[libraries.main]\nindex = "ivfpq"\nnlist = 64\ntrain_at = 10000\n')
+    monkeypatch.setenv("RCI_LIBRARIES_CONFIG", str(config))
+    libs = Libraries(tmp_path, read_config(config), descriptor="sscd_resnet50", dim=512)
+    rng = np.random.default_rng(0)
+    for n in range(170):
+        frames = unit(rng.normal(size=(FRAMES, 512)))
+        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                           60.0))  # fmt: skip
+        if n < 166:  # 9,960 fingerprints so far: below train_at, nothing starts
+            assert "main" not in libs._builds
+    build = libs._builds["main"]
+    assert build.wait(timeout=300) == 0
+    pointer = read_pointer(libs.folder("main"))
+    assert pointer["nlist"] == 64 and pointer["fingerprints"] >= 10_000
+    assert libs.index("main").describe().startswith("IVF64,PQ32")
+    # Later adds start nothing more: retraining is the command's.
+    late = unit(rng.normal(size=(3, 512)))
+    libs.add("main", VideoFingerprints("late", late, np.arange(3, dtype=np.float32), 3.0))
+    assert libs._builds["main"] is build

@@ -23,16 +23,16 @@ from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor
 MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
 TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)
 MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantizer want 39 points each
-MAX_TRAIN = 1_000_000  # 64 per list up to 2^14 lists; bounds training time and memory (2 GB)
+MAX_TRAIN = 1_000_000  # 39 per list up to 2^14 lists; bounds training time and memory (2 GB)
 
 
 def auto_nlist(fingerprints: int) -> int:
-    """IVF lists for a library size: the power of two nearest 4 sqrt(n), 64 to 2^20, and no
-    more than the training set can fill."""
+    """IVF lists for a library size: the power of two nearest 4 sqrt(n), at least 64, and
+    no more than the training set (at most MAX_TRAIN) fills with 39 vectors per list."""
     target = 4 * np.sqrt(max(fingerprints, 1))
     nlist = 1 << int(np.round(np.log2(target)))
-    fill = 1 << int(np.log2(max(fingerprints // TRAIN_PER_LIST, 1)))
-    return int(min(max(min(nlist, fill), 64), 1 << 20))
+    fill = 1 << int(np.log2(max(min(fingerprints, MAX_TRAIN) // 39, 1)))
+    return int(max(min(nlist, fill), 64))
 
 
 def _live_videos(folder: LibraryFolder) -> tuple[list[dict], int]:

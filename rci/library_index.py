@@ -52,7 +52,7 @@ class LibraryIndex:
     """
 
     def __init__(
-        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 64
+        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 128
     ) -> None:
         self.folder = folder
         self.use_snapshots = use_snapshots

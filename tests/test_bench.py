@@ -321,7 +321,7 @@ def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
     rows = scale(folder.path, [20_000], queries=100, max_flat=20_000, chunk=8_000)
     flat, probe16, probe64 = rows
     assert (flat["index"], probe16["index"], probe64["index"]) == (
-        "IndexFlatIP", "IVF256,PQ32np", "IVF256,PQ32np",
+        "IndexFlatIP", "IVF512,PQ32np", "IVF512,PQ32np",
     )  # fmt: skip
     assert flat["recall_at_10"] == 1.0 and flat["source_in_top_10"] == 1.0
     assert 0 < probe16["recall_at_10"] <= probe64["recall_at_10"] <= 1
@@ -329,5 +329,5 @@ def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
     assert probe16["memory_mb"] < flat["memory_mb"] and probe16["train_s"] > 0
     table = markdown(rows, "header").splitlines()
     assert [line.split(" | ")[1:3] for line in table[4:]] == [
-        ["IndexFlatIP", "-"], ["IVF256,PQ32np", "16"], ["IVF256,PQ32np", "64"],
+        ["IndexFlatIP", "-"], ["IVF512,PQ32np", "16"], ["IVF512,PQ32np", "64"],
     ]  # fmt: skip

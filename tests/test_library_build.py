@@ -54,17 +54,17 @@ def reader(data, use_snapshots=True) -> LibraryIndex:
 
 
 def test_auto_nlist_grows_with_the_square_root_and_fits_the_training_set() -> None:
-    assert auto_nlist(12_000) == 128  # 4 sqrt(n) ~ 438, but 12,000 / 64 fills only 128
+    assert auto_nlist(12_000) == 256  # 4 sqrt(n) ~ 438, but 12,000 / 39 fills only 256
     assert auto_nlist(1_000_000) == 4096
     assert auto_nlist(10_000_000) == 16384
-    assert auto_nlist(10**9) == 131072
+    assert auto_nlist(10**9) == 16384  # what 1M training vectors can train
     assert auto_nlist(10) == 64
 
 
 def test_snapshot_is_published_whole(built) -> None:
     data, folder, pointer = built
     assert read_pointer(folder) == {k: v for k, v in pointer.items() if k != "seconds"}
-    assert pointer["nlist"] == 128 and pointer["pq_m"] == 16
+    assert pointer["nlist"] == 256 and pointer["pq_m"] == 16
     assert pointer["fingerprints"] == 200 * FRAMES and pointer["videos"] == 200
     assert pointer["offset"] == (folder.path / "log.jsonl").stat().st_size
     files = sorted(p.name for p in (folder.path / "index" / pointer["name"]).iterdir())
@@ -76,7 +76,7 @@ def test_reader_serves_from_the_snapshot_and_still_finds_copies(built) -> None:
     data, _, pointer = built
     index = reader(data)
     assert index.snapshot["name"] == pointer["name"]
-    assert index.describe().startswith("IVF128,PQ16 nprobe 8")
+    assert index.describe().startswith("IVF256,PQ16 nprobe 8")
     assert index.ntotal == 12_000 and len(index.video_ids) == 200
     params = RecallParams(candidates=3, min_similarity=0.5, video_candidates=0)
     found = 0

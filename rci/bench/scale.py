@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 
 from rci.library import LibraryFolder
-from rci.library_build import MAX_TRAIN, TRAIN_PER_LIST, auto_nlist
+from rci.library_build import MAX_TRAIN, MIN_TRAIN, TRAIN_PER_LIST, auto_nlist
 
 K = 10  # neighbours per query frame
 BATCH = 60  # query frames per search: a one-minute video at one frame per second
@@ -135,7 +135,7 @@ def bench_size(
     """Rows {vectors, index, nprobe, recall_at_10, source_in_top_10, ms_per_frame, memory_mb,
     train_s, add_s} for exact search and IVF{nlist},{pq} at each nprobe over n database rows."""
     nlist = auto_nlist(n)
-    ntrain = min(MAX_TRAIN, TRAIN_PER_LIST * nlist, n)
+    ntrain = min(MAX_TRAIN, max(TRAIN_PER_LIST * nlist, MIN_TRAIN), n)
     # Rows are i.i.d., so the first ones are as fair a training sample as any.
     xt = np.concatenate([xb for _, xb in gauss.chunks(ntrain, seed, chunk)])
     factory = f"IVF{nlist},{pq}"

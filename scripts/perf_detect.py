@@ -25,7 +25,8 @@ def write_input_data(video: Path, library: str, out: Path) -> Path:
         "data": [
             {
                 "VIDEO_BYTES": {"b64": base64.b64encode(raw).decode(), "shape": [len(raw)]},
-                "LIBRARY": [library],
+                # LIBRARY takes one name or several, so perf_analyzer needs its shape.
+                "LIBRARY": {"content": [library], "shape": [1]},
             }
         ]
     }

@@ -79,6 +79,40 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+SHM_DIR = Path("/dev/shm")
+SHM_PREFIX = "triton_python_backend_shm_region_"
+
+
+def reclaim_shared_memory(min_age: float = 2.0, shm_dir: Path = SHM_DIR) -> list[str]:
+    """Remove Python-backend shared-memory regions that no process maps any more and that
+    are at least `min_age` seconds old (so a server starting now keeps its own); returns
+    their names. A server killed outright (SIGKILL, the OOM killer) leaves its regions
+    behind, tens of MB each, until the machine's memory runs out."""
+    if not shm_dir.is_dir():
+        return []
+    mapped: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:  # gone, or another user's: their regions are not ours to remove
+            continue
+        mapped.update(
+            line.rsplit("/", 1)[-1].split(" ")[0]
+            for line in text.splitlines()
+            if SHM_PREFIX in line
+        )
+    removed = []
+    for region in shm_dir.glob(SHM_PREFIX + "*"):
+        try:
+            if region.name in mapped or time.time() - region.stat().st_mtime < min_age:
+                continue
+            region.unlink()
+            removed.append(region.name)
+        except OSError:
+            continue
+    return removed
+
+
 class TritonServer:
     """tritonserver as a child process; `with TritonServer(opts) as s:` waits until ready."""
 
@@ -139,6 +173,7 @@ class TritonServer:
             read_config(self.options.libraries_config)  # a bad file fails here, readably
         Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
+        reclaim_shared_memory()  # what a server that crashed before this one left
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             self.command(),

@@ -4,6 +4,7 @@ every record of the library reads back whole."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 import signal
@@ -18,7 +19,7 @@ import pytest
 from client import RciClient, RciClientError
 from rci.descriptor import EMBEDDING_DIM
 from rci.library import LibraryFolder
-from rci.server import TritonServer
+from rci.server import SHM_PREFIX, TritonServer, _group_alive, reclaim_shared_memory
 from tests.conftest import server_options
 
 TRIALS = 20
@@ -83,6 +84,11 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
                 server.process.wait()
                 writer.join(timeout=60)
                 assert not writer.is_alive()
+                # The killed server leaves its shared-memory regions behind: reclaim them
+                # (the next start would, once they are 2 s old), or 20 kills fill /dev/shm.
+                while _group_alive(server.process.pid):
+                    time.sleep(0.05)
+                assert reclaim_shared_memory(min_age=0)
         finally:
             server.stop()
     assert len(acked) >= TRIALS // 2, f"only {len(acked)} ingests acknowledged: kills too early"
@@ -155,3 +161,17 @@ def test_writer_killed_mid_write_loses_nothing_acknowledged(tmp_path):
         assert len(ids - added) <= trial + 1, f"trial {trial}: unknown ids {ids - added}"
         assert not deleted & ids, f"trial {trial}: deleted ids back: {deleted & ids}"
     assert deleted, "no delete was acknowledged: the kills came too early"
+
+
+def test_reclaim_removes_only_unmapped_old_regions(tmp_path):
+    names = [SHM_PREFIX + n for n in ("old", "young", "mapped")]
+    for name in names:
+        (tmp_path / name).write_bytes(b"\0" * 4096)
+    past = time.time() - 60
+    os.utime(tmp_path / names[0], (past, past))
+    os.utime(tmp_path / names[2], (past, past))
+    (tmp_path / "other-file").write_bytes(b"x")
+    os.utime(tmp_path / "other-file", (past, past))
+    with open(tmp_path / names[2], "r+b") as f, mmap.mmap(f.fileno(), 4096):
+        assert reclaim_shared_memory(min_age=10, shm_dir=tmp_path) == [names[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:] + ["other-file"])

@@ -169,8 +169,9 @@ class Libraries:
     def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> int:
         """Store `video` at the library's fingerprint interval; returns fingerprints kept.
         The add that takes an IVF-PQ library past train_at starts its first build."""
-        settings = self.settings.get(name, LibrarySettings())
-        count = self.writer(name).add(thin(video, settings.fingerprint_interval), replace=replace)
+        writer = self.writer(name)  # an unknown name fails here
+        settings = self.settings[name]
+        count = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
             self._start_first_build(name, settings)
         return count
@@ -184,7 +185,7 @@ class Libraries:
         folder = self.folder(name)
         if read_pointer(folder) is not None:
             return  # retraining as the library grows is the documented command's job
-        live = folder.live(folder.read_records(0)[0])
+        live, _ = folder.current()
         if sum(r["count"] for r in live.values()) < max(settings.train_at, MIN_FINGERPRINTS):
             return
         self._builds[name] = subprocess.Popen(
@@ -197,11 +198,10 @@ class Libraries:
     def index(self, name: str) -> LibraryIndex:
         """The library's index, caught up with every video acknowledged so far."""
         if name not in self._indexes:
-            settings = self.settings.get(name, LibrarySettings())
+            folder = self.folder(name)  # an unknown name fails here
+            settings = self.settings[name]
             self._indexes[name] = LibraryIndex(
-                self.folder(name),
-                use_snapshots=settings.index == "ivfpq",
-                nprobe=settings.nprobe,
+                folder, use_snapshots=settings.index == "ivfpq", nprobe=settings.nprobe
             )
         else:
             self._indexes[name].refresh()
@@ -218,7 +218,7 @@ class Libraries:
                 out.append({"name": name, "error": str(exc)})
                 continue
             settings = self.settings[name]
-            live = folder.live(folder.read_records(0)[0])
+            live, _ = folder.current()
             fingerprints = sum(r["count"] for r in live.values())
             pointer = read_pointer(folder) if settings.index == "ivfpq" else None
             index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)

@@ -136,6 +136,11 @@ class LibraryFolder:
                 videos[record["video_id"]] = record
         return videos
 
+    def current(self) -> tuple[dict[str, dict], int]:
+        """live() over the whole log, and the log offset it covers."""
+        records, offset = self.read_records(0)
+        return self.live(records), offset
+
     def load_video(self, record: dict) -> VideoFingerprints:
         """An add record's fingerprints, read through a memory map: from the page cache
         when a video is a candidate again, never held by the reader in between."""

@@ -35,11 +35,6 @@ def auto_nlist(fingerprints: int) -> int:
     return int(max(min(nlist, fill), 64))
 
 
-def _live_videos(folder: LibraryFolder) -> tuple[list[dict], int]:
-    records, offset = folder.read_records(0)
-    return list(folder.live(records).values()), offset
-
-
 def _training_sample(
     folder: LibraryFolder, records: list[dict], size: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -83,7 +78,8 @@ def build_snapshot(
 
 def _build(folder: LibraryFolder, *, nlist: int, pq_m: int, seed: int, log) -> dict:
     start = time.perf_counter()
-    records, offset = _live_videos(folder)
+    live, offset = folder.current()
+    records = list(live.values())
     total = sum(r["count"] for r in records)
     if total < MIN_FINGERPRINTS:
         raise RciError(

@@ -63,7 +63,7 @@ def main() -> None:
     folder = LibraryFolder(
         args.out / "server-data", args.library, descriptor="sscd_resnet50", dim=EMBEDDING_DIM
     )
-    records = list(folder.live(folder.read_records(0)[0]).values())
+    records = list(folder.current()[0].values())
     ref_ids = [r["video_id"] for r in records]
     refs = np.stack([mean_descriptor(folder.load_video(r).embeddings) for r in records])
     means = query_means(args.out, queries)

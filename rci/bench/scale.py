@@ -53,8 +53,8 @@ def real_videos(path: Path) -> list[np.ndarray]:
     """Each live video's fingerprints, (T, 512) float32, in the library folder `path`."""
     meta = json.loads((path / "meta.json").read_text())
     folder = LibraryFolder(path.parent, path.name, descriptor=meta["descriptor"], dim=DIM)
-    records, _ = folder.read_records(0)
-    return [folder.load_video(r).embeddings for r in folder.live(records).values()]
+    live, _ = folder.current()
+    return [folder.load_video(r).embeddings for r in live.values()]
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ try:
 except ModuleNotFoundError:  # Python 3.10, the NGC image's
     import tomli as tomllib
 
-from rci.errors import DescriptorMismatchError, NotFoundError
+from rci.errors import DescriptorMismatchError, NotFoundError, RciError
 from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.library_build import MIN_FINGERPRINTS
 from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
-from rci.recall import RecallParams
+from rci.recall import RecallParams, recall
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,20 @@ class Libraries:
         else:
             self._indexes[name].refresh()
         return self._indexes[name]
+
+    def recall(
+        self, names: list[str], embeddings: np.ndarray
+    ) -> list[tuple[str, VideoFingerprints]]:
+        """(library, candidate) for a query's (T, D) embeddings, each named library searched
+        with its own recall parameters; unknown names fail before any search."""
+        if not names or len(set(names)) != len(names):
+            raise RciError(f"LIBRARY must name one or more distinct libraries, got {names}")
+        indexes = [self.index(name) for name in names]
+        return [
+            (name, video)
+            for name, index in zip(names, indexes, strict=True)
+            for video in recall(index, embeddings, self.settings[name].recall)
+        ]
 
     def status(self, names: list[str]) -> list[dict]:
         """Per library: name, descriptor, videos, fingerprints, index, or what bars it. Read

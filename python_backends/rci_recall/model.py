@@ -5,8 +5,7 @@ import triton_python_backend_utils as pb_utils
 
 from rci.backend import respond, string_list
 from rci.descriptor import EMBEDDING_DIM
-from rci.errors import RciError
-from rci.recall import pack_candidates, recall
+from rci.recall import pack_candidates
 from rci.settings import open_libraries
 
 
@@ -20,13 +19,5 @@ class TritonPythonModel:
         return respond(requests, pb_utils, self._run, pb_utils.Logger)
 
     def _run(self, inputs):
-        names = string_list(inputs, "LIBRARY")
-        if not names or len(set(names)) != len(names):
-            raise RciError(f"LIBRARY must name one or more distinct libraries, got {names}")
-        indexes = [self.libraries.index(name) for name in names]  # unknown names fail first
-        found, labels = [], []
-        for name, index in zip(names, indexes, strict=True):
-            candidates = recall(index, inputs["EMBEDDINGS"], self.libraries.settings[name].recall)
-            found += candidates
-            labels += [name] * len(candidates)
-        return pack_candidates(found, EMBEDDING_DIM, labels)
+        found = self.libraries.recall(string_list(inputs, "LIBRARY"), inputs["EMBEDDINGS"])
+        return pack_candidates([v for _, v in found], EMBEDDING_DIM, [n for n, _ in found])

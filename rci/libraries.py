@@ -185,8 +185,8 @@ class Libraries:
         folder = self.folder(name)
         if read_pointer(folder) is not None:
             return  # retraining as the library grows is the documented command's job
-        live, _ = folder.current()
-        if sum(r["count"] for r in live.values()) < max(settings.train_at, MIN_FINGERPRINTS):
+        live = folder.live_records.catch_up()
+        if live.fingerprints < max(settings.train_at, MIN_FINGERPRINTS):
             return
         self._builds[name] = subprocess.Popen(
             [_python(), "-m", "client.cli", "build-index", "--if-missing", "--library", name,
@@ -232,8 +232,8 @@ class Libraries:
                 out.append({"name": name, "error": str(exc)})
                 continue
             settings = self.settings[name]
-            live, _ = folder.current()
-            fingerprints = sum(r["count"] for r in live.values())
+            live = folder.live_records.catch_up()
+            fingerprints = live.fingerprints
             pointer = read_pointer(folder) if settings.index == "ivfpq" else None
             index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)
             out.append(
@@ -241,7 +241,7 @@ class Libraries:
                     "name": name,
                     "descriptor": folder.meta.descriptor,
                     "dim": folder.meta.dim,
-                    "videos": len(live),
+                    "videos": len(live.videos),
                     "fingerprints": fingerprints,
                     "index": index,
                     "build_advised": settings.index == "ivfpq"

@@ -9,7 +9,8 @@ On disk, one folder per library under the data directory:
                    key, unique for the library's life (readers memory-map these files)
     index/         snapshots of a trained IVF-PQ index (rci.library_build)
 A video counts as ingested (or deleted) once its log line is durable; a torn last line left
-by a crash is cut off by the next writer, and a video file without a log line is never read.
+by a crash is cut off by the next writer, and a video file without a live log line is never
+read (the first write of each process removes such files).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import fcntl
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +100,8 @@ class LibraryFolder:
                 body = json.dumps(wanted.__dict__, indent=1).encode()
                 write_atomic(meta_path, lambda f: f.write(body))
         self.meta = LibraryMeta(**json.loads(meta_path.read_text()))
+        self.live_records = LiveRecords(self)
+        self.orphans_reclaimed = False
         if (self.meta.descriptor, self.meta.dim) != (descriptor, dim):
             raise DescriptorMismatchError(
                 f"library {name!r} was built with descriptor {self.meta.descriptor!r} "
@@ -115,17 +120,23 @@ class LibraryFolder:
 
     def read_entries(self, offset: int) -> list[tuple[dict, int]]:
         """Complete log records from byte `offset` on, each with the offset after its line."""
+        return list(self.iter_entries(offset))
+
+    def iter_entries(self, offset: int, block: int = 1 << 23) -> Iterator[tuple[dict, int]]:
+        """read_entries() one `block` (bytes) at a time: memory stays at a block's lines."""
         if not self.log_path.exists():
-            return []
+            return
         with open(self.log_path, "rb") as f:
             f.seek(offset)
-            chunk = f.read()
-        entries, end = [], offset
-        for line in chunk[: chunk.rfind(b"\n") + 1].split(b"\n")[:-1]:
-            end += len(line) + 1
-            if line.strip():
-                entries.append((json.loads(line), end))
-        return entries
+            tail = b""
+            while chunk := f.read(block):
+                chunk = tail + chunk
+                cut = chunk.rfind(b"\n") + 1
+                tail = chunk[cut:]
+                for line in chunk[:cut].split(b"\n")[:-1]:
+                    offset += len(line) + 1
+                    if line.strip():
+                        yield json.loads(line), offset
 
     def live(self, records: list[dict]) -> dict[str, dict]:
         """The latest add record of each video id that no later record deletes, in log order."""
@@ -137,9 +148,9 @@ class LibraryFolder:
         return videos
 
     def current(self) -> tuple[dict[str, dict], int]:
-        """live() over the whole log, and the log offset it covers."""
-        records, offset = self.read_records(0)
-        return self.live(records), offset
+        """live() over the whole log (a copy), and the log offset it covers."""
+        live = self.live_records.catch_up()
+        return dict(live.videos), live.offset
 
     def load_video(self, record: dict) -> VideoFingerprints:
         """An add record's fingerprints, read through a memory map: from the page cache
@@ -157,6 +168,48 @@ class LibraryFolder:
             timestamps=np.ascontiguousarray(timestamps),
             duration=float(record["duration"]),
         )
+
+
+class LiveRecords:
+    """What LibraryFolder.live() gives over the whole log, kept up to date by reading only
+    the lines appended since: a write or a status costs the new records, not the log (4.6 s
+    for a million videos)."""
+
+    def __init__(self, folder: LibraryFolder) -> None:
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._reset(inode=None)
+
+    def _reset(self, inode: int | None) -> None:
+        self.videos: dict[str, dict] = {}  # video id -> add record, in log order
+        self.records = 0  # complete records read, deletes included: the next video's key
+        self.fingerprints = 0
+        self.offset = 0  # byte offset after the last complete record
+        self._inode = inode
+
+    def catch_up(self) -> LiveRecords:
+        """Apply the records appended since the last call; returns self."""
+        with self._lock:
+            try:
+                stat = self._folder.log_path.stat()
+            except FileNotFoundError:
+                self._reset(inode=None)
+                return self
+            # The log only grows past complete records (a torn tail is cut, never a whole
+            # record), so a shorter or different file is another log: the library was
+            # removed and made again. Read it from the start.
+            if stat.st_ino != self._inode or stat.st_size < self.offset:
+                self._reset(inode=stat.st_ino)
+            for record, end in self._folder.iter_entries(self.offset):
+                old = self.videos.pop(record["video_id"], None)
+                if old is not None:
+                    self.fingerprints -= int(old["count"])
+                if record["op"] == "add":
+                    self.videos[record["video_id"]] = record
+                    self.fingerprints += int(record["count"])
+                self.records += 1
+                self.offset = end
+            return self
 
 
 def record_key(record: dict) -> int:
@@ -209,14 +262,14 @@ class LibraryWriter:
                 f"a video needs 1-{MAX_FINGERPRINTS} fingerprints, got {len(video.embeddings)}"
             )
         with self.folder.lock():
-            records = self._recover()
-            old = self.folder.live(records).get(video.video_id)
+            live = self._recover()
+            old = live.videos.get(video.video_id)
             if old is not None and not replace:
                 raise AlreadyExistsError(
                     f"video id {video.video_id!r} is already in library {self.folder.meta.name!r}"
                 )
             # The record count only grows (the log is append-only), so keys are never reused.
-            name = f"videos/{len(records):09d}.npy"
+            name = f"videos/{live.records:09d}.npy"
             rows = fingerprint_rows(video)
             write_atomic(self.folder.path / name, lambda f: np.save(f, rows))
             record = {
@@ -235,7 +288,7 @@ class LibraryWriter:
         """Remove `video_id` durably; returns how many fingerprints it had."""
         check_video_id(video_id)
         with self.folder.lock():
-            added = self.folder.live(self._recover()).get(video_id)
+            added = self._recover().videos.get(video_id)
             if added is None:
                 raise NotFoundError(
                     f"video id {video_id!r} is not in library {self.folder.meta.name!r}"
@@ -252,11 +305,25 @@ class LibraryWriter:
             f.flush()
             os.fsync(f.fileno())
 
-    def _recover(self) -> list[dict]:
-        """All complete records; a torn last line from a crash is cut off first."""
-        records, end = self.folder.read_records(0)
-        if self.folder.log_path.exists() and self.folder.log_path.stat().st_size != end:
+    def _recover(self) -> LiveRecords:
+        """The live records, under the lock; a torn last line from a crash is cut off, and
+        on this process's first write, files a crash left outside the live records go."""
+        live = self.folder.live_records.catch_up()
+        if self.folder.log_path.exists() and self.folder.log_path.stat().st_size != live.offset:
             with open(self.folder.log_path, "r+b") as f:
-                f.truncate(end)
+                f.truncate(live.offset)
                 os.fsync(f.fileno())
-        return records
+        if not self.folder.orphans_reclaimed:
+            self._reclaim_orphans(live)
+            self.folder.orphans_reclaimed = True
+        return live
+
+    def _reclaim_orphans(self, live: LiveRecords) -> None:
+        """Remove video files no live record names: written before an add record a crash
+        kept from the log, or left after a durable delete. Under the lock no write is
+        under way, so each such file is one of those."""
+        kept = {Path(record["file"]).name for record in live.videos.values()}
+        with os.scandir(self.folder.path / "videos") as entries:
+            for entry in entries:
+                if entry.name not in kept:
+                    Path(entry.path).unlink(missing_ok=True)

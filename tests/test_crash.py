@@ -160,6 +160,10 @@ def test_writer_killed_mid_write_loses_nothing_acknowledged(tmp_path):
         # Nothing else: at most one unacknowledged add per trial landed.
         assert len(ids - added) <= trial + 1, f"trial {trial}: unknown ids {ids - added}"
         assert not deleted & ids, f"trial {trial}: deleted ids back: {deleted & ids}"
+        # Files a crash leaves outside the log go at the next process's first write: at most
+        # this trial's one remains.
+        files = list((tmp_path / "main" / "videos").iterdir())
+        assert len(files) <= len(ids) + 1, f"trial {trial}: {len(files)} files, {len(ids)} videos"
     assert deleted, "no delete was acknowledged: the kills came too early"
 
 

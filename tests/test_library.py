@@ -213,6 +213,81 @@ def test_orphan_video_file_is_never_read(tmp_path) -> None:
     np.testing.assert_array_equal(index.video("b").embeddings, video("b", 3, 1).embeddings)
 
 
+def test_first_write_of_a_process_reclaims_files_a_crash_left(tmp_path, three_videos):
+    libs = libraries(tmp_path)
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    videos = tmp_path / "lib" / "videos"
+    b_file = videos / "000000001.npy"
+    kept = b_file.read_bytes()
+    libs.writer("lib").delete("b")
+    # A crash between b's delete record and the file's removal, one inside a later add's
+    # write_atomic, and one between an add's file and its record (its key since taken).
+    b_file.write_bytes(kept)
+    (videos / "000000007.npy.tmp").write_bytes(b"half")
+    (videos / "000000003.npy").write_bytes(b"no record")
+    libs = libraries(tmp_path)  # the next process
+    libs.writer("lib").add(video("d", 2, 3))
+    live, _ = libs.folder("lib").current()
+    assert sorted(p.name for p in videos.iterdir()) == sorted(
+        Path(r["file"]).name for r in live.values()
+    )
+    assert sorted(live) == ["a", "c", "d"]
+    index = libraries(tmp_path).index("lib")
+    np.testing.assert_array_equal(index.video("c").embeddings, three_videos[2].embeddings)
+
+
+def test_live_records_follow_what_other_writers_append(tmp_path) -> None:
+    # A reader's LiveRecords reads only new lines; after every kind of write it must equal
+    # live() over the whole log, as must its counts.
+    reader = libraries(tmp_path).folder("lib")
+    writer = libraries(tmp_path)
+    steps = [
+        lambda: writer.writer("lib").add(video("a", 3, 0)),
+        lambda: writer.writer("lib").add(video("b", 5, 1)),
+        lambda: writer.writer("lib").delete("a"),
+        lambda: writer.writer("lib").add(video("b", 2, 2), replace=True),
+        lambda: writer.writer("lib").add(video("a", 4, 3)),
+    ]
+    for step in steps:
+        step()
+        live = reader.live_records.catch_up()
+        records, offset = reader.read_records(0)
+        assert live.videos == reader.live(records)
+        assert list(live.videos) == list(reader.live(records))  # log order
+        assert live.fingerprints == sum(r["count"] for r in live.videos.values())
+        assert (live.records, live.offset) == (len(records), offset)
+    assert live.fingerprints == 6 and sorted(live.videos) == ["a", "b"]
+
+
+def test_log_read_in_blocks_matches_whole(tmp_path, three_videos) -> None:
+    # Lines crossing block boundaries, a blank line and a torn tail: every block size reads
+    # the same complete records with the same offsets.
+    libs = libraries(tmp_path)
+    for v in three_videos:
+        libs.writer("lib").add(v)
+    libs.writer("lib").delete("b")
+    folder = libs.folder("lib")
+    with open(folder.log_path, "ab") as f:
+        f.write(b'\n{"op": "add", "video_id": "torn"')
+    whole = folder.read_entries(0)
+    assert [r["video_id"] for r, _ in whole] == ["a", "b", "c", "b"]
+    for block in (1, 7, 64, 1000):
+        assert list(folder.iter_entries(0, block=block)) == whole
+        assert list(folder.iter_entries(whole[1][1], block=block)) == whole[2:]
+
+
+def test_live_records_reread_a_library_made_again(tmp_path) -> None:
+    folder = libraries(tmp_path).folder("lib")
+    libraries(tmp_path).writer("lib").add(video("a", 3, 0))
+    libraries(tmp_path).writer("lib").add(video("b", 3, 1))
+    assert sorted(folder.live_records.catch_up().videos) == ["a", "b"]
+    (tmp_path / "lib" / "log.jsonl").unlink()  # removed and made again, smaller
+    libraries(tmp_path).writer("lib").add(video("c", 2, 2))
+    live = folder.live_records.catch_up()
+    assert list(live.videos) == ["c"] and live.fingerprints == 2 and live.records == 1
+
+
 def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:
     reader = libraries(tmp_path)
     writer = libraries(tmp_path)

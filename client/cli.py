@@ -237,10 +237,12 @@ def cmd_build_index(args: argparse.Namespace) -> int:
             nlist=settings.nlist,
             pq_m=settings.pq_m,
             if_missing=args.if_missing,
+            if_grown=args.if_grown,
             log=console.print,
         )
         if pointer is None:
-            console.print(f"{args.library}: a snapshot exists; nothing built")
+            why = f"has not grown {args.if_grown}-fold since" if args.if_grown else "exists"
+            console.print(f"{args.library}: a snapshot {why}; nothing built")
             return 0
     except (RciError, ValueError, RuntimeError) as exc:  # RuntimeError: faiss's own
         console.print(f"[red]{exc}[/red]")
@@ -356,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", default="main")
     p.add_argument(
         "--if-missing", action="store_true", help="do nothing if a snapshot exists already"
+    )
+    p.add_argument(
+        "--if-grown",
+        type=float,
+        default=0.0,
+        metavar="FACTOR",
+        help="do nothing unless the library holds FACTOR times its snapshot's fingerprints",
     )
     _add_server_options(p)
     p.set_defaults(func=cmd_build_index)

@@ -7,7 +7,9 @@ nprobe = 128                      # IVF lists each query frame visits
 nlist = 0                         # IVF lists; 0 picks about 4 sqrt(fingerprints)
 pq_m = 32                         # PQ sub-quantizers: 32 bytes per fingerprint
 train_at = 1000000                # beyond this many, the first build starts by itself
-auto_build = true                 # (false: status advises one; `rci build-index`)
+rebuild_growth = 2.0              # and a rebuild once the library has grown this much
+                                  # since its snapshot (0: never by itself)
+auto_build = true                 # (false: status advises builds; `rci build-index`)
 fingerprint_interval = 0.0        # seconds between stored fingerprints; 2.0 keeps
                                   # one frame in 2 s, 0 every frame ingest sampled
 k = 10                            # neighbours per query frame
@@ -49,6 +51,9 @@ class LibrarySettings:
     nlist: int = 0
     pq_m: int = 32
     train_at: int = 1_000_000
+    # Doubling: nlist (~4 sqrt(n)) is then off by sqrt(2), and the videos a restarted
+    # reader replays on top of the snapshot stay at most as many as it holds.
+    rebuild_growth: float = 2.0
     auto_build: bool = True
     fingerprint_interval: float = 0.0
     recall: RecallParams = field(default_factory=RecallParams)
@@ -58,6 +63,8 @@ class LibrarySettings:
             raise ValueError(f"index must be 'flat' or 'ivfpq', got {self.index!r}")
         if self.nprobe < 1 or self.nlist < 0 or self.pq_m < 1 or self.train_at < 0:
             raise ValueError("nprobe and pq_m must be >= 1, nlist and train_at >= 0")
+        if not (self.rebuild_growth == 0 or self.rebuild_growth > 1):
+            raise ValueError(f"rebuild_growth must be 0 or > 1, got {self.rebuild_growth}")
         if not 0 <= self.fingerprint_interval <= 60:
             raise ValueError(
                 f"fingerprint_interval must be 0-60 seconds, got {self.fingerprint_interval}"
@@ -82,6 +89,24 @@ class LibrarySettings:
                 raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
         params = RecallParams(**{k: v for k, v in table.items() if k in recall})
         return cls(**{k: v for k, v in table.items() if k in own}, recall=params)
+
+
+def build_due(folder: LibraryFolder, settings: LibrarySettings) -> list[str] | None:
+    """The `rci build-index` condition flag when an IVF-PQ build is due: ["--if-missing"]
+    past train_at without a snapshot, ["--if-grown", G] past rebuild_growth; else None."""
+    pointer = read_pointer(folder)
+    fingerprints = folder.live_records.catch_up().fingerprints
+    if pointer is None:
+        if fingerprints >= max(settings.train_at, MIN_FINGERPRINTS):
+            return ["--if-missing"]
+    elif settings.rebuild_growth and fingerprints >= grown(pointer, settings.rebuild_growth):
+        return ["--if-grown", str(settings.rebuild_growth)]
+    return None
+
+
+def grown(pointer: dict, growth: float) -> float:
+    """Fingerprints at which a library has grown `growth`-fold since the snapshot."""
+    return growth * max(int(pointer["fingerprints"]), 1)
 
 
 def read_config(path: Path) -> dict[str, LibrarySettings]:
@@ -168,28 +193,27 @@ class Libraries:
 
     def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> int:
         """Store `video` at the library's fingerprint interval; returns fingerprints kept.
-        The add that takes an IVF-PQ library past train_at starts its first build."""
+        The add that takes an IVF-PQ library past train_at starts its first build, and the
+        one that grows it rebuild_growth-fold since its snapshot a rebuild."""
         writer = self.writer(name)  # an unknown name fails here
         settings = self.settings[name]
         count = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
-            self._start_first_build(name, settings)
+            self._start_build(name, settings)
         return count
 
-    def _start_first_build(self, name: str, settings: LibrarySettings) -> None:
-        """`rci build-index --if-missing` as a detached process, when the library has no
-        snapshot, has reached train_at fingerprints, and no build started here still runs."""
+    def _start_build(self, name: str, settings: LibrarySettings) -> None:
+        """`rci build-index` as a detached process when build_due() says so and no build
+        started here still runs; the build checks again under its lock (another server may
+        have built meanwhile)."""
         running = self._builds.get(name)
         if running is not None and running.poll() is None:
             return
-        folder = self.folder(name)
-        if read_pointer(folder) is not None:
-            return  # retraining as the library grows is the documented command's job
-        live = folder.live_records.catch_up()
-        if live.fingerprints < max(settings.train_at, MIN_FINGERPRINTS):
+        condition = build_due(self.folder(name), settings)
+        if condition is None:
             return
         self._builds[name] = subprocess.Popen(
-            [_python(), "-m", "client.cli", "build-index", "--if-missing", "--library", name,
+            [_python(), "-m", "client.cli", "build-index", *condition, "--library", name,
              "--data-dir", str(self.data_dir), "--descriptor", self.descriptor],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a build outlives its request and a stopping server
@@ -236,6 +260,7 @@ class Libraries:
             fingerprints = live.fingerprints
             pointer = read_pointer(folder) if settings.index == "ivfpq" else None
             index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)
+            due = settings.index == "ivfpq" and build_due(folder, settings) is not None
             out.append(
                 {
                     "name": name,
@@ -244,9 +269,7 @@ class Libraries:
                     "videos": len(live.videos),
                     "fingerprints": fingerprints,
                     "index": index,
-                    "build_advised": settings.index == "ivfpq"
-                    and pointer is None
-                    and fingerprints >= settings.train_at,
+                    "build_advised": due,
                 }
             )
         return out

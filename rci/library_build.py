@@ -62,16 +62,22 @@ def build_snapshot(
     pq_m: int = 32,
     seed: int = 0,
     if_missing: bool = False,
+    if_grown: float = 0.0,
     log: Callable[[str], None] = print,
 ) -> dict | None:
     """Train IVF{nlist},PQ{pq_m} on the library, add every live video, publish; returns the
     snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}, or None
-    when `if_missing` and a snapshot exists."""
+    when a snapshot exists and `if_missing`, or the library has not grown `if_grown`-fold
+    since it."""
     (folder.path / "index").mkdir(exist_ok=True)
     # One build at a time: a second waits, so builds publish in order and never prune each
     # other's half-written folders.
     with FileLock(folder.path / "index" / ".build.lock"):
-        if if_missing and read_pointer(folder) is not None:
+        pointer = read_pointer(folder)
+        if pointer is not None and if_missing:
+            return None
+        fingerprints = folder.live_records.catch_up().fingerprints
+        if pointer is not None and if_grown and fingerprints < if_grown * pointer["fingerprints"]:
             return None
         return _build(folder, nlist=nlist, pq_m=pq_m, seed=seed, log=log)
 

@@ -68,6 +68,7 @@ video_min_similarity = 0.4
         ('[libraries.main]\nindex = "hnsw"\n', "index must be 'flat' or 'ivfpq'"),
         ("[libraries.main]\nk = 0\n", "k and candidates must be >= 1"),
         ("[libraries.main]\nfingerprint_interval = -1\n", "fingerprint_interval"),
+        ("[libraries.main]\nrebuild_growth = 1\n", "rebuild_growth must be 0 or > 1"),
         ("[libraries.main]\nk = true\n", "k must be int"),
         ("[libraries.main]\nk = [1]\n", "k must be int"),
         ("[libraries.main]\nk = 2.5\n", "k must be int"),

@@ -197,6 +197,10 @@ def test_build_index_command(tmp_path, capsys) -> None:
     pointer = json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text())
     assert pointer["nlist"] == 64 and pointer["pq_m"] == 32 and pointer["videos"] == 170
     assert "IVF64,PQ32 over 10200 fingerprints" in capsys.readouterr().out
+    # --if-grown: nothing until the library holds that many times the snapshot's.
+    assert cli([*args, "--library", "main", "--if-grown", "1.5"]) == 0
+    assert "has not grown 1.5-fold since; nothing built" in capsys.readouterr().out
+    assert json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text()) == pointer
     assert cli([*args, "--library", "flat"]) == 2
     assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
     assert cli([*args[:3], "--library", "main"]) == 2  # without the config: flat by default
@@ -229,7 +233,22 @@ def test_first_build_starts_by_itself_past_train_at(tmp_path, monkeypatch) -> No
     pointer = read_pointer(libs.folder("main"))
     assert pointer["nlist"] == 64 and pointer["fingerprints"] >= 10_000
     assert libs.index("main").describe().startswith("IVF64,PQ32")
-    # Later adds start nothing more: retraining is the command's.
-    late = unit(rng.normal(size=(3, 512)))
-    libs.add("main", VideoFingerprints("late", late, np.arange(3, dtype=np.float32), 3.0))
+    # Adds short of twice the snapshot's fingerprints (rebuild_growth 2) start nothing...
+    n = 170
+    live = libs.folder("main").live_records
+    while live.catch_up().fingerprints + FRAMES < 2 * pointer["fingerprints"]:
+        frames = unit(rng.normal(size=(FRAMES, 512)))
+        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                           60.0))  # fmt: skip
+        n += 1
     assert libs._builds["main"] is build
+    # ...the one that doubles it starts a rebuild, which publishes a snapshot of all of it.
+    libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                       60.0))  # fmt: skip
+    rebuild = libs._builds["main"]
+    assert rebuild is not build and "--if-grown" in rebuild.args
+    assert rebuild.wait(timeout=300) == 0
+    total = live.catch_up().fingerprints
+    assert total >= 2 * pointer["fingerprints"]
+    assert read_pointer(libs.folder("main"))["fingerprints"] == total
+    assert libs.index("main").ntotal == total

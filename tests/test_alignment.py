@@ -181,6 +181,35 @@ def test_copy_of_smooth_content_gives_no_parallel_duplicates() -> None:
     ]
 
 
+def test_a_shot_recurring_in_the_reference_is_not_a_second_copy() -> None:
+    # The reference shows frames 30..34 again at 50..54 (a recurring shot). The query copies
+    # 30..39: its frames 10..14 also match 50..54, a second path 20 s off the first, too far
+    # to be a near-parallel diagonal. The same query moments cannot copy both: one segment.
+    rng = np.random.default_rng(21)
+    query, ref = random_video(rng, 40), random_video(rng, 80)
+    ref[50:55] = ref[30:35]
+    query[10:20] = copy_of(rng, ref[30:40])
+    segments = align(query, seconds(40), ref, seconds(80))
+    assert [(s.query_start, s.query_end, s.ref_start, s.ref_end) for s in segments] == [
+        (10, 20, 30, 40)
+    ]
+    kept_all = align(query, seconds(40), ref, seconds(80), AlignParams(max_query_overlap=1.0))
+    assert [(s.ref_start, s.ref_end) for s in kept_all] == [(30, 40), (50, 55)]
+
+
+def test_a_reference_span_copied_twice_gives_two_segments() -> None:
+    # The opposite case: two query moments showing the same reference span are two copies.
+    rng = np.random.default_rng(22)
+    query, ref = random_video(rng, 40), random_video(rng, 60)
+    query[5:12] = copy_of(rng, ref[30:37])
+    query[25:32] = copy_of(rng, ref[30:37])
+    segments = align(query, seconds(40), ref, seconds(60))
+    assert sorted((s.query_start, s.query_end, s.ref_start, s.ref_end) for s in segments) == [
+        (5, 12, 30, 37),
+        (25, 32, 30, 37),
+    ]
+
+
 def test_single_matching_frame_needs_min_matches() -> None:
     rng = np.random.default_rng(9)
     query, ref = random_video(rng, 20), random_video(rng, 20)

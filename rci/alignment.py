@@ -163,10 +163,10 @@ def align(
             )
         )
     segments.sort(key=lambda seg: (-seg.score * seg.matches, seg.query_start))
-    return _one_reference_moment_each(segments, params.max_query_overlap)
+    return one_reference_moment_each(segments, params.max_query_overlap)
 
 
-def _one_reference_moment_each(segments: list[Segment], max_overlap: float) -> list[Segment]:
+def one_reference_moment_each(segments: list[Segment], max_overlap: float) -> list[Segment]:
     """Segments (strongest first) less those whose query span is more than `max_overlap`
     inside the spans of stronger ones kept: they align the same query moments elsewhere."""
     kept: list[Segment] = []

@@ -36,6 +36,11 @@ class AlignParams:
     max_query_overlap: float = 0.75
     threshold: float = 0.5  # a video is reproduced when its score reaches this
 
+    def __post_init__(self) -> None:
+        # A NaN or negative fraction would drop every segment: nothing would be reproduced.
+        if not 0.0 <= self.max_query_overlap <= 1.0:
+            raise ValueError(f"max_query_overlap must be 0-1, got {self.max_query_overlap}")
+
 
 @dataclass(frozen=True)
 class Segment:

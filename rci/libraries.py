@@ -25,6 +25,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ from rci.library_build import MIN_FINGERPRINTS
 from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
 from rci.recall import RecallParams, recall
 
+# A build that failed (too little memory, say) is not started again for this long: every
+# add would otherwise start the same minutes-long failure.
+BUILD_RETRY_S = 3600.0
+
 
 @dataclass(frozen=True)
 class LibrarySettings:
@@ -51,8 +56,8 @@ class LibrarySettings:
     nlist: int = 0
     pq_m: int = 32
     train_at: int = 1_000_000
-    # Doubling: nlist (~4 sqrt(n)) is then off by sqrt(2), and the videos a restarted
-    # reader replays on top of the snapshot stay at most as many as it holds.
+    # Doubling: nlist (~4 sqrt(n)) is then off by sqrt(2), and while the library grows the
+    # fingerprints a restarted reader adds on top of the snapshot stay below what it holds.
     rebuild_growth: float = 2.0
     auto_build: bool = True
     fingerprint_interval: float = 0.0
@@ -178,6 +183,7 @@ class Libraries:
         self._folders: dict[str, LibraryFolder] = {}
         self._indexes: dict[str, LibraryIndex] = {}
         self._builds: dict[str, subprocess.Popen] = {}
+        self._build_started: dict[str, float] = {}  # time.monotonic() seconds
 
     def folder(self, name: str) -> LibraryFolder:
         if name not in self.settings:
@@ -204,11 +210,14 @@ class Libraries:
 
     def _start_build(self, name: str, settings: LibrarySettings) -> None:
         """`rci build-index` as a detached process when build_due() says so and no build
-        started here still runs; the build checks again under its lock (another server may
-        have built meanwhile)."""
-        running = self._builds.get(name)
-        if running is not None and running.poll() is None:
+        started here still runs or failed within BUILD_RETRY_S; the build checks again
+        under its lock (another server may have built meanwhile)."""
+        last = self._builds.get(name)
+        if last is not None and last.poll() is None:
             return
+        if last is not None and last.returncode != 0:
+            if time.monotonic() - self._build_started[name] < BUILD_RETRY_S:
+                return
         condition = build_due(self.folder(name), settings)
         if condition is None:
             return
@@ -218,6 +227,7 @@ class Libraries:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a build outlives its request and a stopping server
         )  # fmt: skip
+        self._build_started[name] = time.monotonic()
 
     def index(self, name: str) -> LibraryIndex:
         """The library's index, caught up with every video acknowledged so far."""

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ class LibraryMeta:
     name: str
     descriptor: str
     dim: int
+    generation: str = ""  # random at creation: tells a library made again from the old one
 
 
 def fsync_dir(path: Path) -> None:
@@ -94,7 +96,7 @@ class LibraryFolder:
         self.log_path = self.path / "log.jsonl"
         (self.path / "videos").mkdir(parents=True, exist_ok=True)
         meta_path = self.path / "meta.json"
-        wanted = LibraryMeta(name=name, descriptor=descriptor, dim=dim)
+        wanted = LibraryMeta(name, descriptor, dim, generation=uuid.uuid4().hex)
         with self.lock():
             if not meta_path.exists():
                 body = json.dumps(wanted.__dict__, indent=1).encode()
@@ -149,8 +151,15 @@ class LibraryFolder:
 
     def current(self) -> tuple[dict[str, dict], int]:
         """live() over the whole log (a copy), and the log offset it covers."""
-        live = self.live_records.catch_up()
-        return dict(live.videos), live.offset
+        return self.live_records.snapshot()
+
+    def generation(self) -> str | None:
+        """The generation meta.json names now (None without one): another than the one this
+        folder opened means the library was removed and made again."""
+        try:
+            return json.loads((self.path / "meta.json").read_text()).get("generation", "")
+        except (OSError, ValueError):
+            return None
 
     def load_video(self, record: dict) -> VideoFingerprints:
         """An add record's fingerprints, read through a memory map: from the page cache
@@ -178,38 +187,51 @@ class LiveRecords:
     def __init__(self, folder: LibraryFolder) -> None:
         self._folder = folder
         self._lock = threading.Lock()
-        self._reset(inode=None)
+        self._reset(inode=None, generation=None)
 
-    def _reset(self, inode: int | None) -> None:
+    def _reset(self, inode: int | None, generation: str | None) -> None:
         self.videos: dict[str, dict] = {}  # video id -> add record, in log order
         self.records = 0  # complete records read, deletes included: the next video's key
         self.fingerprints = 0
         self.offset = 0  # byte offset after the last complete record
         self._inode = inode
+        self._generation = generation
 
     def catch_up(self) -> LiveRecords:
         """Apply the records appended since the last call; returns self."""
         with self._lock:
-            try:
-                stat = self._folder.log_path.stat()
-            except FileNotFoundError:
-                self._reset(inode=None)
-                return self
-            # The log only grows past complete records (a torn tail is cut, never a whole
-            # record), so a shorter or different file is another log: the library was
-            # removed and made again. Read it from the start.
-            if stat.st_ino != self._inode or stat.st_size < self.offset:
-                self._reset(inode=stat.st_ino)
-            for record, end in self._folder.iter_entries(self.offset):
-                old = self.videos.pop(record["video_id"], None)
-                if old is not None:
-                    self.fingerprints -= int(old["count"])
-                if record["op"] == "add":
-                    self.videos[record["video_id"]] = record
-                    self.fingerprints += int(record["count"])
-                self.records += 1
-                self.offset = end
-            return self
+            self._catch_up()
+        return self
+
+    def snapshot(self) -> tuple[dict[str, dict], int]:
+        """Caught up: a copy of the live records and the log offset they cover, together."""
+        with self._lock:
+            self._catch_up()
+            return dict(self.videos), self.offset
+
+    def _catch_up(self) -> None:
+        generation = self._folder.generation()
+        try:
+            stat = self._folder.log_path.stat()
+        except FileNotFoundError:
+            self._reset(inode=None, generation=generation)
+            return
+        # The log only grows past complete records (a torn tail is cut, never a whole
+        # record), so another generation, inode or a shorter file is another log: the
+        # library was removed and made again (its inode number may be reused). Start over.
+        if (generation, stat.st_ino) != (self._generation, self._inode) or (
+            stat.st_size < self.offset
+        ):
+            self._reset(inode=stat.st_ino, generation=generation)
+        for record, end in self._folder.iter_entries(self.offset):
+            old = self.videos.pop(record["video_id"], None)
+            if old is not None:
+                self.fingerprints -= int(old["count"])
+            if record["op"] == "add":
+                self.videos[record["video_id"]] = record
+                self.fingerprints += int(record["count"])
+            self.records += 1
+            self.offset = end
 
 
 def record_key(record: dict) -> int:

@@ -69,6 +69,8 @@ def build_snapshot(
     snapshot pointer {name, offset, nlist, pq_m, fingerprints, videos, seconds}, or None
     when a snapshot exists and `if_missing`, or the library has not grown `if_grown`-fold
     since it."""
+    if not (if_grown == 0 or if_grown > 1):  # NaN too
+        raise RciError(f"if_grown must be 0 or > 1, got {if_grown}")
     (folder.path / "index").mkdir(exist_ok=True)
     # One build at a time: a second waits, so builds publish in order and never prune each
     # other's half-written folders.

@@ -4,7 +4,8 @@ Writes a synthetic log of N add records (10-minute videos, one fingerprint per s
 fingerprint files: only the log is measured) into a scratch folder, then times the first
 add of a fresh process (it reads the whole log), the next adds (only new lines), a delete,
 and a status catch-up after another process wrote, beside the whole-log parse that every
-write and status made before LiveRecords. Peak memory is the process's, before that parse.
+write and status made before LiveRecords. Peak memory is the process's after its writes,
+before a second writer and that parse (each would hold another copy of the log's records).
 
     .venv/bin/python scripts/measure_log_writes.py --videos 10000,100000,1000000
 """
@@ -59,13 +60,14 @@ def measure(data_dir: Path) -> dict:
     start = time.perf_counter()
     writer.delete("next-0")
     delete = time.perf_counter() - start
+    # One process's view of the log; the second writer below holds another.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     other = LibraryWriter(LibraryFolder(data_dir, "lib", descriptor="bench", dim=DIM))
     other.add(fingerprints("other"))  # another writer's record for the catch-up to read
     start = time.perf_counter()
     live = folder.live_records.catch_up()
     status = time.perf_counter() - start
     assert "other" in live.videos
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the reparse
     start = time.perf_counter()
     folder.live(folder.read_records(0)[0])  # what every write and status did before
     reparse = time.perf_counter() - start

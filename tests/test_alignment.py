@@ -197,6 +197,12 @@ def test_a_shot_recurring_in_the_reference_is_not_a_second_copy() -> None:
     assert [(s.ref_start, s.ref_end) for s in kept_all] == [(30, 40), (50, 55)]
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_max_query_overlap_outside_0_1_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="max_query_overlap must be 0-1"):
+        AlignParams(max_query_overlap=bad)
+
+
 def test_a_reference_span_copied_twice_gives_two_segments() -> None:
     # The opposite case: two query moments showing the same reference span are two copies.
     rng = np.random.default_rng(22)

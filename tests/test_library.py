@@ -139,7 +139,8 @@ def test_descriptor_mismatch(tmp_path) -> None:
         libraries(tmp_path, descriptor="a", dim=8).writer("lib")
     # meta.json still names the first descriptor.
     meta = json.loads((tmp_path / "lib" / "meta.json").read_text())
-    assert meta == {"name": "lib", "descriptor": "a", "dim": DIM}
+    assert meta["generation"] and len(meta["generation"]) == 32
+    assert meta == {"name": "lib", "descriptor": "a", "dim": DIM, "generation": meta["generation"]}
 
 
 def test_reopening_sees_everything(tmp_path, three_videos) -> None:
@@ -286,6 +287,26 @@ def test_live_records_reread_a_library_made_again(tmp_path) -> None:
     libraries(tmp_path).writer("lib").add(video("c", 2, 2))
     live = folder.live_records.catch_up()
     assert list(live.videos) == ["c"] and live.fingerprints == 2 and live.records == 1
+
+
+def test_live_records_reread_a_library_made_again_in_the_same_inode(tmp_path) -> None:
+    # A library removed and made again may get its old log's inode number back, and its log
+    # may be longer: only meta.json's generation tells. Rewriting the log in place (same
+    # inode) after a new meta.json stands for that; a writer holding the old view would
+    # key, delete and reclaim against the wrong log.
+    folder = libraries(tmp_path).folder("lib")
+    libraries(tmp_path).writer("lib").add(video("a", 3, 0))
+    assert list(folder.live_records.catch_up().videos) == ["a"]
+    other = tmp_path / "other"
+    writer = libraries(other).writer("lib")
+    for n, name in enumerate(["x", "y", "z"]):
+        writer.add(video(name, 2, n))
+    (tmp_path / "lib" / "meta.json").write_bytes((other / "lib" / "meta.json").read_bytes())
+    with open(tmp_path / "lib" / "log.jsonl", "r+b") as f:
+        f.truncate(0)
+        f.write((other / "lib" / "log.jsonl").read_bytes())
+    live = folder.live_records.catch_up()
+    assert list(live.videos) == ["x", "y", "z"] and live.records == 3 and live.fingerprints == 6
 
 
 def test_reader_refreshes_on_index(tmp_path, three_videos) -> None:

@@ -200,6 +200,9 @@ def test_build_index_command(tmp_path, capsys) -> None:
     # --if-grown: nothing until the library holds that many times the snapshot's.
     assert cli([*args, "--library", "main", "--if-grown", "1.5"]) == 0
     assert "has not grown 1.5-fold since; nothing built" in capsys.readouterr().out
+    for bad in ("1", "-2", "nan"):
+        assert cli([*args, "--library", "main", "--if-grown", bad]) == 1
+        assert "if_grown must be 0 or > 1" in capsys.readouterr().out
     assert json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text()) == pointer
     assert cli([*args, "--library", "flat"]) == 2
     assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
@@ -252,3 +255,25 @@ def test_first_build_starts_by_itself_past_train_at(tmp_path, monkeypatch) -> No
     assert total >= 2 * pointer["fingerprints"]
     assert read_pointer(libs.folder("main"))["fingerprints"] == total
     assert libs.index("main").ntotal == total
+
+
+def test_a_failed_automatic_build_is_not_started_again_on_every_add(tmp_path, monkeypatch):
+    # nlist 1024 needs 39,936 training fingerprints; at 10,020 the build fails (exit 1). The
+    # adds after it must not start the same failure again and again.
+    config = tmp_path / "libraries.toml"
+    config.write_text('[libraries.main]\nindex = "ivfpq"\nnlist = 1024\ntrain_at = 10000\n')
+    monkeypatch.setenv("RCI_LIBRARIES_CONFIG", str(config))
+    libs = Libraries(tmp_path, read_config(config), descriptor="sscd_resnet50", dim=512)
+    rng = np.random.default_rng(0)
+    for n in range(167):
+        frames = unit(rng.normal(size=(FRAMES, 512)))
+        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                           60.0))  # fmt: skip
+    build = libs._builds["main"]
+    assert build.wait(timeout=120) == 1
+    for n in range(167, 170):
+        frames = unit(rng.normal(size=(FRAMES, 512)))
+        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
+                                           60.0))  # fmt: skip
+    assert libs._builds["main"] is build
+    assert read_pointer(libs.folder("main")) is None

@@ -15,7 +15,7 @@ from rci.bench.build import SMALL, build
 from rci.bench.peers import ChromaprintPeer, PeerKind, SignaturePeer, VideohashPeer, phash
 from rci.bench.rcc import iter_files
 from rci.bench.run import choose_threshold, run, score, traps
-from rci.bench.sources import GCOMPRIS_RCC, photo_catalog
+from rci.bench.sources import GCOMPRIS_RCC, opaque, photo_catalog
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,23 @@ def test_rcc_reader_finds_the_gcompris_photos():
     photos = photo_catalog()
     assert len(photos) >= 60
     assert len({(p.file, p.member) for p in photos}) == len(photos)
+
+
+def test_alpha_only_wallpapers_keep_their_pattern():
+    # mate-backgrounds' Spring.png is white with the pattern in alpha alone (and
+    # MATE-Stripes-Dark black): dropping alpha made five benchmark references blank.
+    from PIL import Image
+
+    pattern = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1))
+    for colour in (255, 0):
+        rgba = np.dstack([np.full((64, 64, 3), colour, np.uint8), pattern])
+        shown = np.asarray(opaque(Image.fromarray(rgba, "RGBA")), dtype=np.float32)
+        assert shown.std() > 60  # the ramp, over black (white picture) or white (black one)
+        assert abs(shown[:, -1].mean() - colour) < 1  # opaque pixels keep their colour
+    solid = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    solid[..., 3] = 255
+    image = Image.fromarray(solid, "RGBA")
+    assert np.array_equal(np.asarray(opaque(image)), np.asarray(image.convert("RGB")))
 
 
 def test_manifest_is_complete_and_consistent(bench):

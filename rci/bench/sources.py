@@ -50,9 +50,23 @@ class Photo:
         if self.member:
             for name, data in iter_files(Path(self.file)):
                 if name == self.member:
-                    return Image.open(io.BytesIO(data)).convert("RGB")
+                    return opaque(Image.open(io.BytesIO(data)))
             raise FileNotFoundError(f"{self.member} not in {self.file}")
-        return Image.open(self.file).convert("RGB")
+        return opaque(Image.open(self.file))
+
+
+def opaque(image: Image.Image) -> Image.Image:
+    """The RGB picture a desktop shows: transparency composited over a plain background,
+    black under light pictures and white under dark ones. Some wallpapers are one colour
+    with the pattern in alpha alone; dropping alpha would leave a blank frame."""
+    if image.mode in ("RGB", "L") and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+    rgb, alpha = rgba[..., :3], rgba[..., 3:]
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    light = float((luma * alpha[..., 0]).sum()) >= 0.5 * max(float(alpha.sum()), 1e-6)
+    out = rgb * alpha + (0.0 if light else 1.0) * (1 - alpha)
+    return Image.fromarray((out * 255 + 0.5).astype(np.uint8), "RGB")
 
 
 def _usable(image: Image.Image) -> bool:

@@ -49,6 +49,17 @@ def test_alpha_only_wallpapers_keep_their_pattern():
     assert np.array_equal(np.asarray(opaque(image)), np.asarray(image.convert("RGB")))
 
 
+def test_a_blank_picture_stops_the_build(tmp_path):
+    from PIL import Image
+
+    from rci.bench.sources import Photo
+
+    path = tmp_path / "blank.png"
+    Image.new("RGBA", (800, 800), (255, 255, 255, 255)).save(path)
+    with pytest.raises(ValueError, match="blank"):
+        Photo("test", str(path), "", 800, 800).load()
+
+
 def test_manifest_is_complete_and_consistent(bench):
     out, manifest = bench
     sources = {s["id"]: s for s in manifest["sources"]}

@@ -47,12 +47,20 @@ class Photo:
     height: int
 
     def load(self) -> Image.Image:
+        """The picture as RGB; a blank one (a single colour) stops the build, since its
+        source and every query of it would test nothing."""
         if self.member:
             for name, data in iter_files(Path(self.file)):
                 if name == self.member:
-                    return opaque(Image.open(io.BytesIO(data)))
+                    return self._checked(opaque(Image.open(io.BytesIO(data))))
             raise FileNotFoundError(f"{self.member} not in {self.file}")
-        return opaque(Image.open(self.file))
+        return self._checked(opaque(Image.open(self.file)))
+
+    def _checked(self, image: Image.Image) -> Image.Image:
+        low, high = image.convert("L").getextrema()
+        if high - low < 8:  # grey levels
+            raise ValueError(f"{self.file} {self.member}: the picture is blank")
+        return image
 
 
 def opaque(image: Image.Image) -> Image.Image:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -101,8 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("stopping")
-    except ValueError as exc:  # a bad --libraries-config
-        console.print(f"[red]{exc}[/red]")
+    except ValueError as exc:  # a bad --libraries-config or library name
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
     finally:
         server.stop()
@@ -149,7 +150,10 @@ def print_detection(result: DetectResult, title: str) -> None:
         name = f"{m.library}/{m.video_id}" if several else m.video_id
         table.add_row(name, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-")
     console.print(table)
-    verdict = ", ".join(m.video_id for m in result.reproduced) or "nothing"
+    verdict = (
+        ", ".join(f"{m.library}/{m.video_id}" if several else m.video_id for m in result.reproduced)
+        or "nothing"
+    )
     console.print(
         f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s"
     )
@@ -223,7 +227,13 @@ def cmd_build_index(args: argparse.Namespace) -> int:
             args.data_dir, config or names, descriptor=args.descriptor, dim=EMBEDDING_DIM
         )
         settings = libraries.settings.get(args.library)
-        if settings is None or settings.index != "ivfpq":
+        if settings is None:
+            console.print(
+                f"[red]library {args.library!r} is not in the configuration "
+                f"({', '.join(libraries.names)})[/red]"
+            )
+            return 2
+        if settings.index != "ivfpq":
             console.print(
                 f'[red]library {args.library!r} is not configured with index = "ivfpq" '
                 "in --libraries-config[/red]"

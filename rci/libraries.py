@@ -127,11 +127,22 @@ def read_config(path: Path) -> dict[str, LibrarySettings]:
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ValueError(f"{path}: libraries.{name} must be a table")
+        check_library_name(name)
         try:
             settings[name] = LibrarySettings.from_table(table)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: libraries.{name}: {exc}") from exc
     return settings
+
+
+def check_library_name(name: str) -> str:
+    """The name itself if usable as a library's folder: lowercase letters, digits, - and _."""
+    if not LIBRARY_NAME.match(name):
+        raise ValueError(
+            f"library name {name!r} must be 1-64 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 def _python() -> str:
@@ -171,8 +182,7 @@ class Libraries:
         if not isinstance(settings, dict):  # bare names take the defaults
             settings = {name: LibrarySettings() for name in settings}
         for name, library in settings.items():
-            if not LIBRARY_NAME.match(name):
-                raise ValueError(f"library name {name!r} must match {LIBRARY_NAME.pattern}")
+            check_library_name(name)
             if library.index == "ivfpq" and dim % library.pq_m:
                 raise ValueError(f"library {name!r}: pq_m {library.pq_m} must divide {dim}")
         self.data_dir = Path(data_dir)
@@ -270,6 +280,10 @@ class Libraries:
             fingerprints = live.fingerprints
             pointer = read_pointer(folder) if settings.index == "ivfpq" else None
             index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)
+            if settings.index == "ivfpq" and pointer is None:  # say what comes next
+                at = max(settings.train_at, MIN_FINGERPRINTS)
+                later = f"from {at} fingerprints" if settings.auto_build else "by rci build-index"
+                index = f"exact (IVF-PQ {later})"
             due = settings.index == "ivfpq" and build_due(folder, settings) is not None
             out.append(
                 {

@@ -167,10 +167,14 @@ class TritonServer:
 
     def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and wait until every model is ready; raise with its log if not."""
-        if self.options.libraries_config is not None:
-            from rci.libraries import read_config
+        from rci.libraries import check_library_name, read_config
 
-            read_config(self.options.libraries_config)  # a bad file fails here, readably
+        # A bad file or name fails here, readably, not as a model that will not load.
+        if self.options.libraries_config is not None:
+            read_config(self.options.libraries_config)
+        else:
+            for name in self.options.libraries:
+                check_library_name(name)
         Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
         reclaim_shared_memory()  # what a server that crashed before this one left

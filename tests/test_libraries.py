@@ -92,8 +92,10 @@ def test_missing_config_and_bad_library_name(tmp_path) -> None:
         read_config(tmp_path / "absent.toml")
     path = tmp_path / "libraries.toml"
     path.write_text("[libraries.Main]\n")
+    with pytest.raises(ValueError, match="library name 'Main' must be 1-64 lowercase"):
+        read_config(path)
     with pytest.raises(ValueError, match="library name 'Main'"):
-        Libraries(tmp_path, read_config(path), descriptor="d", dim=DIM)
+        Libraries(tmp_path, ["Main"], descriptor="d", dim=DIM)
     path.write_text('[libraries.main]\nindex = "ivfpq"\npq_m = 24\n')
     with pytest.raises(ValueError, match="pq_m 24 must divide 512"):
         Libraries(tmp_path, read_config(path), descriptor="d", dim=512)
@@ -191,3 +193,17 @@ def test_unknown_library_in_add_and_index(tmp_path) -> None:
         libs.add("other", video("a", 2, 0))
     with pytest.raises(NotFoundError, match="unknown library 'other'"):
         libs.index("other")
+
+
+def test_serve_refuses_a_bad_library_name_before_starting_triton(tmp_path, capsys) -> None:
+    # Caught here, not as models that fail to load with the reason only in the server log.
+    from client.cli import main as cli
+
+    args = ["serve", "--data-dir", str(tmp_path / "d"), "--work-dir", str(tmp_path / "w")]
+    assert cli([*args, "--libraries", "main,Block List"]) == 2
+    assert "library name 'Block List' must be 1-64 lowercase" in capsys.readouterr().out
+    config = tmp_path / "libraries.toml"
+    config.write_text("libraries = 3\n")
+    assert cli([*args, "--libraries-config", str(config)]) == 2
+    assert "expected [libraries.NAME] tables" in capsys.readouterr().out  # not eaten as markup
+    assert not (tmp_path / "w").exists()  # nothing was started

@@ -206,6 +206,8 @@ def test_build_index_command(tmp_path, capsys) -> None:
     assert json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text()) == pointer
     assert cli([*args, "--library", "flat"]) == 2
     assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
+    assert cli([*args, "--library", "nosuch"]) == 2
+    assert "library 'nosuch' is not in the configuration (main, flat)" in capsys.readouterr().out
     assert cli([*args[:3], "--library", "main"]) == 2  # without the config: flat by default
     config.write_text('[libraries.absent]\nindex = "ivfpq"\n')
     assert cli([*args, "--library", "absent"]) == 2

@@ -99,7 +99,8 @@ def test_ivfpq_snapshot_built_beside_the_running_server(configured, media):
     client, data, truth = configured["client"], configured["data"], media["truth"]
     _pad(data, 170)  # 10,200 fingerprints and the demo's
     status = {s["name"]: s for s in client.status()}
-    assert status["main"]["index"] == "exact" and status["main"]["build_advised"]
+    assert status["main"]["index"] == "exact (IVF-PQ from 10000 fingerprints)"
+    assert status["main"]["build_advised"]
     args = ["build-index", "--data-dir", str(data), "--library", "main"]
     assert cli([*args, "--libraries-config", str(configured["config"])]) == 0
     status = {s["name"]: s for s in client.status()}

@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # Python 3.10, the NGC image's
 
 from rci.errors import DescriptorMismatchError, NotFoundError, RciError
 from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.library_build import MIN_FINGERPRINTS
+from rci.library_build import MIN_FINGERPRINTS, has_grown
 from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
 from rci.recall import RecallParams, recall
 
@@ -96,22 +96,18 @@ class LibrarySettings:
         return cls(**{k: v for k, v in table.items() if k in own}, recall=params)
 
 
-def build_due(folder: LibraryFolder, settings: LibrarySettings) -> list[str] | None:
-    """The `rci build-index` condition flag when an IVF-PQ build is due: ["--if-missing"]
-    past train_at without a snapshot, ["--if-grown", G] past rebuild_growth; else None."""
-    pointer = read_pointer(folder)
-    fingerprints = folder.live_records.catch_up().fingerprints
+def build_due(
+    settings: LibrarySettings, pointer: dict | None, fingerprints: int
+) -> list[str] | None:
+    """The `rci build-index` condition flag when an IVF-PQ build is due for a library of
+    `fingerprints` whose snapshot is `pointer`: ["--if-missing"] past train_at without one,
+    ["--if-grown", G] past rebuild_growth; else None."""
     if pointer is None:
         if fingerprints >= max(settings.train_at, MIN_FINGERPRINTS):
             return ["--if-missing"]
-    elif settings.rebuild_growth and fingerprints >= grown(pointer, settings.rebuild_growth):
+    elif settings.rebuild_growth and has_grown(pointer, fingerprints, settings.rebuild_growth):
         return ["--if-grown", str(settings.rebuild_growth)]
     return None
-
-
-def grown(pointer: dict, growth: float) -> float:
-    """Fingerprints at which a library has grown `growth`-fold since the snapshot."""
-    return growth * max(int(pointer["fingerprints"]), 1)
 
 
 def read_config(path: Path) -> dict[str, LibrarySettings]:
@@ -228,7 +224,9 @@ class Libraries:
         if last is not None and last.returncode != 0:
             if time.monotonic() - self._build_started[name] < BUILD_RETRY_S:
                 return
-        condition = build_due(self.folder(name), settings)
+        folder = self.folder(name)
+        fingerprints = folder.live_records.catch_up().fingerprints
+        condition = build_due(settings, read_pointer(folder), fingerprints)
         if condition is None:
             return
         self._builds[name] = subprocess.Popen(
@@ -284,7 +282,9 @@ class Libraries:
                 at = max(settings.train_at, MIN_FINGERPRINTS)
                 later = f"from {at} fingerprints" if settings.auto_build else "by rci build-index"
                 index = f"exact (IVF-PQ {later})"
-            due = settings.index == "ivfpq" and build_due(folder, settings) is not None
+            due = (
+                settings.index == "ivfpq" and build_due(settings, pointer, fingerprints) is not None
+            )
             out.append(
                 {
                     "name": name,

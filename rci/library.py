@@ -181,8 +181,8 @@ class LibraryFolder:
 
 class LiveRecords:
     """What LibraryFolder.live() gives over the whole log, kept up to date by reading only
-    the lines appended since: a write or a status costs the new records, not the log (4.6 s
-    for a million videos)."""
+    the lines appended since: a write or a status costs the new records, not the log (7.5 s
+    for a million videos, scripts/measure_log_writes.py)."""
 
     def __init__(self, folder: LibraryFolder) -> None:
         self._folder = folder

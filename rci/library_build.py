@@ -26,6 +26,11 @@ MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantizer want 39 points each
 MAX_TRAIN = 1_000_000  # 39 per list up to 2^14 lists; bounds training time and memory (2 GB)
 
 
+def has_grown(pointer: dict, fingerprints: int, growth: float) -> bool:
+    """Whether a library of `fingerprints` holds `growth` times its snapshot's."""
+    return fingerprints >= growth * pointer["fingerprints"]
+
+
 def auto_nlist(fingerprints: int) -> int:
     """IVF lists for a library size: the power of two nearest 4 sqrt(n), at least 64, and
     no more than the training set (at most MAX_TRAIN) fills with 39 vectors per list."""
@@ -79,7 +84,7 @@ def build_snapshot(
         if pointer is not None and if_missing:
             return None
         fingerprints = folder.live_records.catch_up().fingerprints
-        if pointer is not None and if_grown and fingerprints < if_grown * pointer["fingerprints"]:
+        if pointer is not None and if_grown and not has_grown(pointer, fingerprints, if_grown):
             return None
         return _build(folder, nlist=nlist, pq_m=pq_m, seed=seed, log=log)
 

@@ -23,6 +23,12 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def random_video(rng: np.random.Generator, video_id: str) -> VideoFingerprints:
+    """FRAMES random 512-d unit fingerprints, one a second."""
+    frames = unit(rng.normal(size=(FRAMES, 512)))
+    return VideoFingerprints(video_id, frames, np.arange(FRAMES, dtype=np.float32), float(FRAMES))
+
+
 def video(video_id: str, seed: int, n: int = FRAMES) -> VideoFingerprints:
     # Frames of one video share a component, as shots of one scene do.
     rng = np.random.default_rng(seed)
@@ -189,9 +195,7 @@ def test_build_index_command(tmp_path, capsys) -> None:
     )
     rng = np.random.default_rng(0)
     for n in range(170):
-        frames = unit(rng.normal(size=(FRAMES, 512)))
-        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                           60.0))  # fmt: skip
+        libs.add("main", random_video(rng, f"v{n}"))
     args = ["build-index", "--data-dir", str(tmp_path / "data"), "--libraries-config", str(config)]
     assert cli([*args, "--library", "main"]) == 0
     pointer = json.loads((tmp_path / "data" / "main" / "index" / "CURRENT").read_text())
@@ -228,9 +232,7 @@ def test_first_build_starts_by_itself_past_train_at(tmp_path, monkeypatch) -> No
     libs = Libraries(tmp_path, read_config(config), descriptor="sscd_resnet50", dim=512)
     rng = np.random.default_rng(0)
     for n in range(170):
-        frames = unit(rng.normal(size=(FRAMES, 512)))
-        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                           60.0))  # fmt: skip
+        libs.add("main", random_video(rng, f"v{n}"))
         if n < 166:  # 9,960 fingerprints so far: below train_at, nothing starts
             assert "main" not in libs._builds
     build = libs._builds["main"]
@@ -242,14 +244,11 @@ def test_first_build_starts_by_itself_past_train_at(tmp_path, monkeypatch) -> No
     n = 170
     live = libs.folder("main").live_records
     while live.catch_up().fingerprints + FRAMES < 2 * pointer["fingerprints"]:
-        frames = unit(rng.normal(size=(FRAMES, 512)))
-        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                           60.0))  # fmt: skip
+        libs.add("main", random_video(rng, f"v{n}"))
         n += 1
     assert libs._builds["main"] is build
     # ...the one that doubles it starts a rebuild, which publishes a snapshot of all of it.
-    libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                       60.0))  # fmt: skip
+    libs.add("main", random_video(rng, f"v{n}"))
     rebuild = libs._builds["main"]
     assert rebuild is not build and "--if-grown" in rebuild.args
     assert rebuild.wait(timeout=300) == 0
@@ -268,14 +267,10 @@ def test_a_failed_automatic_build_is_not_started_again_on_every_add(tmp_path, mo
     libs = Libraries(tmp_path, read_config(config), descriptor="sscd_resnet50", dim=512)
     rng = np.random.default_rng(0)
     for n in range(167):
-        frames = unit(rng.normal(size=(FRAMES, 512)))
-        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                           60.0))  # fmt: skip
+        libs.add("main", random_video(rng, f"v{n}"))
     build = libs._builds["main"]
     assert build.wait(timeout=120) == 1
     for n in range(167, 170):
-        frames = unit(rng.normal(size=(FRAMES, 512)))
-        libs.add("main", VideoFingerprints(f"v{n}", frames, np.arange(FRAMES, dtype=np.float32),
-                                           60.0))  # fmt: skip
+        libs.add("main", random_video(rng, f"v{n}"))
     assert libs._builds["main"] is build
     assert read_pointer(libs.folder("main")) is None

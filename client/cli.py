@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import socket
@@ -29,11 +30,25 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         help="server address (default 127.0.0.1:8000 for http, :8001 for grpc)",
     )
     group.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    group.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding the server's write or read token (default: $RCI_TOKEN, or the "
+        "file named by $RCI_TOKEN_FILE)",
+    )
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    path = args.token_file or os.environ.get("RCI_TOKEN_FILE")
+    if path:
+        return Path(path).read_text().strip() or None
+    return os.environ.get("RCI_TOKEN") or None
 
 
 def _connect(args: argparse.Namespace) -> RciClient:
     url = args.url or ("127.0.0.1:8000" if args.protocol == "http" else "127.0.0.1:8001")
-    return RciClient(url, protocol=args.protocol)
+    return RciClient(url, protocol=args.protocol, token=_token(args))
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -64,12 +79,32 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="TOML file of [libraries.NAME] tables with each library's parameters "
         "(overrides --libraries; see README)",
     )
+    secrets = parser.add_argument_group(
+        "access (docs/security.md); each defaults to $NAME, or the file named by $NAME_FILE"
+    )
+    for flag, env, what in (
+        ("--write-token-file", "RCI_WRITE_TOKEN", "ingest and delete need this token"),
+        ("--read-token-file", "RCI_READ_TOKEN", "detect and status need this or the write one"),
+        ("--admin-key-file", "RCI_ADMIN_KEY", "Triton's shared-memory, logging, trace and "
+         "repository APIs need this key in the rci-admin-key header (default: closed)"),
+    ):  # fmt: skip
+        secrets.add_argument(flag, type=Path, default=None, help=f"{what} (${env})")
+
+
+def _secret(path: Path | None, env: str) -> str | None:
+    """The first line of `path`, else $env, else the file named by $env_FILE."""
+    path = path or (Path(os.environ[env + "_FILE"]) if os.environ.get(env + "_FILE") else None)
+    value = path.read_text().strip() if path else os.environ.get(env, "")
+    return value or None
 
 
 def _server_options(args: argparse.Namespace):
     from rci.server import ServerOptions
 
     return ServerOptions(
+        write_token=_secret(args.write_token_file, "RCI_WRITE_TOKEN"),
+        read_token=_secret(args.read_token_file, "RCI_READ_TOKEN"),
+        admin_key=_secret(args.admin_key_file, "RCI_ADMIN_KEY"),
         data_dir=args.data_dir,
         work_dir=args.work_dir,
         http_port=args.http_port,
@@ -83,6 +118,16 @@ def _server_options(args: argparse.Namespace):
 
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def exit_reason(returncode: int) -> str:
+    """'signal SIGSEGV' or 'exit status 3' for a child's return code."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -100,6 +145,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         while server.process.poll() is None:
             time.sleep(0.5)
+        reason = exit_reason(server.process.returncode)
+        console.print(
+            f"[red]tritonserver exited on its own ({reason}); the end of its log, "
+            f"{escape(str(server.log_path))}:[/red]"
+        )
+        console.print(escape(server.log_tail(20)), highlight=False)
+        return 1
     except KeyboardInterrupt:
         console.print("stopping")
     except ValueError as exc:  # a bad --libraries-config or library name

@@ -13,6 +13,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from rci.alignment import Match, unpack_matches
+from rci.auth import TOKEN_HEADER
 
 DETECT_OUTPUTS = [
     "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
@@ -78,7 +79,15 @@ class DetectResult:
 class RciClient:
     """Talks to the rci_ingest, rci_detect and rci_status models of one server."""
 
-    def __init__(self, url: str = "127.0.0.1:8000", protocol: str = "http", timeout: float = 300.0):
+    def __init__(
+        self,
+        url: str = "127.0.0.1:8000",
+        protocol: str = "http",
+        timeout: float = 300.0,
+        token: str | None = None,
+    ):
+        """`token`: the server's write token (ingest, delete) or read token (detect,
+        status), sent as the rci-token header; None sends none."""
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
         self.protocol = protocol
@@ -91,6 +100,7 @@ class RciClient:
         else:
             self._client = grpcclient.InferenceServerClient(url)
         self.timeout = timeout
+        self.headers = {TOKEN_HEADER: token} if token else None
 
     def close(self) -> None:
         self._client.close()
@@ -115,8 +125,10 @@ class RciClient:
     def _infer(self, model: str, inputs: list, outputs: list[str]) -> dict[str, np.ndarray]:
         requested = [self._lib.InferRequestedOutput(n) for n in outputs]
         kwargs = {} if self.protocol == "http" else {"client_timeout": self.timeout}
+        # A copy: the HTTP client adds its own entries to the dict it is given.
+        headers = dict(self.headers) if self.headers else None
         try:
-            result = self._client.infer(model, inputs, outputs=requested, **kwargs)
+            result = self._client.infer(model, inputs, outputs=requested, headers=headers, **kwargs)
         except InferenceServerException as exc:
             raise RciClientError(exc.message(), exc.status()) from exc
         except OSError as exc:  # refused or reset connections surface as OSError over HTTP

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rci.checks import check_embeddings, check_times
+from rci.errors import RciError, quote
 from rci.metrics import intersection_length
+
+# Similarities one pair may need (float32: 256 MB): 30 min of query at 1 fps against 10 h
+# of reference. A client calling rci_match directly cannot ask for more.
+MAX_PAIR_CELLS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,22 @@ def match_candidates(
     libraries: list[str] | None = None,
 ) -> list[Match]:
     """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate, labelled with
-    its library when `libraries` (one name per candidate) is given; best score first."""
+    its library when `libraries` (one name per candidate) is given; best score first.
+    The query must be unit rows with increasing times, and each pair's similarity matrix
+    at most MAX_PAIR_CELLS (RciError otherwise)."""
+    check_embeddings(query, "EMBEDDINGS")
+    check_times(query_times, len(query), "TIMESTAMPS")
+    for video_id, emb, _ in candidates:
+        if emb.shape[1] != query.shape[1]:
+            raise RciError(
+                f"candidate {quote(video_id)} has {emb.shape[1]} columns, "
+                f"the query {query.shape[1]}"
+            )
+        if len(query) * len(emb) > MAX_PAIR_CELLS:
+            raise RciError(
+                f"{len(query)} query frames x {len(emb)} of candidate {quote(video_id)} exceed "
+                f"{MAX_PAIR_CELLS} similarities per pair"
+            )
     labels = [""] * len(candidates) if libraries is None else libraries
     matches = [
         dataclasses.replace(match(vid, query, query_times, emb, times, params), library=lib)

@@ -9,13 +9,34 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rci.auth import TOKEN_HEADER, Access, Tokens
 from rci.errors import RciError
 
 Handler = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+MAX_MESSAGE = 1000  # characters of an error message; client values in it are cut to 200
 
 
-def respond(requests: list, pb_utils, handler: Handler, logger=None) -> list:
-    """One response per request: handler(inputs by name) -> outputs by name.
+def request_token(request) -> str | None:
+    """The rci-token header tritonserver forwarded as a request parameter, if any."""
+    try:
+        parameters = json.loads(request.parameters() or "{}")
+    except (TypeError, ValueError):
+        return None
+    value = parameters.get(TOKEN_HEADER)
+    return value if isinstance(value, str) else None
+
+
+def respond(
+    requests: list,
+    pb_utils,
+    handler: Handler,
+    logger=None,
+    *,
+    access: Access = Access.READ,
+    tokens: Tokens = Tokens(),
+) -> list:
+    """One response per request: handler(inputs by name) -> outputs by name, once the
+    request's token grants `access`.
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
@@ -23,17 +44,19 @@ def respond(requests: list, pb_utils, handler: Handler, logger=None) -> list:
     responses = []
     for request in requests:
         try:
+            tokens.check(request_token(request), access)
             inputs = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
             outputs = handler(inputs)
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         except RciError as exc:
             code = getattr(pb_utils.TritonError, exc.code)
-            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code)))
+            error = pb_utils.TritonError(str(exc)[:MAX_MESSAGE], code)
+            responses.append(pb_utils.InferenceResponse(error=error))
         except Exception as exc:  # a bug must fail its request, not the batch or the server
             if logger is not None:
                 logger.log_error(traceback.format_exc())
-            message = f"internal error: {type(exc).__name__}: {exc}"
+            message = f"internal error: {type(exc).__name__}: {exc}"[:MAX_MESSAGE]
             error = pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)
             responses.append(pb_utils.InferenceResponse(error=error))
     return responses

@@ -25,3 +25,15 @@ class AlreadyExistsError(RciError):
 
 class DescriptorMismatchError(RciError):
     """A library built with one descriptor model queried or extended with another."""
+
+
+QUOTE_LIMIT = 200  # characters of a client-supplied value an error message repeats
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """repr(value), cut to `limit` characters with the full length said: an error must not
+    echo a megabyte id back (gRPC refuses such a status as RESOURCE_EXHAUSTED)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"

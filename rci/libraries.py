@@ -36,7 +36,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10, the NGC image's
     import tomli as tomllib
 
-from rci.errors import DescriptorMismatchError, NotFoundError, RciError
+from rci.checks import check_embeddings
+from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.library_build import MIN_FINGERPRINTS, has_grown
 from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
@@ -135,7 +136,7 @@ def check_library_name(name: str) -> str:
     """The name itself if usable as a library's folder: lowercase letters, digits, - and _."""
     if not LIBRARY_NAME.match(name):
         raise ValueError(
-            f"library name {name!r} must be 1-64 lowercase letters, digits, '-' or '_', "
+            f"library name {quote(name)} must be 1-64 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
         )
     return name
@@ -193,7 +194,7 @@ class Libraries:
 
     def folder(self, name: str) -> LibraryFolder:
         if name not in self.settings:
-            raise NotFoundError(f"unknown library {name!r}; this server has {self.names}")
+            raise NotFoundError(f"unknown library {quote(name)}; this server has {self.names}")
         if name not in self._folders:
             self._folders[name] = LibraryFolder(
                 self.data_dir, name, descriptor=self.descriptor, dim=self.dim
@@ -209,6 +210,7 @@ class Libraries:
         one that grows it rebuild_growth-fold since its snapshot a rebuild."""
         writer = self.writer(name)  # an unknown name fails here
         settings = self.settings[name]
+        video.check(self.dim)  # before thinning reads its times
         count = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
             self._start_build(name, settings)
@@ -254,8 +256,9 @@ class Libraries:
     ) -> list[tuple[str, VideoFingerprints]]:
         """(library, candidate) for a query's (T, D) embeddings, each named library searched
         with its own recall parameters; unknown names fail before any search."""
+        check_embeddings(embeddings, "EMBEDDINGS", self.dim)
         if not names or len(set(names)) != len(names):
-            raise RciError(f"LIBRARY must name one or more distinct libraries, got {names}")
+            raise RciError(f"LIBRARY must name one or more distinct libraries, got {quote(names)}")
         indexes = [self.index(name) for name in names]
         return [
             (name, video)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
+from rci.checks import check_duration, check_embeddings, check_times
+from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
 
 LIBRARY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VIDEO_ID = 256  # characters
@@ -47,17 +48,37 @@ class VideoFingerprints:
 
     def __post_init__(self) -> None:
         if self.embeddings.ndim != 2 or self.embeddings.dtype != np.float32:
-            raise ValueError(f"embeddings must be (T, D) float32, got {self.embeddings.shape}")
-        if self.timestamps.shape != (len(self.embeddings),):
-            raise ValueError(
-                f"timestamps must be ({len(self.embeddings)},), got {self.timestamps.shape}"
+            raise RciError(
+                f"embeddings must be (T, D) float32, got {self.embeddings.dtype} "
+                f"{list(self.embeddings.shape)}"
             )
+        if self.timestamps.shape != (len(self.embeddings),):
+            raise RciError(
+                f"timestamps must be ({len(self.embeddings)},), one per embedding, got "
+                f"{list(self.timestamps.shape)}"
+            )
+
+    def check(self, dim: int) -> VideoFingerprints:
+        """self if fit for a library of `dim`: unit finite vectors, increasing times in
+        seconds, a finite duration (rci.checks); RciError otherwise."""
+        check_video_id(self.video_id)
+        check_embeddings(self.embeddings, "embeddings", dim)
+        check_times(self.timestamps, len(self.embeddings), "timestamps")
+        check_duration(self.duration, "duration")
+        if not 0 < len(self.embeddings) <= MAX_FINGERPRINTS:
+            raise RciError(
+                f"a video needs 1-{MAX_FINGERPRINTS} fingerprints, got {len(self.embeddings)}"
+            )
+        return self
 
 
 def check_video_id(video_id: str) -> str:
-    """The id itself if usable: 1-256 printable characters."""
-    if not video_id or len(video_id) > MAX_VIDEO_ID or not video_id.isprintable():
-        raise RciError(f"video id must be 1-{MAX_VIDEO_ID} printable characters, got {video_id!r}")
+    """The id itself if usable: 1-256 printable characters, not all of them spaces."""
+    if not video_id.strip() or len(video_id) > MAX_VIDEO_ID or not video_id.isprintable():
+        raise RciError(
+            f"video id must be 1-{MAX_VIDEO_ID} printable characters, not only spaces, "
+            f"got {quote(video_id)}"
+        )
     return video_id
 
 
@@ -273,22 +294,14 @@ class LibraryWriter:
         """Store `video` durably; returns its number of fingerprints. With `replace`, an
         existing video of that id is swapped out in the same log record: readers see the
         old video or the new one, never neither."""
-        check_video_id(video.video_id)
-        if video.embeddings.shape[1] != self.folder.meta.dim:
-            raise RciError(
-                f"embeddings have dimension {video.embeddings.shape[1]}, "
-                f"library {self.folder.meta.name!r} holds {self.folder.meta.dim}"
-            )
-        if not 0 < len(video.embeddings) <= MAX_FINGERPRINTS:
-            raise RciError(
-                f"a video needs 1-{MAX_FINGERPRINTS} fingerprints, got {len(video.embeddings)}"
-            )
+        video.check(self.folder.meta.dim)
         with self.folder.lock():
             live = self._recover()
             old = live.videos.get(video.video_id)
             if old is not None and not replace:
                 raise AlreadyExistsError(
-                    f"video id {video.video_id!r} is already in library {self.folder.meta.name!r}"
+                    f"video id {quote(video.video_id)} is already in library "
+                    f"{self.folder.meta.name!r}"
                 )
             # The record count only grows (the log is append-only), so keys are never reused.
             name = f"videos/{live.records:09d}.npy"
@@ -313,7 +326,7 @@ class LibraryWriter:
             added = self._recover().videos.get(video_id)
             if added is None:
                 raise NotFoundError(
-                    f"video id {video_id!r} is not in library {self.folder.meta.name!r}"
+                    f"video id {quote(video_id)} is not in library {self.folder.meta.name!r}"
                 )
             self._append({"op": "delete", "video_id": video_id})
             # After the record: a crash in between leaves an unread file, never a record

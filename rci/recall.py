@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rci.checks import check_embeddings, check_times
+from rci.errors import RciError
 from rci.library import VideoFingerprints
 from rci.library_index import LibraryIndex, mean_descriptor, video_keys
 
@@ -106,17 +108,32 @@ def pack_candidates(
 
 
 def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Inverse of pack_candidates: (video_id, embeddings (T, D), timestamps (T,)) per candidate."""
+    """Inverse of pack_candidates: (video_id, embeddings (T, D), timestamps (T,)) per
+    candidate. The tensors may come from any client: shapes, lengths, values are checked."""
     ids = tensors["CANDIDATE_IDS"].reshape(-1)
+    libraries = tensors["CANDIDATE_LIBRARIES"].reshape(-1)
     lengths = tensors["CANDIDATE_LENGTHS"].reshape(-1)
-    return [
-        (
-            raw.decode() if isinstance(raw, bytes) else str(raw),
-            tensors["CANDIDATE_EMBEDDINGS"][n, :length],
-            tensors["CANDIDATE_TIMESTAMPS"][n, :length],
+    embeddings, times = tensors["CANDIDATE_EMBEDDINGS"], tensors["CANDIDATE_TIMESTAMPS"]
+    n = len(ids)
+    if embeddings.ndim != 3 or times.ndim != 2:
+        raise RciError("CANDIDATE_EMBEDDINGS must be (N, L, D) and CANDIDATE_TIMESTAMPS (N, L)")
+    if not (len(libraries) == len(lengths) == len(embeddings) == len(times) == n):
+        raise RciError(
+            f"candidate tensors disagree on the number of candidates: {n} ids, "
+            f"{len(libraries)} libraries, {len(lengths)} lengths, {len(embeddings)} and "
+            f"{len(times)} rows of embeddings and timestamps"
         )
-        for n, (raw, length) in enumerate(zip(ids, lengths, strict=True))
-    ]
+    longest = embeddings.shape[1]
+    if times.shape[1] != longest:
+        raise RciError(f"CANDIDATE_TIMESTAMPS must be (N, {longest}), got {list(times.shape)}")
+    if n and (lengths.min() < 1 or lengths.max() > longest):
+        raise RciError(f"CANDIDATE_LENGTHS must lie in [1, {longest}], got {lengths.tolist()[:8]}")
+    unpacked = []
+    for row, (raw, length) in enumerate(zip(ids, lengths, strict=True)):
+        emb = check_embeddings(embeddings[row, :length], f"CANDIDATE_EMBEDDINGS[{row}]")
+        t = check_times(times[row, :length], int(length), f"CANDIDATE_TIMESTAMPS[{row}]")
+        unpacked.append((raw.decode() if isinstance(raw, bytes) else str(raw), emb, t))
+    return unpacked
 
 
 def candidate_libraries(tensors: dict[str, np.ndarray]) -> list[str]:

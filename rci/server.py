@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +32,33 @@ class ServerOptions:
     libraries: list[str] = field(default_factory=lambda: ["main"])
     libraries_config: Path | None = None  # TOML [libraries.NAME] tables; overrides libraries
     log_verbose: int = 0
+    # Shared memory, logging, trace and repository APIs answer only requests carrying this
+    # in the ADMIN_HEADER; None: a random key nobody is told, i.e. those APIs are off.
+    admin_key: str | None = None
+    write_token: str | None = None  # ingest and delete need it (rci.auth)
+    read_token: str | None = None  # detect and status need it or the write token
+
+
+ADMIN_HEADER = "rci-admin-key"
+# Off the public API: a client registering the Python backend's own shared-memory region
+# as an output buffer crashes tritonserver; logging settings, traces and the repository
+# API (index, load, unload) are the operator's.
+RESTRICTED_APIS = "shared-memory,logging,trace,model-repository"
+
+
+def hardening_flags(admin_key: str | None) -> list[str]:
+    """tritonserver flags that close the admin APIs (behind `admin_key`, or a random key
+    when None) and forward the RCI token header to the models (rci.auth)."""
+    from rci.auth import TOKEN_HEADER
+
+    key = admin_key or secrets.token_urlsafe(32)
+    return [
+        f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}={key}",
+        f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_HEADER}={key}",
+        f"--http-header-forward-pattern=^{TOKEN_HEADER}$",
+        f"--grpc-header-forward-pattern=^{TOKEN_HEADER}$",
+        "--model-control-mode=none",
+    ]
 
 
 def _pytriton_root() -> Path:
@@ -120,6 +148,8 @@ class TritonServer:
         self.options = options
         self.process: subprocess.Popen | None = None
         self.log_path = Path(options.work_dir) / "tritonserver.log"
+        # Kept so tests and the operator's tools can reach the restricted APIs.
+        self.admin_key = options.admin_key or secrets.token_urlsafe(32)
 
     @property
     def http_url(self) -> str:
@@ -150,6 +180,7 @@ class TritonServer:
             # Whole videos' frames cross process boundaries: grow shared memory in big steps.
             "--backend-config=python,shm-default-byte-size=16777216",
             "--backend-config=python,shm-growth-byte-size=67108864",
+            *hardening_flags(self.admin_key),
         ]
 
     def environment(self) -> dict[str, str]:
@@ -161,14 +192,21 @@ class TritonServer:
         env["RCI_DESCRIPTOR"] = o.descriptor
         env["RCI_LIBRARIES"] = ",".join(o.libraries)
         env.pop("RCI_LIBRARIES_CONFIG", None)
+        for name, value in (("RCI_WRITE_TOKEN", o.write_token), ("RCI_READ_TOKEN", o.read_token)):
+            env.pop(name, None)
+            env.pop(name + "_FILE", None)
+            if value:
+                env[name] = value
         if o.libraries_config is not None:
             env["RCI_LIBRARIES_CONFIG"] = str(Path(o.libraries_config).resolve())
         return env
 
     def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and wait until every model is ready; raise with its log if not."""
+        from rci.auth import Tokens
         from rci.libraries import check_library_name, read_config
 
+        Tokens(write=self.options.write_token, read=self.options.read_token)  # read needs write
         # A bad file or name fails here, readably, not as a model that will not load.
         if self.options.libraries_config is not None:
             read_config(self.options.libraries_config)

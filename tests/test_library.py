@@ -336,7 +336,7 @@ def test_empty_library_index(tmp_path) -> None:
 
 def test_add_rejects_bad_videos(tmp_path) -> None:
     writer = libraries(tmp_path).writer("lib")
-    with pytest.raises(RciError, match="dimension 8"):
+    with pytest.raises(RciError, match="must have 16 columns, got 8"):
         writer.add(
             VideoFingerprints("a", np.ones((2, 8), np.float32), np.zeros(2, np.float32), 1.0)
         )
@@ -344,11 +344,63 @@ def test_add_rejects_bad_videos(tmp_path) -> None:
         writer.add(
             VideoFingerprints("a", np.ones((0, DIM), np.float32), np.zeros(0, np.float32), 1.0)
         )
-    for bad_id in ["", "x" * 257, "new\nline"]:
+    for bad_id in ["", "x" * 257, "new\nline", "   ", "\t"]:
         with pytest.raises(RciError, match="video id"):
             writer.add(video(bad_id, 2, 0))
     writer.add(video("x" * 256, 2, 0))
     assert libraries(tmp_path).index("lib").video_ids == ["x" * 256]
+
+
+def poisoned(kind: str) -> VideoFingerprints:
+    """A 10-frame video with one kind of poison a client may send rci_library_add directly."""
+    good = video("p", 10, 3)
+    emb, times, duration = good.embeddings.copy(), good.timestamps.copy(), good.duration
+    if kind == "nan":
+        emb[4, 7] = np.nan
+    elif kind == "inf":
+        emb[0, 0] = np.inf
+    elif kind == "zero":
+        emb[2] = 0
+    elif kind == "huge":
+        emb *= 1e6  # one such video was "reproduced" at 1.0 by every query
+    elif kind == "nan_time":
+        times[3] = np.nan
+    elif kind == "negative_time":
+        times[0] = -1
+    elif kind == "unordered_time":
+        times[[2, 3]] = times[[3, 2]]
+    elif kind == "nan_duration":
+        duration = float("nan")
+    elif kind == "negative_duration":
+        duration = -5.0
+    elif kind == "inf_duration":
+        duration = float("inf")
+    return VideoFingerprints("p", emb, times, duration)
+
+
+POISONS = {
+    "nan": "NaN or infinite", "inf": "NaN or infinite", "zero": "unit length",
+    "huge": "unit length", "nan_time": "NaN or infinite", "negative_time": r"lie in \[0",
+    "unordered_time": "increase strictly", "nan_duration": "duration must be finite",
+    "negative_duration": "duration must be finite", "inf_duration": "duration must be finite",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(POISONS))
+def test_add_refuses_poisoned_videos(tmp_path, kind) -> None:
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(video("kept", 4, 1))
+    with pytest.raises(RciError, match=POISONS[kind]):
+        libs.add("lib", poisoned(kind))
+    with pytest.raises(RciError, match=POISONS[kind]):
+        libs.writer("lib").add(poisoned(kind))  # the writer checks too, whoever calls it
+    assert libraries(tmp_path).index("lib").video_ids == ["kept"]
+
+
+def test_error_messages_quote_at_most_200_characters_of_an_id(tmp_path) -> None:
+    with pytest.raises(RciError) as refused:
+        libraries(tmp_path).writer("lib").add(video("x" * 1_000_000, 2, 0))
+    assert len(str(refused.value)) < 400 and "1000000 characters" in str(refused.value)
 
 
 def test_fingerprints_validation() -> None:

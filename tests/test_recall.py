@@ -152,7 +152,7 @@ def test_recall_on_empty_library_or_query(tmp_path) -> None:
     libs = Libraries(tmp_path, ["lib"], descriptor="test", dim=8)
     assert recall(libs.index("lib"), np.ones((3, 8), dtype=np.float32)) == []
     libs.writer("lib").add(
-        VideoFingerprints("a", np.eye(8, dtype=np.float32)[:2], np.zeros(2, np.float32), 1.0)
+        VideoFingerprints("a", np.eye(8, dtype=np.float32)[:2], np.arange(2, dtype=np.float32), 2.0)
     )
     assert recall(libs.index("lib"), np.zeros((0, 8), dtype=np.float32)) == []
 

@@ -13,6 +13,7 @@ from rci.descriptor import Descriptor
 from rci.libraries import Libraries
 from rci.preprocess import preprocess
 from rci.recall import recall
+from rci.server import ADMIN_HEADER
 
 MODELS = {
     "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
@@ -22,7 +23,10 @@ MODELS = {
 
 def test_all_models_load_and_are_ready(server):
     request = urllib.request.Request(
-        f"http://{server.http_url}/v2/repository/index", data=b"{}", method="POST"
+        f"http://{server.http_url}/v2/repository/index",
+        data=b"{}",
+        method="POST",
+        headers={ADMIN_HEADER: server.admin_key},  # the repository API is the operator's
     )
     with urllib.request.urlopen(request) as response:
         index = json.load(response)

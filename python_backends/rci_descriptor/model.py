@@ -2,6 +2,7 @@
 
 import triton_python_backend_utils as pb_utils
 
+from rci.auth import Access, Tokens
 from rci.backend import model_parameters, respond
 from rci.descriptor import Descriptor, DescriptorModel
 from rci.settings import descriptor_name
@@ -10,6 +11,7 @@ from rci.settings import descriptor_name
 class TritonPythonModel:
     def initialize(self, args):
         """Load the ONNX model named by $RCI_DESCRIPTOR with ONNX Runtime."""
+        self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         self.descriptor = Descriptor(
             DescriptorModel.parse(descriptor_name()),
@@ -19,7 +21,9 @@ class TritonPythonModel:
 
     def execute(self, requests):
         """One response per request."""
-        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+        return respond(
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+        )
 
     def _run(self, inputs):
         return {"EMBEDDINGS": self.descriptor.embed(inputs["FRAMES"])}

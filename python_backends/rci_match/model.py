@@ -3,6 +3,7 @@
 import triton_python_backend_utils as pb_utils
 
 from rci.alignment import AlignParams, match_candidates, pack_matches
+from rci.auth import Access, Tokens
 from rci.backend import from_parameters, model_parameters, respond
 from rci.recall import candidate_libraries, unpack_candidates
 
@@ -10,11 +11,14 @@ from rci.recall import candidate_libraries, unpack_candidates
 class TritonPythonModel:
     def initialize(self, args):
         """Read alignment parameters and the decision threshold from the config."""
+        self.tokens = Tokens.from_environment()
         self.params = from_parameters(AlignParams, model_parameters(args))
 
     def execute(self, requests):
         """One response per request."""
-        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+        return respond(
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+        )
 
     def _run(self, inputs):
         matches = match_candidates(

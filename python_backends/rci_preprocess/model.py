@@ -7,6 +7,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from rci.auth import Access, Tokens
 from rci.backend import from_parameters, model_parameters, respond
 from rci.media import DecodeLimits
 from rci.preprocess import preprocess
@@ -16,6 +17,7 @@ class TritonPythonModel:
     def initialize(self, args):
         """Read the decode limits from the config's parameters; on nvdec, build the GPU
         pipelines once for this instance's device."""
+        self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         decoder = parameters.pop("decoder", "pyav")
         self.limits = from_parameters(DecodeLimits, parameters)
@@ -31,7 +33,9 @@ class TritonPythonModel:
 
     def execute(self, requests):
         """One response per request; undecodable bytes become that request's error."""
-        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+        return respond(
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+        )
 
     def _run(self, inputs):
         video = self.run(inputs["VIDEO_BYTES"].tobytes())

@@ -3,6 +3,7 @@ with its own parameters; returns the candidates' fingerprints and libraries."""
 
 import triton_python_backend_utils as pb_utils
 
+from rci.auth import Access, Tokens
 from rci.backend import respond, string_list
 from rci.descriptor import EMBEDDING_DIM
 from rci.recall import pack_candidates
@@ -12,11 +13,14 @@ from rci.settings import open_libraries
 class TritonPythonModel:
     def initialize(self, args):
         """Open the configured libraries under $RCI_DATA_DIR, with their parameters."""
+        self.tokens = Tokens.from_environment()
         self.libraries = open_libraries()
 
     def execute(self, requests):
         """One response per request; an unknown library is that request's error."""
-        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+        return respond(
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+        )
 
     def _run(self, inputs):
         found = self.libraries.recall(string_list(inputs, "LIBRARY"), inputs["EMBEDDINGS"])

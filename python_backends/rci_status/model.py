@@ -5,6 +5,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from rci.auth import Access, Tokens
 from rci.backend import respond, string_list
 from rci.settings import open_libraries
 
@@ -12,11 +13,14 @@ from rci.settings import open_libraries
 class TritonPythonModel:
     def initialize(self, args):
         """Open the configured libraries under $RCI_DATA_DIR."""
+        self.tokens = Tokens.from_environment()
         self.libraries = open_libraries()
 
     def execute(self, requests):
         """One response per request; an unknown library is that request's error."""
-        return respond(requests, pb_utils, self._run, pb_utils.Logger)
+        return respond(
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+        )
 
     def _run(self, inputs):
         names = string_list(inputs, "LIBRARIES") or self.libraries.names

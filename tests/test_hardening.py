@@ -1,0 +1,363 @@
+"""A hostile client against the real server: admin APIs closed, tokens checked where the
+write happens, leaf models called directly get the same checks as through the ensembles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from client import RciClient, RciClientError
+from rci.server import ADMIN_HEADER, SHM_DIR, SHM_PREFIX, TritonServer
+from tests.conftest import free_port, server_options
+
+WRITE, READ = "write-token-for-tests", "read-token-for-tests"
+
+
+def http(server, path: str, body: dict | None = None, headers: dict | None = None):
+    """(status, JSON or text) of one request to the server's HTTP port."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{server.http_url}{path}", data=data, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def raw(server, protocol: str, model: str, inputs: list, headers=None):
+    """Call `model` directly with hand-built (name, array, datatype) inputs; returns
+    (the result, None) or (None, the server's status and error message)."""
+    lib = httpclient if protocol == "http" else grpcclient
+    url = server.http_url if protocol == "http" else server.grpc_url
+    client = lib.InferenceServerClient(url)
+    tensors = []
+    for name, array, datatype in inputs:
+        tensor = lib.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    try:
+        return client.infer(model, tensors, headers=dict(headers) if headers else None), None
+    except InferenceServerException as exc:
+        return None, f"{exc.status()} {exc.message()}"
+    finally:
+        client.close()
+
+
+def text(value: str) -> np.ndarray:
+    return np.array([value.encode()], dtype=object)
+
+
+def unit_rows(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 512))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_inputs(embeddings, timestamps, duration=10.0, video_id="direct", library="main"):
+    return [
+        ("VIDEO_ID", text(video_id), "BYTES"),
+        ("LIBRARY", text(library), "BYTES"),
+        ("EMBEDDINGS", embeddings, "FP32"),
+        ("TIMESTAMPS", timestamps, "FP32"),
+        ("DURATION", np.array([duration], dtype=np.float32), "FP32"),
+    ]
+
+
+# --- admin APIs ---------------------------------------------------------------------------
+
+
+ADMIN_CALLS = [
+    ("/v2/systemsharedmemory/status", None),
+    ("/v2/systemsharedmemory/region/p/register", {"key": "/x", "offset": 0, "byte_size": 64}),
+    ("/v2/cudasharedmemory/status", None),
+    ("/v2/logging", None),
+    ("/v2/logging", {"log_verbose_level": 1}),
+    ("/v2/trace/setting", None),
+    ("/v2/repository/index", {}),
+    ("/v2/repository/models/rci_status/unload", {}),
+]
+
+
+@pytest.mark.parametrize("path,body", ADMIN_CALLS)
+def test_admin_apis_are_closed_over_http(server, path, body):
+    status, answer = http(server, path, body)
+    assert status == 403 and ADMIN_HEADER in answer
+
+
+def test_admin_apis_are_closed_over_grpc(server):
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    calls = [
+        client.get_system_shared_memory_status,
+        lambda: client.register_system_shared_memory("p", "/x", 64),
+        client.get_log_settings,
+        lambda: client.update_log_settings({"log_verbose_level": 1}),
+        client.get_trace_settings,
+        client.get_model_repository_index,
+        lambda: client.unload_model("rci_status"),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(InferenceServerException, match="restricted|rci-admin-key"):
+                call()
+        assert client.is_model_ready("rci_status")
+    finally:
+        client.close()
+
+
+def test_the_admin_key_opens_them_and_model_control_stays_off(server):
+    key = {ADMIN_HEADER: server.admin_key}
+    assert http(server, "/v2/logging", headers=key)[0] == 200
+    status, answer = http(server, "/v2/repository/models/rci_status/unload", {}, key)
+    assert status >= 400 and "not allowed" in answer, answer
+    assert http(server, "/v2/models/rci_status/ready")[0] == 200
+
+
+def test_the_shared_memory_crash_is_closed(server):
+    """The attack: register the Python backend's own region, then ask for an output in it
+    (this crashed tritonserver with SIGSEGV). Now the registration is refused."""
+    regions = [p.name for p in SHM_DIR.glob(SHM_PREFIX + "*")]
+    assert regions, "the server's Python backends keep their regions in /dev/shm"
+    body = {"key": "/" + regions[0], "offset": 0, "byte_size": 1 << 20}
+    status, answer = http(server, "/v2/systemsharedmemory/region/p/register", body)
+    assert status == 403
+    status, answer = http(server, "/v2/models/rci_status/infer", STATUS_INTO_REGION_P)
+    assert status == 404 and "Unable to find shared memory region: 'p'" in answer
+    with RciClient(server.http_url) as client:
+        assert client.ready() and client.status()
+
+
+# Asks rci_status for its output in client-registered region "p".
+STATUS_INTO_REGION_P = {
+    "inputs": [{"name": "LIBRARIES", "shape": [0], "datatype": "BYTES", "data": []}],
+    "outputs": [
+        {
+            "name": "STATUS",
+            "parameters": {"shared_memory_region": "p", "shared_memory_byte_size": 4096},
+        }
+    ],
+}
+
+
+# --- boundary checks on the leaf models ---------------------------------------------------
+
+POISON = {
+    "nan": lambda e, t: (np.where(np.arange(512) == 3, np.nan, e).astype(np.float32), t),
+    "zero": lambda e, t: (np.zeros_like(e), t),
+    "huge": lambda e, t: (e * np.float32(1e6), t),
+    "negative_time": lambda e, t: (e, t - 5),
+    "nan_time": lambda e, t: (e, np.full_like(t, np.nan)),
+    "length": lambda e, t: (e, t[:-1]),
+}
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("kind", sorted(POISON))
+def test_library_add_called_directly_refuses_poison(server, protocol, kind):
+    before = RciClient(server.http_url).status(["second"])
+    embeddings, times = POISON[kind](unit_rows(10), np.arange(10, dtype=np.float32))
+    _, error = raw(
+        server, protocol, "rci_library_add", add_inputs(embeddings, times, library="second")
+    )
+    assert error is not None and "internal error" not in error
+    assert error.startswith(("400", "StatusCode.INVALID_ARGUMENT"))
+    assert RciClient(server.http_url).status(["second"]) == before
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("duration", [float("nan"), -1.0, float("inf")])
+def test_library_add_refuses_bad_durations(server, protocol, duration):
+    inputs = add_inputs(unit_rows(4), np.arange(4, dtype=np.float32), duration, library="second")
+    _, error = raw(server, protocol, "rci_library_add", inputs)
+    assert "DURATION must be finite" in error or "duration must be finite" in error
+
+
+def match_inputs(lengths, embeddings=None, rows=6):
+    query = unit_rows(rows, 1)
+    cands = np.stack([unit_rows(rows, 2)] * len(lengths)) if embeddings is None else embeddings
+    return [
+        ("EMBEDDINGS", query, "FP32"),
+        ("TIMESTAMPS", np.arange(rows, dtype=np.float32), "FP32"),
+        ("CANDIDATE_IDS", np.array([b"c"] * len(lengths), dtype=object), "BYTES"),
+        ("CANDIDATE_LIBRARIES", np.array([b"main"] * len(lengths), dtype=object), "BYTES"),
+        ("CANDIDATE_EMBEDDINGS", cands, "FP32"),
+        (
+            "CANDIDATE_TIMESTAMPS",
+            np.tile(np.arange(cands.shape[1], dtype=np.float32), (len(lengths), 1)),
+            "FP32",
+        ),
+        ("CANDIDATE_LENGTHS", np.array(lengths, dtype=np.int32), "INT32"),
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_match_called_directly_checks_candidates(server, protocol):
+    ok, error = raw(server, protocol, "rci_match", match_inputs([6]))
+    assert error is None and ok.as_numpy("VIDEO_IDS").tolist() == [b"c"]
+    for lengths, expected in (([-1], "CANDIDATE_LENGTHS"), ([7], "CANDIDATE_LENGTHS"),
+                              ([6, 6, 6], None)):  # fmt: skip
+        _, error = raw(server, protocol, "rci_match", match_inputs(lengths))
+        assert (error is None) if expected is None else (expected in error)
+    nan = np.full((1, 6, 512), np.nan, dtype=np.float32)
+    _, error = raw(server, protocol, "rci_match", match_inputs([6], nan))
+    assert "NaN" in error
+    inputs = match_inputs([6])
+    inputs[2] = ("CANDIDATE_IDS", np.array([b"a", b"b"], dtype=object), "BYTES")
+    _, error = raw(server, protocol, "rci_match", inputs)
+    assert "disagree on the number of candidates" in error
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_recall_called_directly_refuses_nan(server, protocol):
+    query = unit_rows(3)
+    query[1, 0] = np.nan
+    inputs = [("EMBEDDINGS", query, "FP32"), ("LIBRARY", text("main"), "BYTES")]
+    _, error = raw(server, protocol, "rci_recall", inputs)
+    assert "EMBEDDINGS holds NaN" in error
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_long_client_values_are_quoted_short(server, protocol, media):
+    long_id = "x" * 1_000_000
+    with RciClient(server.http_url if protocol == "http" else server.grpc_url,
+                   protocol=protocol) as client:  # fmt: skip
+        with pytest.raises(RciClientError) as refused:
+            client.ingest(media["library"]["bikes"], long_id, library="second")
+        assert "video id must be" in str(refused.value) and len(str(refused.value)) < 1000
+        with pytest.raises(RciClientError) as refused:
+            client.detect(media["unrelated"], library=["y" * 100_000])
+        assert "unknown library" in str(refused.value) and len(str(refused.value)) < 1000
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, media):
+    """A server with a write token and a read token; 'main' holds one video."""
+    work = tmp_path_factory.mktemp("guarded")
+    options = server_options(work, work / "data", write_token=WRITE, read_token=READ)
+    with TritonServer(options) as server:
+        with RciClient(server.http_url, token=WRITE) as client:
+            client.ingest(media["library"]["bikes"], "bikes")
+        yield server
+
+
+def url_of(server, protocol):
+    return server.http_url if protocol == "http" else server.grpc_url
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_writes_need_the_write_token(guarded, protocol, media):
+    url, video = url_of(guarded, protocol), media["library"]["photos-science"]
+    with RciClient(url, protocol=protocol, token=WRITE) as owner:
+        before = owner.status()
+    for token, refusal in ((None, "unauthenticated"), ("guess", "permission denied"),
+                           (READ, "permission denied")):  # fmt: skip
+        with RciClient(url, protocol=protocol, token=token) as client:
+            with pytest.raises(RciClientError, match=refusal):
+                client.ingest(video, f"refused-{protocol}")
+            with pytest.raises(RciClientError, match=refusal):
+                client.delete("bikes")
+            inputs = add_inputs(unit_rows(3), np.arange(3, dtype=np.float32))
+            headers = {"rci-token": token} if token else None
+            _, error = raw(guarded, protocol, "rci_library_add", inputs, headers)
+            assert refusal in error
+            delete = [("VIDEO_ID", text("bikes"), "BYTES"), ("LIBRARY", text("main"), "BYTES")]
+            _, error = raw(guarded, protocol, "rci_library_delete", delete, headers)
+            assert refusal in error
+    with RciClient(url, protocol=protocol, token=WRITE) as owner:
+        assert owner.status() == before
+        owner.ingest(video, f"allowed-{protocol}")
+        assert owner.delete(f"allowed-{protocol}") > 0
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_reads_need_the_read_or_write_token(guarded, protocol, media):
+    url = url_of(guarded, protocol)
+    for token, refusal in ((None, "unauthenticated"), ("guess", "permission denied")):
+        with RciClient(url, protocol=protocol, token=token) as client:
+            with pytest.raises(RciClientError, match=refusal):
+                client.detect(media["library"]["bikes"])
+            with pytest.raises(RciClientError, match=refusal):
+                client.status()
+            headers = {"rci-token": token} if token else None
+            video = [("VIDEO_BYTES", np.zeros(8, np.uint8), "UINT8")]
+            _, error = raw(guarded, protocol, "rci_preprocess", video, headers)
+            assert refusal in error
+    for token in (READ, WRITE):
+        with RciClient(url, protocol=protocol, token=token) as client:
+            assert client.detect(media["library"]["bikes"]).reproduced[0].video_id == "bikes"
+            assert client.status()[0]["videos"] >= 1
+
+
+# --- the server's own death ---------------------------------------------------------------
+
+
+def test_rci_serve_says_when_tritonserver_dies(tmp_path):
+    """The shared-memory attack, made with the operator's admin key (the restriction is all
+    that stands between a client and this): tritonserver dies of SIGSEGV, and `rci serve`
+    says so and exits 1."""
+    ports = [free_port() for _ in range(3)]
+    key = tmp_path / "admin-key"
+    key.write_text("operator-key\n")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--data-dir", str(tmp_path / "d"),
+         "--work-dir", str(tmp_path / "w"), "--http-port", str(ports[0]),
+         "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]),
+         "--admin-key-file", str(key)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "RCI serving" not in line and time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            assert line or serve.poll() is None, "rci serve ended before it was ready"
+        triton = int(Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()[0])
+        mine = sorted(p for p in SHM_DIR.glob(SHM_PREFIX + "*") if owned_by_group(p, triton))
+        server = type("Server", (), {"http_url": f"127.0.0.1:{ports[0]}"})
+        admin = {ADMIN_HEADER: "operator-key"}
+        for region in mine:  # some regions are the victim's, others survive the write
+            body = {"key": "/" + region.name, "offset": 0, "byte_size": 1 << 20}
+            try:
+                assert (
+                    http(server, "/v2/systemsharedmemory/region/p/register", body, admin)[0] == 200
+                )
+                http(server, "/v2/models/rci_status/infer", STATUS_INTO_REGION_P)
+                http(server, "/v2/systemsharedmemory/region/p/unregister", {}, admin)
+                time.sleep(1)
+            except (urllib.error.URLError, ConnectionError):
+                pass  # the server died under the request
+            if serve.poll() is not None or not Path(f"/proc/{triton}").exists():
+                break
+        out, _ = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 1
+    assert "tritonserver exited on its own (signal SIGSEGV)" in out
+
+
+def owned_by_group(region: Path, pgid: int) -> bool:
+    """Whether a process of group `pgid` (a server and its stubs) maps `region`."""
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            if os.getpgid(int(maps.parent.name)) == pgid and region.name in maps.read_text():
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -14,6 +14,8 @@ from tritonclient.utils import InferenceServerException
 
 from rci.alignment import Match, unpack_matches
 from rci.auth import TOKEN_HEADER
+from rci.errors import MediaError
+from rci.media import DecodeLimits, check_size
 
 DETECT_OUTPUTS = [
     "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
@@ -101,6 +103,7 @@ class RciClient:
             self._client = grpcclient.InferenceServerClient(url)
         self.timeout = timeout
         self.headers = {TOKEN_HEADER: token} if token else None
+        self._max_bytes: int | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -137,8 +140,30 @@ class RciClient:
             ) from exc
         return {n: result.as_numpy(n) for n in outputs}
 
-    @staticmethod
-    def _bytes(video: bytes | str | Path) -> np.ndarray:
+    def max_bytes(self) -> int:
+        """The largest video the server takes, in bytes (rci_preprocess's max_bytes), read
+        once from its model configuration."""
+        if self._max_bytes is None:
+            try:
+                config = self._client.get_model_config("rci_preprocess")
+            except InferenceServerException as exc:
+                raise RciClientError(exc.message(), exc.status()) from exc
+            except OSError as exc:
+                raise RciClientError(f"cannot reach the RCI server at {self.url} ({exc})") from exc
+            if self.protocol == "grpc":
+                parameters = {k: v.string_value for k, v in config.config.parameters.items()}
+            else:
+                parameters = {k: v["string_value"] for k, v in config["parameters"].items()}
+            self._max_bytes = int(parameters.get("max_bytes", DecodeLimits().max_bytes))
+        return self._max_bytes
+
+    def _bytes(self, video: bytes | str | Path) -> np.ndarray:
+        """The video's bytes, refused here as the server would refuse them when too large."""
+        size = len(video) if isinstance(video, bytes) else Path(video).stat().st_size
+        try:
+            check_size(size, DecodeLimits(max_bytes=self.max_bytes()))
+        except MediaError as exc:
+            raise RciClientError(str(exc), "client") from exc
         data = video if isinstance(video, bytes) else Path(video).read_bytes()
         return np.frombuffer(data, dtype=np.uint8)
 

@@ -34,9 +34,11 @@ def respond(
     *,
     access: Access = Access.READ,
     tokens: Tokens = Tokens(),
+    cancellable: bool = False,
 ) -> list:
     """One response per request: handler(inputs by name) -> outputs by name, once the
-    request's token grants `access`.
+    request's token grants `access`; `cancellable` handlers also get cancelled=, a callable
+    that turns true once the client has gone (gRPC cancellation, deadlines).
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
@@ -46,7 +48,10 @@ def respond(
         try:
             tokens.check(request_token(request), access)
             inputs = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
-            outputs = handler(inputs)
+            if cancellable:
+                outputs = handler(inputs, cancelled=request.is_cancelled)
+            else:
+                outputs = handler(inputs)
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         except RciError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -11,7 +13,8 @@ import numpy as np
 
 from rci.errors import MediaError
 
-MAX_PIXELS = 8192 * 8192  # larger frames are refused before any decoding
+MAX_PIXELS = 8192 * 8192  # larger frames are refused, by the header and frame by frame
+MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,18 @@ class DecodeLimits:
     sampling: str = "fps"
     spread_frames: int = 30
     spread_window: float = 300.0
+    # Bounds on one request, whatever its headers say (docs/security.md): its size, the
+    # frames decoded (sampled or not: 1.8M tiny frames took 155 s), the wall time spent.
+    max_bytes: int = 512 * MIB
+    max_decoded_frames: int = 216_000  # 1800 s at 120 fps
+    max_seconds: float = 600.0
+    max_pixels: int = MAX_PIXELS  # per frame, by the header and every decoded frame
 
     def __post_init__(self) -> None:
+        if min(self.max_bytes, self.max_decoded_frames, self.max_pixels) < 1 or not (
+            self.max_seconds > 0
+        ):
+            raise ValueError("max_bytes, max_decoded_frames, max_pixels, max_seconds must be > 0")
         if self.sampling not in ("fps", "spread"):
             raise ValueError(f"sampling must be 'fps' or 'spread', got {self.sampling!r}")
         if self.spread_frames < 1 or self.spread_window <= 0:
@@ -136,9 +149,18 @@ class _Header:
     rate: float  # nominal frames per second, for streams without timestamps
 
 
-def _open(data: bytes) -> av.container.InputContainer:
-    if len(data) == 0:
+def check_size(size: int, limits: DecodeLimits) -> None:
+    """Refuse an empty or oversized request before anything reads it (sizes in bytes)."""
+    if size == 0:
         raise MediaError("empty input: 0 bytes")
+    if size > limits.max_bytes:
+        raise MediaError(
+            f"input is {size / MIB:.1f} MiB; the maximum is {limits.max_bytes / MIB:.0f} MiB"
+        )
+
+
+def _open(data: bytes, limits: DecodeLimits = DecodeLimits()) -> av.container.InputContainer:
+    check_size(len(data), limits)
     try:
         return av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -153,8 +175,8 @@ def _read_header(container: av.container.InputContainer, limits: DecodeLimits) -
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise MediaError(f"video stream has no frame size ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise MediaError(f"frame size {width}x{height} exceeds {MAX_PIXELS} pixels")
+    if width * height > limits.max_pixels:
+        raise MediaError(f"frame size {width}x{height} exceeds {limits.max_pixels} pixels")
     declared, whole = _declared_durations(container, stream)
     length = declared if not math.isnan(declared) else whole
     if limits.sampling == "spread":
@@ -196,62 +218,107 @@ def _duration(header: _Header, last: float, stopped: bool) -> float:
     return decoded_span
 
 
-def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
-    """Decode `data` and keep frames as limits.sampling says: the first frame at or after
-    each multiple of 1/fps seconds, or spread_frames evenly over the first spread_window.
+class FrameStream:
+    """The sampled frames of one video, decoded one at a time: iterate for (frame (H, W, 3)
+    uint8 RGB, seconds from the first frame); afterwards `duration` and `has_audio` hold.
 
-    Frames are chosen by presentation timestamp, so variable frame rate is handled.
-    Raises MediaError with a reason for anything that is not a whole, decodable video.
+    Frames are chosen by presentation timestamp, so variable frame rate is handled. Raises
+    MediaError with a reason for anything that is not a whole, decodable video within the
+    limits, and when `cancelled()` turns true (the client is gone).
     """
-    with _open(data) as container:
-        header = _read_header(container, limits)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        frames, times, last, stopped = _decode_sampled(container, stream, header)
-        has_audio = bool(container.streams.audio)
-    if len(frames) < limits.min_frames:
-        raise MediaError("no decodable video frames")
+
+    def __init__(
+        self,
+        data: bytes,
+        limits: DecodeLimits = DecodeLimits(),
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        self.data, self.limits, self.cancelled = data, limits, cancelled
+        self.duration = math.nan
+        self.has_audio = False
+        self.count = 0  # frames yielded
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        with _open(self.data, self.limits) as container:
+            header = _read_header(container, self.limits)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            self.has_audio = bool(container.streams.audio)
+            state = [0.0, False]  # time of the last decoded frame, stopped early
+            for frame, t in _decode_sampled(container, stream, header, self, state):
+                self.count += 1
+                yield frame, t
+        if self.count < self.limits.min_frames:
+            raise MediaError("no decodable video frames")
+        self.duration = float(_duration(header, state[0], state[1]))
+
+
+def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
+    """Every sampled frame of `data` at once (FrameStream's rule); for short clips and tests:
+    the served path streams them (rci.preprocess)."""
+    stream = FrameStream(data, limits)
+    frames, times = [], []
+    for frame, t in stream:
+        frames.append(frame)
+        times.append(t)
     return SampledVideo(
         frames=np.stack(frames),
         timestamps=np.asarray(times, dtype=np.float32),
-        duration=float(_duration(header, last, stopped)),
-        has_audio=has_audio,
+        duration=stream.duration,
+        has_audio=stream.has_audio,
     )
 
 
 def _decode_sampled(
-    container: av.container.InputContainer, stream: av.VideoStream, header: _Header
-) -> tuple[list[np.ndarray], list[float], float, bool]:
-    """Decode frames and keep those header.picker picks, as (H, W, 3) uint8 at header.size.
-
-    Returns the kept frames, their times, the time of the last decoded frame (seconds) and
-    whether decoding stopped before the video's end.
-    """
-    frames: list[np.ndarray] = []
-    times: list[float] = []
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    header: _Header,
+    source: FrameStream,
+    state: list,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Decode frames and yield those header.picker picks, as (H, W, 3) uint8 at header.size
+    with their time; state gets [time of the last decoded frame, stopped before the end]."""
+    limits = source.limits
     start: float | None = None
-    t = 0.0
+    began = time.monotonic()
+    count = -1
     try:
         for count, frame in enumerate(container.decode(stream)):
+            if frame.width * frame.height > limits.max_pixels:  # sizes may change midway
+                raise MediaError(
+                    f"frame {count} is {frame.width}x{frame.height}, "
+                    f"over {limits.max_pixels} pixels"
+                )
+            if count >= limits.max_decoded_frames:
+                raise MediaError(
+                    f"video has over {limits.max_decoded_frames} frames, the maximum decoded"
+                )
+            if count % 32 == 0:
+                if time.monotonic() - began > limits.max_seconds:
+                    raise MediaError(
+                        f"decoding took over {limits.max_seconds:.0f} s, the limit per request"
+                    )
+                if source.cancelled is not None and source.cancelled():
+                    raise MediaError("request cancelled by the client")
             # Raw elementary streams (.h264) carry no timestamps: count at the nominal rate.
             when = frame.time if frame.time is not None else count / header.rate
             start = when if start is None else start
             t = when - start
+            state[0] = t
             keep = header.picker.pick(t)
             if keep is None:
-                return frames, times, t, True
+                state[1] = True
+                return
             if keep:
                 width, height = header.size
                 rgb = frame.reformat(
                     width=width, height=height, format="rgb24", interpolation="AREA"
                 )
-                frames.append(rgb.to_ndarray())
-                times.append(round(t, 3))
+                yield rgb.to_ndarray(), round(t, 3)
     except av.error.FFmpegError as exc:
         raise MediaError(
-            f"corrupt video: decoding failed after {len(frames)} frames ({exc})"
+            f"corrupt video: decoding failed after {source.count} frames ({exc})"
         ) from exc
-    return frames, times, t, False
 
 
 def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan:
@@ -263,7 +330,7 @@ def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan
     packets an edit list marks to discard (before a cut's start) are numbered but never
     picked, and time starts at the first shown frame, as decoding sees it.
     """
-    with _open(data) as container:
+    with _open(data, limits) as container:
         header = _read_header(container, limits)
         stream = container.streams.video[0]
         try:

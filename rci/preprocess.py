@@ -3,13 +3,14 @@ audio features."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from rci.audio import AudioParams, audio_features, decode_audio
 from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
-from rci.media import DecodeLimits, sample_video
+from rci.media import DecodeLimits, FrameStream, check_size
 
 
 @dataclass
@@ -34,23 +35,73 @@ class Preprocessed:
             )
 
 
+# Frames held at once: content boxes are found over windows of CHUNK_FRAMES sampled frames
+# with CONTEXT_FRAMES more each side (every windowed test reaches at most 4 frames away, so
+# boxes match the whole-video search's; only the inset search's most often found rectangle
+# is per window). Full frames are never all held: 76 at 720p are 210 MB.
+CHUNK_FRAMES = 60
+CONTEXT_FRAMES = 8
+
+
 def preprocess(
     data: bytes,
     limits: DecodeLimits = DecodeLimits(),
     borders: BorderParams = BorderParams(),
     audio: AudioParams = AudioParams(),
+    cancelled: Callable[[], bool] | None = None,
 ) -> Preprocessed:
     """Sample frames as limits say, find each frame's content box, crop and resize; audio
-    features over the same span (the first spread_window seconds in spread sampling)."""
-    video = sample_video(data, limits)
+    features over the same span (the first spread_window seconds in spread sampling).
+    Decoded frames stream through in windows (CHUNK_FRAMES); memory does not grow with the
+    video's length beyond the 224x224 output."""
+    check_size(len(data), limits)
+    stream = FrameStream(data, limits, cancelled)
+    frames, boxes, times = [], [], []
+    size = None
+    for frame, box, t in _boxed(stream, borders):
+        h, w, _ = frame.shape
+        size = (w, h)
+        frames.append(crop_resize(frame[None], box[None])[0])
+        boxes.append(box)
+        times.append(t)
+    w, h = size
     features = audio_features(decode_audio(data, audio, limits.span), audio)
-    boxes = content_boxes(video.frames, borders)
-    _, h, w, _ = video.frames.shape
     return Preprocessed(
-        frames=crop_resize(video.frames, boxes),
-        timestamps=video.timestamps,
-        duration=video.duration,
-        content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
+        frames=np.stack(frames),
+        timestamps=np.asarray(times, dtype=np.float32),
+        duration=stream.duration,
+        content_boxes=(np.stack(boxes) / np.array([w, h, w, h])).astype(np.float32),
         audio_fbank=features.fbank,
         audio_mfcc=features.mfcc,
     )
+
+
+def _boxed(
+    frames: Iterable[tuple[np.ndarray, float]], borders: BorderParams
+) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """(frame, its (4,) content box in pixels, time) for each (frame, time), the boxes found
+    over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side."""
+    held: list[tuple[np.ndarray, float]] = []
+    first = 0  # number of the frame held[0]
+    done = 0  # frames given out so far
+
+    def give_out(stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+        nonlocal first, done
+        lo = max(first, done - CONTEXT_FRAMES)
+        hi = min(first + len(held), stop + CONTEXT_FRAMES)
+        view = np.stack([f for f, _ in held[lo - first : hi - first]])
+        boxes = content_boxes(view, borders)
+        for n in range(done, stop):
+            frame, t = held[n - first]
+            yield frame, boxes[n - lo], t
+        done = stop
+        keep_from = max(first, done - CONTEXT_FRAMES)
+        del held[: keep_from - first]
+        first = keep_from
+
+    for item in frames:
+        held.append(item)
+        if first + len(held) >= done + CHUNK_FRAMES + CONTEXT_FRAMES:
+            yield from give_out(done + CHUNK_FRAMES)
+    if first + len(held) > done:
+        yield from give_out(first + len(held))

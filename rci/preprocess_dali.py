@@ -71,7 +71,8 @@ class DaliPreprocessor:
             self._pipes[name] = self._fresh(name)
             raise
 
-    def __call__(self, data: bytes) -> Preprocessed:
+    def __call__(self, data: bytes, cancelled=None) -> Preprocessed:
+        # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
         boxes = content_boxes(frames, self.borders)

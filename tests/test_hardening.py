@@ -361,3 +361,16 @@ def owned_by_group(region: Path, pgid: int) -> bool:
         except (OSError, ValueError):
             continue
     return False
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_client_refuses_an_oversized_video_before_sending_it(server, protocol, tmp_path):
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as f:
+        f.truncate(513 << 20)  # sparse: nothing is written or read
+    with RciClient(url_of(server, protocol), protocol=protocol) as client:
+        assert client.max_bytes() == 512 << 20
+        with pytest.raises(RciClientError, match="input is 513.0 MiB; the maximum is 512 MiB"):
+            client.detect(big)
+        with pytest.raises(RciClientError, match="the maximum is 512 MiB"):
+            client.ingest(big, "big")

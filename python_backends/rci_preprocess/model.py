@@ -9,7 +9,7 @@ import triton_python_backend_utils as pb_utils
 
 from rci.auth import Access, Tokens
 from rci.backend import from_parameters, model_parameters, respond
-from rci.media import DecodeLimits
+from rci.media import DecodeLimits, check_size
 from rci.preprocess import preprocess
 
 
@@ -27,18 +27,26 @@ class TritonPythonModel:
             device = int(json.loads(args["model_instance_device_id"]))
             self.run = DaliPreprocessor(self.limits, device_id=device)
         elif decoder == "pyav":
-            self.run = lambda data: preprocess(data, self.limits)
+            self.run = lambda data, cancelled: preprocess(data, self.limits, cancelled=cancelled)
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
 
     def execute(self, requests):
         """One response per request; undecodable bytes become that request's error."""
         return respond(
-            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+            requests,
+            pb_utils,
+            self._run,
+            pb_utils.Logger,
+            access=Access.READ,
+            tokens=self.tokens,
+            cancellable=True,
         )
 
-    def _run(self, inputs):
-        video = self.run(inputs["VIDEO_BYTES"].tobytes())
+    def _run(self, inputs, cancelled):
+        data = inputs["VIDEO_BYTES"]
+        check_size(data.size, self.limits)  # before the copy below
+        video = self.run(data.tobytes(), cancelled)
         return {
             "FRAMES": video.frames,
             "TIMESTAMPS": video.timestamps,

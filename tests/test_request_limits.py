@@ -1,0 +1,103 @@
+"""Bounds on one request, whatever its headers say: size, pixels of every frame, frames
+decoded, wall time, a client that has gone; and the streamed preprocessing keeps the
+whole-video answer while holding only a window of full frames."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import pytest
+
+from rci.errors import MediaError
+from rci.frames import content_boxes, crop_resize
+from rci.media import MIB, DecodeLimits, FrameStream, sample_video
+from rci.preprocess import CHUNK_FRAMES, CONTEXT_FRAMES, preprocess
+from tests.test_media import encode
+
+
+def h264_annexb(size: tuple[int, int], frames: int, seed: int) -> bytes:
+    """A raw H.264 elementary stream (no container, no duration) of noise frames."""
+    out = av.open(io.BytesIO(), "w", format="h264")
+    stream = out.add_stream("libx264", rate=25)
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    rng = np.random.default_rng(seed)
+    packets = []
+    for _ in range(frames):
+        image = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        packets += stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24"))
+    packets += stream.encode(None)
+    data = b"".join(bytes(p) for p in packets)
+    out.close()
+    return data
+
+
+def test_a_stream_that_grows_midway_is_refused_at_the_frame() -> None:
+    # The header (first SPS) says 64x64; from frame 10 on the pictures are 256x256.
+    data = h264_annexb((64, 64), 10, 1) + h264_annexb((256, 256), 10, 2)
+    limits = DecodeLimits(max_pixels=128 * 128)
+    assert len(sample_video(h264_annexb((64, 64), 10, 1), limits).frames) == 1
+    with pytest.raises(MediaError, match="frame 10 is 256x256, over 16384 pixels"):
+        sample_video(data, limits)
+
+
+def test_frames_decoded_are_counted_sampled_or_not(tmp_path) -> None:
+    data = encode(tmp_path / "v.mp4", 300)  # 12 s at 25 fps: 12 sampled, 300 decoded
+    assert len(sample_video(data, DecodeLimits(max_decoded_frames=300)).frames) == 12
+    with pytest.raises(MediaError, match="over 299 frames, the maximum decoded"):
+        sample_video(data, DecodeLimits(max_decoded_frames=299))
+
+
+def test_raw_stream_without_duration_is_refused_as_it_passes_max_duration() -> None:
+    data = h264_annexb((32, 32), 200, 3)  # 8 s at the nominal 25 fps, no duration anywhere
+    with pytest.raises(MediaError, match="runs past 5 s"):
+        sample_video(data, DecodeLimits(max_duration=5))
+
+
+def test_wall_time_and_cancellation(tmp_path) -> None:
+    data = encode(tmp_path / "v.mp4", 50)
+    with pytest.raises(MediaError, match="decoding took over 0 s"):
+        sample_video(data, DecodeLimits(max_seconds=1e-9))
+    with pytest.raises(MediaError, match="cancelled"):
+        list(FrameStream(data, cancelled=lambda: True))
+    assert len(list(FrameStream(data, cancelled=lambda: False))) == 2
+
+
+def test_request_size_cap(tmp_path) -> None:
+    data = encode(tmp_path / "v.mp4", 25)
+    with pytest.raises(MediaError, match=r"input is 0.0 MiB; the maximum is 0 MiB"):
+        preprocess(data, DecodeLimits(max_bytes=len(data) - 1))
+    assert len(preprocess(data, DecodeLimits(max_bytes=len(data))).frames) == 1
+    assert DecodeLimits().max_bytes == 512 * MIB
+
+
+def letterboxed_with_inset(path, seconds: int) -> bytes:
+    """`seconds` s at 5 fps, 320x240: black bars top and bottom (40 px), a grey frame
+    around a moving noise picture at x 80-240, y 70-170."""
+    rng = np.random.default_rng(seconds)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(seconds * 5):
+            image = np.zeros((240, 320, 3), np.uint8)
+            image[40:200] = 128 + (np.arange(320) // 40 % 2 * 40)[None, :, None]
+            image[70:170, 80:240] = rng.integers(0, 256, (100, 160, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("seconds", [CHUNK_FRAMES // 2, 2 * CHUNK_FRAMES + CONTEXT_FRAMES + 3])
+def test_streamed_preprocessing_matches_the_whole_video_search(tmp_path, seconds) -> None:
+    data = letterboxed_with_inset(tmp_path / "v.mp4", seconds)
+    video = sample_video(data)
+    boxes = content_boxes(video.frames)
+    result = preprocess(data)
+    h, w = video.frames.shape[1:3]
+    np.testing.assert_array_equal(np.round(result.content_boxes * [w, h, w, h]), boxes)
+    np.testing.assert_array_equal(result.frames, crop_resize(video.frames, boxes))
+    np.testing.assert_array_equal(result.timestamps, video.timestamps)
+    assert result.duration == video.duration and len(result.frames) == seconds
+    assert (boxes[:, 1] >= 40).all()  # the bars are found in every window

@@ -12,4 +12,5 @@ COPY python_backends ./python_backends
 # faiss-gpu replaces faiss-cpu with the library issue.
 RUN pip install --no-cache-dir . nvidia-dali-cuda120==2.4.0 \
  && python3 -m rci.repository --target gpu --out /models
-ENV RCI_DATA_DIR=/data RCI_LIBRARIES=main RCI_DESCRIPTOR=sscd_resnet50
+# Large frames freed go back to the system (see rci.server.TritonServer.environment).
+ENV RCI_DATA_DIR=/data RCI_LIBRARIES=main RCI_DESCRIPTOR=sscd_resnet50 MALLOC_MMAP_THRESHOLD_=262144

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from rci.alignment import Match, unpack_matches
 from rci.auth import TOKEN_HEADER
-from rci.errors import MediaError
+from rci.errors import MediaError, quote
 from rci.media import DecodeLimits, check_size
 
 DETECT_OUTPUTS = [
@@ -125,7 +125,10 @@ class RciClient:
         tensor.set_data_from_numpy(array)
         return tensor
 
-    def _infer(self, model: str, inputs: list, outputs: list[str]) -> dict[str, np.ndarray]:
+    def _infer(
+        self, model: str, inputs: list, outputs: list[str], write_hint: str = ""
+    ) -> dict[str, np.ndarray]:
+        """Outputs by name; `write_hint` tells what to do when the connection broke mid-write."""
         requested = [self._lib.InferRequestedOutput(n) for n in outputs]
         kwargs = {} if self.protocol == "http" else {"client_timeout": self.timeout}
         # A copy: the HTTP client adds its own entries to the dict it is given.
@@ -133,12 +136,19 @@ class RciClient:
         try:
             result = self._client.infer(model, inputs, outputs=requested, headers=headers, **kwargs)
         except InferenceServerException as exc:
-            raise RciClientError(exc.message(), exc.status()) from exc
+            if exc.status() != "StatusCode.UNAVAILABLE":
+                raise RciClientError(exc.message(), exc.status()) from exc
+            raise self._unreachable(exc.message(), write_hint) from exc
         except OSError as exc:  # refused or reset connections surface as OSError over HTTP
-            raise RciClientError(
-                f"cannot reach the RCI server at {self.url} ({exc}); is `rci serve` running?"
-            ) from exc
+            raise self._unreachable(str(exc), write_hint) from exc
         return {n: result.as_numpy(n) for n in outputs}
+
+    def _unreachable(self, reason: str, write_hint: str) -> RciClientError:
+        message = (
+            f"lost or could not open the connection to the RCI server at {self.url} "
+            f"({reason}); is `rci serve` running, or was it stopping?"
+        )
+        return RciClientError(message + (f" {write_hint}" if write_hint else ""), "UNAVAILABLE")
 
     def max_bytes(self) -> int:
         """The largest video the server takes, in bytes (rci_preprocess's max_bytes), read
@@ -147,9 +157,11 @@ class RciClient:
             try:
                 config = self._client.get_model_config("rci_preprocess")
             except InferenceServerException as exc:
+                if exc.status() == "StatusCode.UNAVAILABLE":
+                    raise self._unreachable(exc.message(), "") from exc
                 raise RciClientError(exc.message(), exc.status()) from exc
             except OSError as exc:
-                raise RciClientError(f"cannot reach the RCI server at {self.url} ({exc})") from exc
+                raise self._unreachable(str(exc), "") from exc
             if self.protocol == "grpc":
                 parameters = {k: v.string_value for k, v in config.config.parameters.items()}
             else:
@@ -189,7 +201,11 @@ class RciClient:
         ]
         if replace:
             inputs.append(self._input("REPLACE", np.array([True]), "BOOL"))
-        out = self._infer("rci_ingest", inputs, ["NUM_FINGERPRINTS", "DURATION"])
+        hint = (
+            f"The ingest of {quote(video_id)} may or may not have been stored: ingest it again "
+            "(a stored one answers 'already in library')."
+        )
+        out = self._infer("rci_ingest", inputs, ["NUM_FINGERPRINTS", "DURATION"], hint)
         return IngestResult(
             video_id=video_id,
             library=library,

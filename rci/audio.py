@@ -7,7 +7,6 @@ check the chain against python_speech_features.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +17,7 @@ import scipy.fft
 import scipy.signal
 
 from rci.errors import MediaError
+from rci.media import BufferFile
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def decode_audio(
     """
     max_samples = int(max_duration * params.sample_rate)
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(BufferFile(data), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a decodable media container ({exc})") from exc
     chunks: list[np.ndarray] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import traceback
@@ -35,10 +36,12 @@ def respond(
     access: Access = Access.READ,
     tokens: Tokens = Tokens(),
     cancellable: bool = False,
+    trim: bool = False,
 ) -> list:
     """One response per request: handler(inputs by name) -> outputs by name, once the
     request's token grants `access`; `cancellable` handlers also get cancelled=, a callable
-    that turns true once the client has gone (gRPC cancellation, deadlines).
+    that turns true once the client has gone (gRPC cancellation, deadlines). `trim`: give
+    the heap freed by large requests back to the system afterwards.
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
@@ -64,7 +67,18 @@ def respond(
             message = f"internal error: {type(exc).__name__}: {exc}"[:MAX_MESSAGE]
             error = pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)
             responses.append(pb_utils.InferenceResponse(error=error))
+    if trim:
+        release_freed_memory()
     return responses
+
+
+def release_freed_memory() -> None:
+    """glibc's malloc_trim: a 30-minute video's frames, freed, would otherwise stay with the
+    process (in malloc arenas) until it ends."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
 
 
 def model_parameters(args: dict) -> dict[str, str]:

@@ -149,6 +149,36 @@ class _Header:
     rate: float  # nominal frames per second, for streams without timestamps
 
 
+class BufferFile(io.RawIOBase):
+    """A read-only, seekable file over any bytes-like buffer (bytes, a uint8 array), without
+    copying it: a request's video is read where it arrived. io.BytesIO copies all but bytes."""
+
+    def __init__(self, data) -> None:
+        super().__init__()
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._view[self._pos : self._pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
 def check_size(size: int, limits: DecodeLimits) -> None:
     """Refuse an empty or oversized request before anything reads it (sizes in bytes)."""
     if size == 0:
@@ -162,7 +192,7 @@ def check_size(size: int, limits: DecodeLimits) -> None:
 def _open(data: bytes, limits: DecodeLimits = DecodeLimits()) -> av.container.InputContainer:
     check_size(len(data), limits)
     try:
-        return av.open(io.BytesIO(data), mode="r")
+        return av.open(BufferFile(data), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a decodable media container ({exc})") from exc
 
@@ -237,6 +267,7 @@ class FrameStream:
         self.duration = math.nan
         self.has_audio = False
         self.count = 0  # frames yielded
+        self.expected = 0  # frames the header says will be yielded (a guess when it is silent)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         with _open(self.data, self.limits) as container:
@@ -244,6 +275,7 @@ class FrameStream:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             self.has_audio = bool(container.streams.audio)
+            self.expected = _expected_frames(header, self.limits)
             state = [0.0, False]  # time of the last decoded frame, stopped early
             for frame, t in _decode_sampled(container, stream, header, self, state):
                 self.count += 1
@@ -251,6 +283,15 @@ class FrameStream:
         if self.count < self.limits.min_frames:
             raise MediaError("no decodable video frames")
         self.duration = float(_duration(header, state[0], state[1]))
+
+
+def _expected_frames(header: _Header, limits: DecodeLimits) -> int:
+    """Sampled frames to expect from the header's length: sizes the output buffer once."""
+    if limits.sampling == "spread":
+        return limits.spread_frames
+    if math.isnan(header.length) or header.length <= 0:
+        return 64
+    return int(min(header.length, limits.max_duration) * limits.fps) + 2
 
 
 def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:

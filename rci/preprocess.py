@@ -56,18 +56,18 @@ def preprocess(
     video's length beyond the 224x224 output."""
     check_size(len(data), limits)
     stream = FrameStream(data, limits, cancelled)
-    frames, boxes, times = [], [], []
-    size = None
+    out = np.empty((0, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)  # grown once, if at all
+    boxes, times = [], []
     for frame, box, t in _boxed(stream, borders):
+        if len(times) == len(out):
+            out = _grown(out, max(stream.expected, len(out) * 3 // 2 + 1))
+        out[len(times)] = crop_resize(frame[None], box[None])[0]
         h, w, _ = frame.shape
-        size = (w, h)
-        frames.append(crop_resize(frame[None], box[None])[0])
         boxes.append(box)
         times.append(t)
-    w, h = size
     features = audio_features(decode_audio(data, audio, limits.span), audio)
     return Preprocessed(
-        frames=np.stack(frames),
+        frames=out[: len(times)],
         timestamps=np.asarray(times, dtype=np.float32),
         duration=stream.duration,
         content_boxes=(np.stack(boxes) / np.array([w, h, w, h])).astype(np.float32),
@@ -76,32 +76,44 @@ def preprocess(
     )
 
 
+def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:
+    """(capacity, 224, 224, 3) uint8 starting with `frames`."""
+    out = np.empty((capacity, *frames.shape[1:]), dtype=frames.dtype)
+    out[: len(frames)] = frames
+    return out
+
+
 def _boxed(
     frames: Iterable[tuple[np.ndarray, float]], borders: BorderParams
 ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """(frame, its (4,) content box in pixels, time) for each (frame, time), the boxes found
-    over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side."""
-    held: list[tuple[np.ndarray, float]] = []
+    over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side. Frames are
+    held in one preallocated buffer: a given-out frame is valid until the next item."""
+    held: np.ndarray | None = None  # (CHUNK_FRAMES + 2 * CONTEXT_FRAMES, H, W, 3) uint8
+    times: list[float] = []  # of the held frames
     first = 0  # number of the frame held[0]
     done = 0  # frames given out so far
 
     def give_out(stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
         nonlocal first, done
+        count = len(times)
         lo = max(first, done - CONTEXT_FRAMES)
-        hi = min(first + len(held), stop + CONTEXT_FRAMES)
-        view = np.stack([f for f, _ in held[lo - first : hi - first]])
-        boxes = content_boxes(view, borders)
+        hi = min(first + count, stop + CONTEXT_FRAMES)
+        boxes = content_boxes(held[lo - first : hi - first], borders)
         for n in range(done, stop):
-            frame, t = held[n - first]
-            yield frame, boxes[n - lo], t
+            yield held[n - first], boxes[n - lo], times[n - first]
         done = stop
-        keep_from = max(first, done - CONTEXT_FRAMES)
-        del held[: keep_from - first]
-        first = keep_from
+        keep_from = max(first, done - CONTEXT_FRAMES) - first
+        held[: count - keep_from] = held[keep_from:count].copy()
+        del times[:keep_from]
+        first += keep_from
 
-    for item in frames:
-        held.append(item)
-        if first + len(held) >= done + CHUNK_FRAMES + CONTEXT_FRAMES:
+    for frame, t in frames:
+        if held is None:
+            held = np.empty((CHUNK_FRAMES + 2 * CONTEXT_FRAMES, *frame.shape), np.uint8)
+        held[len(times)] = frame
+        times.append(t)
+        if first + len(times) >= done + CHUNK_FRAMES + CONTEXT_FRAMES:
             yield from give_out(done + CHUNK_FRAMES)
-    if first + len(held) > done:
-        yield from give_out(first + len(held))
+    if first + len(times) > done:
+        yield from give_out(first + len(times))

@@ -188,6 +188,9 @@ class TritonServer:
         o = self.options
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        # glibc raises its mmap threshold after each large free, so decoded frames (MBs
+        # each) would come from the heap and stay with the process; fixed, they go back.
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
         env["RCI_DATA_DIR"] = str(Path(o.data_dir).resolve())
         env["RCI_DESCRIPTOR"] = o.descriptor
         env["RCI_LIBRARIES"] = ",".join(o.libraries)

@@ -17,6 +17,7 @@ from rci.repository import (
     source_folders,
     target_configs,
 )
+from rci.server import hardening_flags
 
 
 @pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
@@ -104,10 +105,18 @@ def test_compose_file_serves_the_gpu_target():
     service = compose["services"]["rci"]
     assert service["command"][0] == "tritonserver"
     assert "--model-repository=/models" in service["command"]
-    assert {"8000:8000", "8001:8001"} <= set(service["ports"])
+    assert {"127.0.0.1:8000:8000", "127.0.0.1:8001:8001"} <= set(service["ports"])
+    # The same hardening as `rci serve`, the admin key from the operator's environment.
+    key = "${RCI_ADMIN_KEY:?set RCI_ADMIN_KEY to a long random string}"
+    flags = [f.replace("$", "$$") for f in hardening_flags("KEY")]
+    assert [f.replace("KEY", key, 1) if "restricted" in f else f for f in flags] == [
+        f for f in service["command"] if f.split("=")[0] in {g.split("=")[0] for g in flags}
+    ]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
-    assert set(service["environment"]) == {"RCI_DATA_DIR", "RCI_LIBRARIES", "RCI_DESCRIPTOR"}
+    assert set(service["environment"]) == {
+        "RCI_DATA_DIR", "RCI_LIBRARIES", "RCI_DESCRIPTOR", "RCI_WRITE_TOKEN",
+    }  # fmt: skip
     mounts = dict(v.split(":")[:2] for v in service["volumes"])
     assert all(src in compose["volumes"] or src.startswith("./") for src in mounts)
     assert mounts["rci-data"] == service["environment"]["RCI_DATA_DIR"]

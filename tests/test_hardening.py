@@ -374,3 +374,76 @@ def test_the_client_refuses_an_oversized_video_before_sending_it(server, protoco
             client.detect(big)
         with pytest.raises(RciClientError, match="the maximum is 512 MiB"):
             client.ingest(big, "big")
+
+
+def test_a_still_image_is_a_one_frame_video(client):
+    """Decided: a PNG or JPEG is served as a 1-frame video, so a thumbnail can be checked."""
+    import io
+
+    from PIL import Image
+
+    picture = np.random.default_rng(11).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    picture = np.kron(picture, np.ones((10, 10, 1), dtype=np.uint8))  # 240x320, blocks
+    encoded = {}
+    for kind in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, kind)
+        encoded[kind] = buffer.getvalue()
+    still_id = f"still-{client.protocol}"
+    assert client.ingest(encoded["PNG"], still_id, library="second").num_fingerprints == 1
+    try:
+        found = client.detect(encoded["JPEG"], library="second")
+        assert found.duration == pytest.approx(0.04)
+        assert [m.video_id for m in found.reproduced] == [still_id]
+    finally:
+        client.delete(still_id, library="second")
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_client_without_a_server_is_told_what_to_do(protocol, media):
+    with RciClient(f"127.0.0.1:{free_port()}", protocol=protocol, timeout=10) as client:
+        with pytest.raises(RciClientError, match="is `rci serve` running, or was it stopping"):
+            client.detect(media["unrelated"])
+        client._max_bytes = 1 << 30  # as if read before the server went away
+        with pytest.raises(RciClientError, match="may or may not have been stored: ingest it"):
+            client.ingest(media["unrelated"], "cut-off")
+
+
+def preprocess_finished(server) -> float:
+    """Triton's count of rci_preprocess requests that ended (a cancelled one counts as a
+    success there), from the metrics port."""
+    url = f"http://127.0.0.1:{server.options.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith(("nv_inference_request_failure{", "nv_inference_request_success{"))
+        and 'model="rci_preprocess"' in line
+    )
+
+
+def test_a_cancelled_decode_stops(server, tmp_path):
+    """gRPC deadline on a direct rci_preprocess call: decoding stops within seconds (the
+    whole decode of this video, 3,000 frames of 720p, takes about a minute here)."""
+    long = tmp_path / "long.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+         "testsrc2=size=1280x720:rate=5:duration=600", "-c:v", "libx264", "-preset",
+         "ultrafast", "-crf", "40", "-pix_fmt", "yuv420p", str(long)],
+        check=True,
+    )  # fmt: skip
+    data = np.frombuffer(long.read_bytes(), dtype=np.uint8)
+    before = preprocess_finished(server)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    tensor = grpcclient.InferInput("VIDEO_BYTES", [data.size], "UINT8")
+    tensor.set_data_from_numpy(data)
+    try:
+        with pytest.raises(InferenceServerException, match="Deadline"):
+            client.infer("rci_preprocess", [tensor], client_timeout=2)
+    finally:
+        client.close()
+    deadline = time.monotonic() + 20
+    while preprocess_finished(server) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert preprocess_finished(server) == before + 1

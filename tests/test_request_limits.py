@@ -12,7 +12,7 @@ import pytest
 
 from rci.errors import MediaError
 from rci.frames import content_boxes, crop_resize
-from rci.media import MIB, DecodeLimits, FrameStream, sample_video
+from rci.media import MIB, BufferFile, DecodeLimits, FrameStream, sample_video
 from rci.preprocess import CHUNK_FRAMES, CONTEXT_FRAMES, preprocess
 from tests.test_media import encode
 
@@ -101,3 +101,12 @@ def test_streamed_preprocessing_matches_the_whole_video_search(tmp_path, seconds
     np.testing.assert_array_equal(result.timestamps, video.timestamps)
     assert result.duration == video.duration and len(result.frames) == seconds
     assert (boxes[:, 1] >= 40).all()  # the bars are found in every window
+
+
+def test_a_request_array_is_decoded_in_place(tmp_path) -> None:
+    data = encode(tmp_path / "v.mp4", 50)
+    array = np.frombuffer(data, dtype=np.uint8)  # what the Python backend hands over
+    assert preprocess(array).frames.tobytes() == preprocess(data).frames.tobytes()
+    f = BufferFile(array)
+    assert f.read(4) == data[:4] and f.seek(-3, io.SEEK_END) == len(data) - 3
+    assert f.read() == data[-3:] and f.read(10) == b""

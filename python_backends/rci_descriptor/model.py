@@ -22,7 +22,13 @@ class TritonPythonModel:
     def execute(self, requests):
         """One response per request."""
         return respond(
-            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
+            requests,
+            pb_utils,
+            self._run,
+            pb_utils.Logger,
+            access=Access.READ,
+            tokens=self.tokens,
+            trim=True,
         )
 
     def _run(self, inputs):

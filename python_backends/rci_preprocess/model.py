@@ -25,7 +25,8 @@ class TritonPythonModel:
             from rci.preprocess_dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
-            self.run = DaliPreprocessor(self.limits, device_id=device)
+            dali = DaliPreprocessor(self.limits, device_id=device)
+            self.run = lambda data, cancelled: dali(data.tobytes(), cancelled)
         elif decoder == "pyav":
             self.run = lambda data, cancelled: preprocess(data, self.limits, cancelled=cancelled)
         else:
@@ -41,12 +42,13 @@ class TritonPythonModel:
             access=Access.READ,
             tokens=self.tokens,
             cancellable=True,
+            trim=True,
         )
 
     def _run(self, inputs, cancelled):
-        data = inputs["VIDEO_BYTES"]
-        check_size(data.size, self.limits)  # before the copy below
-        video = self.run(data.tobytes(), cancelled)
+        data = inputs["VIDEO_BYTES"]  # read in place (rci.media.BufferFile), not copied
+        check_size(data.size, self.limits)
+        video = self.run(data, cancelled)
         return {
             "FRAMES": video.frames,
             "TIMESTAMPS": video.timestamps,

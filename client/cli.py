@@ -92,10 +92,18 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _secret(path: Path | None, env: str) -> str | None:
-    """The first line of `path`, else $env, else the file named by $env_FILE."""
-    path = path or (Path(os.environ[env + "_FILE"]) if os.environ.get(env + "_FILE") else None)
-    value = path.read_text().strip() if path else os.environ.get(env, "")
-    return value or None
+    """The contents of `path`, else $env, else the file named by $env_FILE (rci.auth's
+    order); None when none is given. An empty secret is refused: it would open the door."""
+    if path is None and env in os.environ:
+        value, source = os.environ[env], f"${env}"
+    else:
+        path = path or (Path(os.environ[env + "_FILE"]) if os.environ.get(env + "_FILE") else None)
+        if path is None:
+            return None
+        value, source = path.read_text(), str(path)
+    if not value.strip():
+        raise ValueError(f"{source} is empty; give a secret or leave it unset")
+    return value.strip()
 
 
 def _server_options(args: argparse.Namespace):
@@ -133,7 +141,12 @@ def exit_reason(returncode: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from rci.server import TritonServer
 
-    server = TritonServer(_server_options(args))
+    try:
+        options = _server_options(args)
+    except (ValueError, OSError) as exc:  # an empty or unreadable token or key file
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        return 2
+    server = TritonServer(options)
     # Under systemd, `timeout` or a container, SIGTERM and SIGHUP mean what Ctrl-C means.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)

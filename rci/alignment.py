@@ -23,6 +23,10 @@ from rci.metrics import intersection_length
 # Similarities one pair may need (float32: 256 MB): 30 min of query at 1 fps against 10 h
 # of reference. A client calling rci_match directly cannot ask for more.
 MAX_PAIR_CELLS = 1 << 26
+# ... and one request's pairs all together (alignment is a Python loop per pair): what the
+# ensemble sends by default is 10 candidates per library searched.
+MAX_CANDIDATES = 256
+MAX_REQUEST_CELLS = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,11 @@ def match_candidates(
     at most MAX_PAIR_CELLS (RciError otherwise)."""
     check_embeddings(query, "EMBEDDINGS")
     check_times(query_times, len(query), "TIMESTAMPS")
+    if len(candidates) > MAX_CANDIDATES:
+        raise RciError(f"{len(candidates)} candidates; at most {MAX_CANDIDATES} per request")
+    cells = len(query) * sum(len(emb) for _, emb, _ in candidates)
+    if cells > MAX_REQUEST_CELLS:
+        raise RciError(f"{cells} similarities over all pairs; at most {MAX_REQUEST_CELLS}")
     for video_id, emb, _ in candidates:
         if emb.shape[1] != query.shape[1]:
             raise RciError(

@@ -8,6 +8,7 @@ check the chain against python_speech_features.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -65,13 +66,17 @@ class AudioFeatures:
 
 
 def decode_audio(
-    data: bytes, params: AudioParams = AudioParams(), max_duration: float = 1800.0
+    data: bytes,
+    params: AudioParams = AudioParams(),
+    max_duration: float = 1800.0,
+    max_seconds: float = 600.0,
 ) -> np.ndarray:
     """(S,) float32 mono samples at params.sample_rate of the first audio stream, at most
     max_duration seconds; empty when the container has no audio stream or no decoder for it.
 
     Audio is secondary evidence: a track that breaks off keeps what decoded before the
-    break (the video stream decides whether the upload is refused).
+    break (the video stream decides whether the upload is refused), and so does one whose
+    decoding takes over max_seconds of wall time.
     """
     max_samples = int(max_duration * params.sample_rate)
     try:
@@ -83,7 +88,7 @@ def decode_audio(
         if not container.streams.audio:
             return np.zeros(0, dtype=np.float32)
         try:
-            _decode_into(chunks, container, params.sample_rate, max_samples)
+            _decode_into(chunks, container, params.sample_rate, max_samples, max_seconds)
         except (av.error.FFmpegError, ValueError):
             pass  # keep the samples before the break
     if not chunks:
@@ -92,16 +97,24 @@ def decode_audio(
 
 
 def _decode_into(
-    chunks: list[np.ndarray], container: av.container.InputContainer, rate: int, limit: int
+    chunks: list[np.ndarray],
+    container: av.container.InputContainer,
+    rate: int,
+    limit: int,
+    max_seconds: float = 600.0,
 ) -> None:
-    """Append mono float32 chunks at `rate` of the first audio stream until `limit` samples.
+    """Append mono float32 chunks at `rate` of the first audio stream until `limit` samples
+    or `max_seconds` of wall time.
 
     A stream whose sample rate or channel layout changes midway (AAC that turns out to
     carry SBR, broadcast streams switching stereo and 5.1) gets a new resampler there.
     """
     resampler, source = None, None
     kept = 0
-    for frame in container.decode(container.streams.audio[0]):
+    began = time.monotonic()
+    for n, frame in enumerate(container.decode(container.streams.audio[0])):
+        if n % 64 == 0 and time.monotonic() - began > max_seconds:
+            break
         form = (frame.sample_rate, frame.layout.name, frame.format.name)
         if form != source:
             if resampler is not None:

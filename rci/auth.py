@@ -10,6 +10,7 @@ it too. Triton's backend API has no authentication codes: refusals are INVALID_A
 from __future__ import annotations
 
 import enum
+import hashlib
 import hmac
 import os
 from dataclasses import dataclass
@@ -34,14 +35,15 @@ class PermissionDeniedError(RciError):
 
 
 def _secret(name: str) -> str | None:
-    """$NAME, else the first line of the file $NAME_FILE; None when neither is set."""
+    """$NAME, else the contents of the file $NAME_FILE (stripped); None when neither is
+    set. An empty one is refused: it would leave the door open."""
     value = os.environ.get(name)
     path = os.environ.get(name + "_FILE")
-    if not value and path:
-        value = Path(path).read_text().strip()
-    if value is not None and not value:
+    if value is None and path:
+        value = Path(path).read_text()
+    if value is not None and not value.strip():
         raise ValueError(f"{name} is set but empty")
-    return value or None
+    return value.strip() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,12 @@ class Tokens:
                 f"unauthenticated: this server needs a {access.value} token "
                 f"(the {TOKEN_HEADER} header; `rci` sends $RCI_TOKEN or --token-file)"
             )
-        # compare_digest: the time taken must not tell how much of a guess was right.
-        if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in granted):
+        # Digests compared in constant time: the time taken tells neither how much of a
+        # guess was right nor how long the token is.
+        offered = hashlib.sha256(presented.encode()).digest()
+        if not any(
+            hmac.compare_digest(offered, hashlib.sha256(t.encode()).digest()) for t in granted
+        ):
             raise PermissionDeniedError(
                 f"permission denied: the {TOKEN_HEADER} token does not allow {access.value}s"
             )

@@ -58,6 +58,8 @@ def respond(
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         except RciError as exc:
+            if exc.code == "CANCELLED" and logger is not None:
+                logger.log_info(f"rci: stopped a request: {exc}")  # nobody else will hear of it
             code = getattr(pb_utils.TritonError, exc.code)
             error = pb_utils.TritonError(str(exc)[:MAX_MESSAGE], code)
             responses.append(pb_utils.InferenceResponse(error=error))

@@ -11,6 +11,12 @@ class MediaError(RciError):
     """The bytes are not a decodable video within the configured limits."""
 
 
+class CancelledError(MediaError):
+    """The client went away while its video was being decoded."""
+
+    code = "CANCELLED"
+
+
 class NotFoundError(RciError):
     """An unknown library or video id."""
 

@@ -165,6 +165,9 @@ def thin(video: VideoFingerprints, interval: float) -> VideoFingerprints:
     )
 
 
+MAX_QUERY_FRAMES = 1 << 16  # 18 h at 1 fps: bounds a recall's search time and memory
+
+
 class Libraries:
     """The configured libraries of one server, opened lazily; unknown names are refused."""
 
@@ -257,6 +260,8 @@ class Libraries:
         """(library, candidate) for a query's (T, D) embeddings, each named library searched
         with its own recall parameters; unknown names fail before any search."""
         check_embeddings(embeddings, "EMBEDDINGS", self.dim)
+        if len(embeddings) > MAX_QUERY_FRAMES:
+            raise RciError(f"{len(embeddings)} query frames; at most {MAX_QUERY_FRAMES}")
         if not names or len(set(names)) != len(names):
             raise RciError(f"LIBRARY must name one or more distinct libraries, got {quote(names)}")
         indexes = [self.index(name) for name in names]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from rci.errors import MediaError
+from rci.errors import CancelledError, MediaError
 
 MAX_PIXELS = 8192 * 8192  # larger frames are refused, by the header and frame by frame
 MIB = 1 << 20
@@ -79,7 +79,12 @@ class SampledVideo:
 
 
 def _output_size(width: int, height: int, max_height: int) -> tuple[int, int]:
-    """Even (width, height) no taller than max_height, aspect kept."""
+    """Even (width, height) no taller than max_height and no wider than 32:9 of it (2560 at
+    720: a 65535x720 stream would otherwise hold 141 MB a frame), aspect kept."""
+    max_width = round(max_height * 32 / 9)
+    if width > max_width and width * max_height > height * max_width:
+        scale = max_width / width
+        return max_width - max_width % 2, max(2, int(round(height * scale / 2)) * 2)
     if height <= max_height:
         return width - width % 2, height - height % 2
     scale = max_height / height
@@ -310,6 +315,16 @@ def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledV
     )
 
 
+def _check_budget(source: FrameStream, began: float) -> None:
+    """Refuse once decoding has taken longer than max_seconds or the client has gone."""
+    if time.monotonic() - began > source.limits.max_seconds:
+        raise MediaError(
+            f"decoding took over {source.limits.max_seconds:.0f} s, the limit per request"
+        )
+    if source.cancelled is not None and source.cancelled():
+        raise CancelledError("request cancelled by the client")
+
+
 def _decode_sampled(
     container: av.container.InputContainer,
     stream: av.VideoStream,
@@ -324,38 +339,39 @@ def _decode_sampled(
     began = time.monotonic()
     count = -1
     try:
-        for count, frame in enumerate(container.decode(stream)):
-            if frame.width * frame.height > limits.max_pixels:  # sizes may change midway
-                raise MediaError(
-                    f"frame {count} is {frame.width}x{frame.height}, "
-                    f"over {limits.max_pixels} pixels"
-                )
-            if count >= limits.max_decoded_frames:
-                raise MediaError(
-                    f"video has over {limits.max_decoded_frames} frames, the maximum decoded"
-                )
-            if count % 32 == 0:
-                if time.monotonic() - began > limits.max_seconds:
+        # Checked per packet, not per frame: a stream whose packets decode to no frame at all
+        # must hit the limits too.
+        for packets, packet in enumerate(container.demux(stream)):
+            if packets % 32 == 0:
+                _check_budget(source, began)
+            if packets > limits.max_decoded_frames + 64:  # a flush packet or a few more is fine
+                raise MediaError(f"video has over {limits.max_decoded_frames} packets")
+            for frame in packet.decode():
+                count += 1
+                if frame.width * frame.height > limits.max_pixels:  # sizes may change midway
                     raise MediaError(
-                        f"decoding took over {limits.max_seconds:.0f} s, the limit per request"
+                        f"frame {count} is {frame.width}x{frame.height}, "
+                        f"over {limits.max_pixels} pixels"
                     )
-                if source.cancelled is not None and source.cancelled():
-                    raise MediaError("request cancelled by the client")
-            # Raw elementary streams (.h264) carry no timestamps: count at the nominal rate.
-            when = frame.time if frame.time is not None else count / header.rate
-            start = when if start is None else start
-            t = when - start
-            state[0] = t
-            keep = header.picker.pick(t)
-            if keep is None:
-                state[1] = True
-                return
-            if keep:
-                width, height = header.size
-                rgb = frame.reformat(
-                    width=width, height=height, format="rgb24", interpolation="AREA"
-                )
-                yield rgb.to_ndarray(), round(t, 3)
+                if count >= limits.max_decoded_frames:
+                    raise MediaError(
+                        f"video has over {limits.max_decoded_frames} frames, the maximum decoded"
+                    )
+                # Raw elementary streams (.h264) carry no timestamps: count at the nominal rate.
+                when = frame.time if frame.time is not None else count / header.rate
+                start = when if start is None else start
+                t = when - start
+                state[0] = t
+                keep = header.picker.pick(t)
+                if keep is None:
+                    state[1] = True
+                    return
+                if keep:
+                    width, height = header.size
+                    rgb = frame.reformat(
+                        width=width, height=height, format="rgb24", interpolation="AREA"
+                    )
+                    yield rgb.to_ndarray(), round(t, 3)
     except av.error.FFmpegError as exc:
         raise MediaError(
             f"corrupt video: decoding failed after {source.count} frames ({exc})"
@@ -375,11 +391,13 @@ def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan
         header = _read_header(container, limits)
         stream = container.streams.video[0]
         try:
-            packets = [
-                (p.pts if p.pts is not None else p.dts, bool(p.is_discard))
-                for p in container.demux(stream)
-                if p.size > 0  # the demuxer's flush packet carries no frame
-            ]
+            packets = []
+            for p in container.demux(stream):
+                if p.size == 0:  # the demuxer's flush packet carries no frame
+                    continue
+                if len(packets) >= limits.max_decoded_frames:
+                    raise MediaError(f"video has over {limits.max_decoded_frames} packets")
+                packets.append((p.pts if p.pts is not None else p.dts, bool(p.is_discard)))
         except av.error.FFmpegError as exc:
             raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
         time_base = float(stream.time_base) if stream.time_base is not None else None

@@ -65,7 +65,8 @@ def preprocess(
         h, w, _ = frame.shape
         boxes.append(box)
         times.append(t)
-    features = audio_features(decode_audio(data, audio, limits.span), audio)
+    audio_samples = decode_audio(data, audio, limits.span, limits.max_seconds)
+    features = audio_features(audio_samples, audio)
     return Preprocessed(
         frames=out[: len(times)],
         timestamps=np.asarray(times, dtype=np.float32),

@@ -132,13 +132,20 @@ def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndar
     for row, (raw, length) in enumerate(zip(ids, lengths, strict=True)):
         emb = check_embeddings(embeddings[row, :length], f"CANDIDATE_EMBEDDINGS[{row}]")
         t = check_times(times[row, :length], int(length), f"CANDIDATE_TIMESTAMPS[{row}]")
-        unpacked.append((raw.decode() if isinstance(raw, bytes) else str(raw), emb, t))
+        unpacked.append((_text(raw, "CANDIDATE_IDS"), emb, t))
     return unpacked
 
 
 def candidate_libraries(tensors: dict[str, np.ndarray]) -> list[str]:
     """The library of each packed candidate, in CANDIDATE_IDS order."""
-    return [
-        raw.decode() if isinstance(raw, bytes) else str(raw)
-        for raw in tensors["CANDIDATE_LIBRARIES"].reshape(-1)
-    ]
+    return [_text(raw, "CANDIDATE_LIBRARIES") for raw in tensors["CANDIDATE_LIBRARIES"].reshape(-1)]
+
+
+def _text(raw, name: str) -> str:
+    """One TYPE_STRING element as text; RciError when it is not UTF-8."""
+    if not isinstance(raw, bytes):
+        return str(raw)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise RciError(f"{name} holds a value that is not valid UTF-8") from exc

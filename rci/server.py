@@ -33,7 +33,7 @@ class ServerOptions:
     libraries_config: Path | None = None  # TOML [libraries.NAME] tables; overrides libraries
     log_verbose: int = 0
     # Shared memory, logging, trace and repository APIs answer only requests carrying this
-    # in the ADMIN_HEADER; None: a random key nobody is told, i.e. those APIs are off.
+    # in the ADMIN_HEADER; None: a random key no client is told, i.e. those APIs are off.
     admin_key: str | None = None
     write_token: str | None = None  # ingest and delete need it (rci.auth)
     read_token: str | None = None  # detect and status need it or the write token

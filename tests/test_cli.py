@@ -1,6 +1,7 @@
 """The `rci` command against a running server, and the demo end to end."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,3 +126,16 @@ def test_serve_stops_cleanly_when_interrupted_while_starting(tmp_path):
             time.sleep(0.2)
     finally:
         serve.kill()
+
+
+def test_serve_refuses_an_empty_token_file(tmp_path):
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "client.cli", "serve", "--write-token-file", str(empty),
+         "--data-dir", str(tmp_path / "d"), "--work-dir", str(tmp_path / "w")],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is empty; give a secret or leave it unset" in done.stdout
+    assert not (tmp_path / "w").exists()  # refused before anything started

@@ -195,3 +195,16 @@ def test_pack_unpack_zero_candidates() -> None:
     assert tensors["CANDIDATE_IDS"].shape == (0,)
     assert tensors["CANDIDATE_LENGTHS"].shape == (0,)
     assert unpack_candidates(tensors) == []
+
+
+def test_unpack_refuses_ids_that_are_not_utf8() -> None:
+    from rci.errors import RciError
+    from rci.recall import candidate_libraries
+
+    tensors = pack_candidates([fingerprints("a", 3, 8, 0)], dim=8, libraries=["main"])
+    bad = dict(tensors, CANDIDATE_IDS=np.array([b"\xff\xfe"], dtype=object))
+    with pytest.raises(RciError, match="CANDIDATE_IDS holds a value that is not valid UTF-8"):
+        unpack_candidates(bad)
+    bad = dict(tensors, CANDIDATE_LIBRARIES=np.array([b"\xc3"], dtype=object))
+    with pytest.raises(RciError, match="CANDIDATE_LIBRARIES holds a value that is not valid"):
+        candidate_libraries(bad)

@@ -100,7 +100,8 @@ def test_streamed_preprocessing_matches_the_whole_video_search(tmp_path, seconds
     np.testing.assert_array_equal(result.frames, crop_resize(video.frames, boxes))
     np.testing.assert_array_equal(result.timestamps, video.timestamps)
     assert result.duration == video.duration and len(result.frames) == seconds
-    assert (boxes[:, 1] >= 40).all()  # the bars are found in every window
+    assert (boxes[:, 1] >= 40).all()  # the bars are found in every window ...
+    assert (np.abs(boxes - [80, 70, 240, 170]) <= 3).all()  # ... and the inset in all
 
 
 def test_a_request_array_is_decoded_in_place(tmp_path) -> None:
@@ -110,3 +111,14 @@ def test_a_request_array_is_decoded_in_place(tmp_path) -> None:
     f = BufferFile(array)
     assert f.read(4) == data[:4] and f.seek(-3, io.SEEK_END) == len(data) - 3
     assert f.read() == data[-3:] and f.read(10) == b""
+
+
+def test_very_wide_frames_are_scaled_to_32_by_9(tmp_path) -> None:
+    # 4000x90 is under max_pixels; held at full width it would cost 1 MB a frame per row.
+    data = encode(tmp_path / "wide.mp4", 25, size=(4000, 90))
+    video = sample_video(data)
+    assert video.frames.shape[1:] == (58, 2560, 3)  # 90 * 2560 / 4000 = 57.6 -> even 58
+    assert sample_video(encode(tmp_path / "hd.mp4", 25, size=(1280, 720))).frames.shape[1:3] == (
+        720,
+        1280,
+    )

@@ -2,12 +2,10 @@
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException
 
 from client import RciClient, RciClientError
 from tests.media_factory import audio_only, encode
+from tests.triton_calls import raw
 
 
 @pytest.fixture(scope="module")
@@ -87,20 +85,9 @@ def test_invalid_video_id(client, media, video_id):
 
 def _raw_infer(server, protocol, inputs):
     """Send hand-built tensors to rci_detect; returns the server's error message."""
-    lib = httpclient if protocol == "http" else grpcclient
-    url = server.http_url if protocol == "http" else server.grpc_url
-    client = lib.InferenceServerClient(url)
-    tensors = []
-    for name, array, datatype in inputs:
-        tensor = lib.InferInput(name, list(array.shape), datatype)
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    try:
-        with pytest.raises(InferenceServerException) as err:
-            client.infer("rci_detect", tensors)
-    finally:
-        client.close()
-    return err.value.message()
+    result, error = raw(server, protocol, "rci_detect", inputs)
+    assert result is None, "the request was served"
+    return error
 
 
 LIBRARY = ("LIBRARY", np.array([b"main"], dtype=object), "BYTES")

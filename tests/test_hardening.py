@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from client import RciClient, RciClientError
 from rci.server import ADMIN_HEADER, SHM_DIR, SHM_PREFIX, TritonServer
 from tests.conftest import free_port, server_options
+from tests.triton_calls import raw
 
 WRITE, READ = "write-token-for-tests", "read-token-for-tests"
 
@@ -36,25 +36,6 @@ def http(server, path: str, body: dict | None = None, headers: dict | None = Non
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def raw(server, protocol: str, model: str, inputs: list, headers=None):
-    """Call `model` directly with hand-built (name, array, datatype) inputs; returns
-    (the result, None) or (None, the server's status and error message)."""
-    lib = httpclient if protocol == "http" else grpcclient
-    url = server.http_url if protocol == "http" else server.grpc_url
-    client = lib.InferenceServerClient(url)
-    tensors = []
-    for name, array, datatype in inputs:
-        tensor = lib.InferInput(name, list(array.shape), datatype)
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    try:
-        return client.infer(model, tensors, headers=dict(headers) if headers else None), None
-    except InferenceServerException as exc:
-        return None, f"{exc.status()} {exc.message()}"
-    finally:
-        client.close()
 
 
 def text(value: str) -> np.ndarray:

@@ -46,12 +46,11 @@ ADMIN_HEADER = "rci-admin-key"
 RESTRICTED_APIS = "shared-memory,logging,trace,model-repository"
 
 
-def hardening_flags(admin_key: str | None) -> list[str]:
-    """tritonserver flags that close the admin APIs (behind `admin_key`, or a random key
-    when None) and forward the RCI token header to the models (rci.auth)."""
+def hardening_flags(key: str) -> list[str]:
+    """tritonserver flags that close the admin APIs behind `key` and forward the RCI token
+    header to the models (rci.auth)."""
     from rci.auth import TOKEN_HEADER
 
-    key = admin_key or secrets.token_urlsafe(32)
     return [
         f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}={key}",
         f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_HEADER}={key}",

@@ -36,12 +36,14 @@ def respond(
     access: Access = Access.READ,
     tokens: Tokens = Tokens(),
     cancellable: bool = False,
+    forwards_token: bool = False,
     trim: bool = False,
 ) -> list:
     """One response per request: handler(inputs by name) -> outputs by name, once the
     request's token grants `access`; `cancellable` handlers also get cancelled=, a callable
-    that turns true once the client has gone (gRPC cancellation, deadlines). `trim`: give
-    the heap freed by large requests back to the system afterwards.
+    that turns true once the client has gone (gRPC cancellation, deadlines), and
+    `forwards_token` ones token= (str or None), for the models they call. `trim`: give the
+    heap freed by large requests back to the system afterwards.
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
@@ -49,12 +51,15 @@ def respond(
     responses = []
     for request in requests:
         try:
-            tokens.check(request_token(request), access)
+            token = request_token(request)
+            tokens.check(token, access)
             inputs = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+            options = {}
             if cancellable:
-                outputs = handler(inputs, cancelled=request.is_cancelled)
-            else:
-                outputs = handler(inputs)
+                options["cancelled"] = request.is_cancelled
+            if forwards_token:
+                options["token"] = token
+            outputs = handler(inputs, **options)
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         except RciError as exc:
@@ -72,6 +77,30 @@ def respond(
     if trim:
         release_freed_memory()
     return responses
+
+
+# Triton error codes a called model's error may carry; pb_utils exposes each by this name.
+CODES = ("CANCELLED", "INVALID_ARG", "NOT_FOUND", "ALREADY_EXISTS", "UNAVAILABLE", "UNSUPPORTED")
+
+
+def call_model(
+    pb_utils, model: str, inputs: dict[str, np.ndarray], outputs: list[str], token: str | None
+) -> dict[str, np.ndarray]:
+    """Run served model `model` from inside this one (Triton BLS) with the caller's token;
+    its outputs come back in host memory. Its error becomes an RciError with its code."""
+    request = pb_utils.InferenceRequest(
+        model_name=model,
+        inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+        requested_output_names=outputs,
+        parameters={TOKEN_HEADER: token} if token else {},
+        preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
+    )
+    response = request.exec()
+    if response.has_error():
+        error = response.error()
+        code = next((c for c in CODES if getattr(pb_utils.TritonError, c) == error.code()), None)
+        raise RciError(f"{model}: {error.message()}", code=code or "INTERNAL")
+    return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
 
 def release_freed_memory() -> None:

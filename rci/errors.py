@@ -6,6 +6,11 @@ class RciError(ValueError):
 
     code = "INVALID_ARG"
 
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
 
 class MediaError(RciError):
     """The bytes are not a decodable video within the configured limits."""

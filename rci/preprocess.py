@@ -1,5 +1,5 @@
-"""The preprocess stage: video bytes -> descriptor-ready frames, timestamps, content box,
-audio features."""
+"""The preprocess stage: video bytes -> descriptor-ready frames (or their embeddings, a
+batch at a time), timestamps, content boxes, audio features."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rci.audio import AudioParams, audio_features, decode_audio
+from rci.descriptor import EMBEDDING_DIM
 from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
 from rci.media import DecodeLimits, FrameStream, check_size
 
@@ -43,6 +44,39 @@ CHUNK_FRAMES = 60
 CONTEXT_FRAMES = 8
 
 
+Embed = Callable[[np.ndarray], np.ndarray]  # (n, 224, 224, 3) uint8 -> (n, 512) float32
+
+# Frames per descriptor call: 9.6 MB crosses the process boundary at a time, whatever the
+# video's length, and stays inside the TensorRT plan's largest batch (256).
+EMBED_FRAMES = 64
+
+
+@dataclass
+class Embedded:
+    """What the ensembles take from a video: its sampled frames as descriptor embeddings."""
+
+    embeddings: np.ndarray  # (T, 512) float32, unit length
+    timestamps: np.ndarray  # (T,) float32 seconds
+    duration: float  # seconds
+    content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
+    audio_fbank: np.ndarray  # (F, 64) float32, as Preprocessed
+    audio_mfcc: np.ndarray  # (F, 39) float32, as Preprocessed
+
+    @classmethod
+    def of(cls, video: Preprocessed, embed: Embed) -> Embedded:
+        """`video` with its frames embedded EMBED_FRAMES at a time."""
+        frames = video.frames
+        parts = [embed(frames[i : i + EMBED_FRAMES]) for i in range(0, len(frames), EMBED_FRAMES)]
+        return cls(
+            embeddings=np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32),
+            timestamps=video.timestamps,
+            duration=video.duration,
+            content_boxes=video.content_boxes,
+            audio_fbank=video.audio_fbank,
+            audio_mfcc=video.audio_mfcc,
+        )
+
+
 def preprocess(
     data: bytes,
     limits: DecodeLimits = DecodeLimits(),
@@ -54,27 +88,73 @@ def preprocess(
     features over the same span (the first spread_window seconds in spread sampling).
     Decoded frames stream through in windows (CHUNK_FRAMES); memory does not grow with the
     video's length beyond the 224x224 output."""
+    out = np.empty((0, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)  # grown once, if at all
+    count = 0
+
+    def take(frames: np.ndarray, expected: int) -> None:
+        nonlocal out, count
+        if count + len(frames) > len(out):
+            out = _grown(out, max(expected, (count + len(frames)) * 3 // 2))
+        out[count : count + len(frames)] = frames
+        count += len(frames)
+
+    sampled = _sample(data, limits, borders, audio, cancelled, take)
+    return Preprocessed(frames=out[:count], **sampled)
+
+
+def embed_video(
+    data: bytes,
+    embed: Embed,
+    limits: DecodeLimits = DecodeLimits(),
+    borders: BorderParams = BorderParams(),
+    audio: AudioParams = AudioParams(),
+    cancelled: Callable[[], bool] | None = None,
+) -> Embedded:
+    """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
+    at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
+    length beyond its (T, 512) embeddings."""
+    parts: list[np.ndarray] = []
+    sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: parts.append(embed(f)))
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
+    return Embedded(embeddings=embeddings, **sampled)
+
+
+def _sample(
+    data: bytes,
+    limits: DecodeLimits,
+    borders: BorderParams,
+    audio: AudioParams,
+    cancelled: Callable[[], bool] | None,
+    take: Callable[[np.ndarray, int], None],
+) -> dict:
+    """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
+    to take(frames, frames the video is expected to have); `frames` is reused once take
+    returns. Returns every Preprocessed field but the frames."""
     check_size(len(data), limits)
     stream = FrameStream(data, limits, cancelled)
-    out = np.empty((0, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)  # grown once, if at all
+    batch = np.empty((EMBED_FRAMES, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)
+    held = 0
     boxes, times = [], []
     for frame, box, t in _boxed(stream, borders):
-        if len(times) == len(out):
-            out = _grown(out, max(stream.expected, len(out) * 3 // 2 + 1))
-        out[len(times)] = crop_resize(frame[None], box[None])[0]
+        batch[held] = crop_resize(frame[None], box[None])[0]
+        held += 1
+        if held == EMBED_FRAMES:
+            take(batch, stream.expected)
+            held = 0
         h, w, _ = frame.shape
         boxes.append(box)
         times.append(t)
+    if held:
+        take(batch[:held], stream.expected)
     audio_samples = decode_audio(data, audio, limits.span, limits.max_seconds)
     features = audio_features(audio_samples, audio)
-    return Preprocessed(
-        frames=out[: len(times)],
-        timestamps=np.asarray(times, dtype=np.float32),
-        duration=stream.duration,
-        content_boxes=(np.stack(boxes) / np.array([w, h, w, h])).astype(np.float32),
-        audio_fbank=features.fbank,
-        audio_mfcc=features.mfcc,
-    )
+    return {
+        "timestamps": np.asarray(times, dtype=np.float32),
+        "duration": stream.duration,
+        "content_boxes": (np.stack(boxes) / np.array([w, h, w, h])).astype(np.float32),
+        "audio_fbank": features.fbank,
+        "audio_mfcc": features.mfcc,
+    }
 
 
 def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:

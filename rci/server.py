@@ -176,7 +176,7 @@ class TritonServer:
             "--exit-timeout-secs=10",
             "--strict-readiness=true",
             f"--log-verbose={o.log_verbose}",
-            # Whole videos' frames cross process boundaries: grow shared memory in big steps.
+            # Uploads (up to max_bytes) cross into the preprocess stub: grow in big steps.
             "--backend-config=python,shm-default-byte-size=16777216",
             "--backend-config=python,shm-growth-byte-size=67108864",
             *hardening_flags(self.admin_key),

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import yaml
+from tritonclient.grpc import model_config_pb2
 
 from rci.descriptor import EMBEDDING_DIM
 from rci.repository import (
@@ -45,16 +46,40 @@ def test_same_graph_and_tensor_names_on_both_targets(target):
 @pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
 def test_embedding_size_equals_index_dimension(target):
     configs = target_configs(target)
-    produced = {t.name: list(t.dims) for t in configs["rci_descriptor"].output}
-    assert produced["EMBEDDINGS"][-1] == EMBEDDING_DIM
+    for producer in ("rci_descriptor", "rci_preprocess"):
+        produced = {t.name: list(t.dims) for t in configs[producer].output}
+        assert produced["EMBEDDINGS"][-1] == EMBEDDING_DIM, producer
     for consumer in ("rci_library_add", "rci_recall", "rci_match"):
         dims = {t.name: list(t.dims) for t in configs[consumer].input}
         assert dims["EMBEDDINGS"][-1] == EMBEDDING_DIM, consumer
 
 
+def step_of(ensemble, model: str):
+    """The step of `ensemble` (a parsed config) that calls `model`."""
+    (step,) = [s for s in ensemble.ensemble_scheduling.step if s.model_name == model]
+    return step
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_preprocess_calls_a_descriptor_that_fits(target):
+    """rci_preprocess hands its frames to the model its config names (BLS), which no
+    ensemble checks: that model must take 224x224 uint8 frames and give what it returns."""
+    configs = target_configs(target)
+    preprocess = configs["rci_preprocess"]
+    descriptor = configs[preprocess.parameters["descriptor_model"].string_value]
+    frames = {t.name: (t.data_type, list(t.dims)) for t in descriptor.input}
+    assert frames == {"FRAMES": (model_config_pb2.TYPE_UINT8, [-1, 224, 224, 3])}
+    out = {t.name: (t.data_type, list(t.dims)) for t in descriptor.output}
+    ours = {t.name: (t.data_type, list(t.dims)) for t in preprocess.output}
+    assert out == {"EMBEDDINGS": ours["EMBEDDINGS"]}
+    for ensemble in ("rci_detect", "rci_ingest"):
+        models = [s.model_name for s in configs[ensemble].ensemble_scheduling.step]
+        assert models[0] == "rci_preprocess" and "rci_descriptor" not in models
+
+
 def test_checker_rejects_a_broken_ensemble():
     configs = copy.deepcopy(target_configs(Target.CPU))
-    step = configs["rci_detect"].ensemble_scheduling.step[2]  # rci_recall
+    step = step_of(configs["rci_detect"], "rci_recall")
     step.input_map["EMBEDDINGS"] = "TIMESTAMPS"  # (T,) fed where (T, 512) is expected
     configs["rci_match"].output[2].data_type = configs["rci_match"].output[3].data_type  # SCORES
     problems = check_ensembles(configs)
@@ -65,7 +90,7 @@ def test_checker_rejects_a_broken_ensemble():
 def test_checker_rejects_unknown_model_and_unmapped_input():
     configs = copy.deepcopy(target_configs(Target.CPU))
     configs["rci_ingest"].ensemble_scheduling.step[0].model_name = "rci_nothing"
-    del configs["rci_detect"].ensemble_scheduling.step[2].input_map["LIBRARY"]
+    del step_of(configs["rci_detect"], "rci_recall").input_map["LIBRARY"]
     problems = check_ensembles(configs)
     assert any("no such model" in p for p in problems)
     assert any("not mapped" in p and "LIBRARY" in p for p in problems)
@@ -136,11 +161,10 @@ def test_preprocess_parameters_load(target, decoder, kind):
     config = target_configs(target)["rci_preprocess"]
     parameters = {k: v.string_value for k, v in config.parameters.items()}
     assert parameters.pop("decoder") == decoder
+    assert parameters.pop("descriptor_model") == "rci_descriptor"
     assert from_parameters(DecodeLimits, parameters) == DecodeLimits()  # the defaults, spelt out
     assert [model_config_pb2_kind(g.kind) for g in config.instance_group] == [kind]
 
 
 def model_config_pb2_kind(value: int) -> str:
-    from tritonclient.grpc import model_config_pb2
-
     return model_config_pb2.ModelInstanceGroup.Kind.Name(value)

@@ -13,7 +13,7 @@ import pytest
 from rci.errors import MediaError
 from rci.frames import content_boxes, crop_resize
 from rci.media import MIB, BufferFile, DecodeLimits, FrameStream, sample_video
-from rci.preprocess import CHUNK_FRAMES, CONTEXT_FRAMES, preprocess
+from rci.preprocess import CHUNK_FRAMES, CONTEXT_FRAMES, EMBED_FRAMES, embed_video, preprocess
 from tests.test_media import encode
 
 
@@ -122,3 +122,21 @@ def test_very_wide_frames_are_scaled_to_32_by_9(tmp_path) -> None:
         720,
         1280,
     )
+
+
+def test_frames_are_embedded_as_they_are_ready(tmp_path) -> None:
+    """embed_video hands the descriptor at most EMBED_FRAMES frames at a time, in order, and
+    keeps everything else preprocess returns."""
+    data = encode(tmp_path / "v.mp4", 2 * EMBED_FRAMES + 7, rate=1, size=(96, 64))
+    sizes = []
+
+    def embed(frames: np.ndarray) -> np.ndarray:  # a frame's "embedding": its pixel sums
+        sizes.append(len(frames))
+        return frames.reshape(len(frames), 512, -1).sum(axis=2, dtype=np.float32)
+
+    video, whole = embed_video(data, embed), preprocess(data)
+    assert sizes == [EMBED_FRAMES, EMBED_FRAMES, 7]
+    np.testing.assert_array_equal(video.embeddings, embed(whole.frames))
+    np.testing.assert_array_equal(video.timestamps, whole.timestamps)
+    np.testing.assert_array_equal(video.content_boxes, whole.content_boxes)
+    assert video.duration == whole.duration

@@ -11,9 +11,10 @@ from client import RciClient, RciClientError
 from rci.alignment import match_candidates
 from rci.descriptor import Descriptor
 from rci.libraries import Libraries
-from rci.preprocess import preprocess
+from rci.preprocess import EMBED_FRAMES, preprocess
 from rci.recall import recall
 from rci.server import ADMIN_HEADER
+from tests.test_media import encode
 
 MODELS = {
     "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
@@ -139,3 +140,18 @@ def test_preprocess_serves_audio_features(server, media):
     assert len(fbank) == pytest.approx(100 * local.duration, abs=20)  # 100 frames per second
     np.testing.assert_allclose(fbank, local.audio_fbank, atol=1e-4)
     np.testing.assert_allclose(mfcc, local.audio_mfcc, atol=1e-4)
+
+
+def test_preprocess_serves_the_descriptor_embeddings_of_its_frames(server, tmp_path):
+    """Frames go to rci_descriptor EMBED_FRAMES at a time inside rci_preprocess; what comes
+    out is what the descriptor gives for the package's frames, in order, none lost."""
+    count = 2 * EMBED_FRAMES + 5  # three descriptor calls, the last one short
+    data = encode(tmp_path / "long.mp4", count, rate=1, size=(96, 64))
+    local = Descriptor().embed(preprocess(data).frames)
+    with httpclient.InferenceServerClient(server.http_url) as triton:
+        tensor = httpclient.InferInput("VIDEO_BYTES", [len(data)], "UINT8")
+        tensor.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
+        result = triton.infer("rci_preprocess", [tensor])
+    served = result.as_numpy("EMBEDDINGS")
+    assert served.shape == (count, 512) and len(result.as_numpy("TIMESTAMPS")) == count
+    np.testing.assert_allclose(served, local, atol=1e-5)

@@ -1,6 +1,7 @@
-"""Triton adapter: VIDEO_BYTES -> FRAMES, TIMESTAMPS, DURATION, CONTENT_BOXES, AUDIO_FBANK,
-AUDIO_MFCC. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu target: NVDEC and
-DALI on the instance's GPU)."""
+"""Triton adapter: VIDEO_BYTES -> EMBEDDINGS, TIMESTAMPS, DURATION, CONTENT_BOXES,
+AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter `descriptor_model` (BLS)
+EMBED_FRAMES at a time, so only embeddings leave this model. Parameter `decoder`: "pyav"
+(cpu target) or "nvdec" (gpu target: NVDEC and DALI on the instance's GPU)."""
 
 import json
 
@@ -8,9 +9,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from rci.auth import Access, Tokens
-from rci.backend import from_parameters, model_parameters, respond
+from rci.backend import call_model, from_parameters, model_parameters, respond
 from rci.media import DecodeLimits, check_size
-from rci.preprocess import preprocess
+from rci.preprocess import Embedded, embed_video
 
 
 class TritonPythonModel:
@@ -20,15 +21,18 @@ class TritonPythonModel:
         self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         decoder = parameters.pop("decoder", "pyav")
+        self.descriptor = parameters.pop("descriptor_model", "rci_descriptor")
         self.limits = from_parameters(DecodeLimits, parameters)
         if decoder == "nvdec":
             from rci.preprocess_dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device)
-            self.run = lambda data, cancelled: dali(data.tobytes(), cancelled)
+            self.run = lambda data, embed, cancelled: Embedded.of(dali(data.tobytes()), embed)
         elif decoder == "pyav":
-            self.run = lambda data, cancelled: preprocess(data, self.limits, cancelled=cancelled)
+            self.run = lambda data, embed, cancelled: embed_video(
+                data, embed, self.limits, cancelled=cancelled
+            )
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
 
@@ -42,15 +46,23 @@ class TritonPythonModel:
             access=Access.READ,
             tokens=self.tokens,
             cancellable=True,
+            forwards_token=True,
             trim=True,
         )
 
-    def _run(self, inputs, cancelled):
+    def _run(self, inputs, cancelled, token):
         data = inputs["VIDEO_BYTES"]  # read in place (rci.media.BufferFile), not copied
         check_size(data.size, self.limits)
-        video = self.run(data, cancelled)
+
+        def embed(frames: np.ndarray) -> np.ndarray:
+            outputs = call_model(
+                pb_utils, self.descriptor, {"FRAMES": frames}, ["EMBEDDINGS"], token
+            )
+            return outputs["EMBEDDINGS"]
+
+        video = self.run(data, embed, cancelled)
         return {
-            "FRAMES": video.frames,
+            "EMBEDDINGS": video.embeddings,
             "TIMESTAMPS": video.timestamps,
             "DURATION": np.array([video.duration], dtype=np.float32),
             "CONTENT_BOXES": video.content_boxes,

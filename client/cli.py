@@ -52,7 +52,7 @@ def _connect(args: argparse.Namespace) -> RciClient:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    from rci.descriptor import DescriptorModel
+    from rci.describe.descriptor import DescriptorModel
 
     group = parser.add_argument_group("server")
     group.add_argument(
@@ -92,7 +92,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _secret(path: Path | None, env: str) -> str | None:
-    """The contents of `path`, else $env, else the file named by $env_FILE (rci.auth's
+    """The contents of `path`, else $env, else the file named by $env_FILE (rci.serving.auth's
     order); None when none is given. An empty secret is refused: it would open the door."""
     if path is None and env in os.environ:
         value, source = os.environ[env], f"${env}"
@@ -107,7 +107,7 @@ def _secret(path: Path | None, env: str) -> str | None:
 
 
 def _server_options(args: argparse.Namespace):
-    from rci.server import ServerOptions
+    from rci.serving.server import ServerOptions
 
     return ServerOptions(
         write_token=_secret(args.write_token_file, "RCI_WRITE_TOKEN"),
@@ -139,7 +139,7 @@ def exit_reason(returncode: int) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from rci.server import TritonServer
+    from rci.serving.server import TritonServer
 
     try:
         options = _server_options(args)
@@ -277,11 +277,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace) -> int:
-    from rci.descriptor import EMBEDDING_DIM
+    from rci.describe.descriptor import EMBEDDING_DIM
     from rci.errors import RciError
-    from rci.libraries import Libraries, read_config
-    from rci.library_build import build_snapshot
-    from rci.settings import library_config
+    from rci.library.build import build_snapshot
+    from rci.serving.libraries import Libraries, read_config
+    from rci.serving.settings import library_config
 
     try:
         # A build started by the server itself names its configuration by the environment.
@@ -337,8 +337,8 @@ def _free_port() -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rci import samples
-    from rci.server import ServerOptions, TritonServer
+    from rci.bench import samples
+    from rci.serving.server import ServerOptions, TritonServer
 
     work = args.work_dir.resolve()
     media = work / "samples"
@@ -377,7 +377,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from rci import samples
+    from rci.bench import samples
 
     library = samples.build_library(args.out)
     query, truth = samples.build_query(args.out, library)

@@ -12,10 +12,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from rci.alignment import Match, unpack_matches
-from rci.auth import TOKEN_HEADER
 from rci.errors import MediaError, quote
-from rci.media import DecodeLimits, check_size
+from rci.match.alignment import Match, unpack_matches
+from rci.preprocess.media import DecodeLimits, check_size
+from rci.serving.auth import TOKEN_HEADER
 
 DETECT_OUTPUTS = [
     "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",

@@ -18,8 +18,8 @@ import copy
 import json
 from pathlib import Path
 
-from rci.alignment import AlignParams, Segment, one_reference_moment_each
 from rci.bench.run import score
+from rci.match.alignment import AlignParams, Segment, one_reference_moment_each
 
 SPLITS = ("train", "val")
 FRACTIONS = (0.25, 0.5, 0.75, 0.9, 1.0)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.descriptor import EMBEDDING_DIM, Descriptor
-from rci.library import LibraryFolder
-from rci.library_index import mean_descriptor
-from rci.preprocess import preprocess
+from rci.describe.descriptor import EMBEDDING_DIM, Descriptor
+from rci.library.index import mean_descriptor
+from rci.library.store import LibraryFolder
+from rci.preprocess.pipeline import preprocess
 
 SPLITS = ("train", "val")
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)

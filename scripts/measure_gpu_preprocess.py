@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rci import dali_ops
-from rci.audio import audio_features, decode_audio
+from rci.bench.metrics import box_iou
 from rci.bench.speed import cpu_stages, gpu_stages, table
-from rci.media import sample_video
-from rci.metrics import box_iou
-from rci.preprocess import preprocess
-from rci.preprocess_dali import DaliPreprocessor
+from rci.preprocess import dali_ops
+from rci.preprocess.audio import audio_features, decode_audio
+from rci.preprocess.dali import DaliPreprocessor
+from rci.preprocess.media import sample_video
+from rci.preprocess.pipeline import preprocess
 
 
 def targets_agree(media: Path) -> tuple[list[dict], str]:

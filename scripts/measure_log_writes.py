@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 
 DIM = 512
 FRAMES = 600  # a 10-minute video at one fingerprint per second

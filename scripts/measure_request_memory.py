@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from client import RciClient, RciClientError
-from rci.server import ServerOptions, TritonServer
+from rci.serving.server import ServerOptions, TritonServer
 
 
 def pss_by_process(pgid: int) -> dict[str, float]:

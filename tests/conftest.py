@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from client import RciClient
-from rci import samples
-from rci.server import ServerOptions, TritonServer
+from rci.bench import samples
+from rci.serving.server import ServerOptions, TritonServer
 
 
 def free_port() -> int:

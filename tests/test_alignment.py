@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rci.alignment import (
+from rci.match.alignment import (
     AlignParams,
     Match,
     Segment,
@@ -342,7 +342,7 @@ def reference_best_score(qt, rt, s, alive, params: AlignParams) -> float:
 @pytest.mark.parametrize("bias", [0.3, 0.6])  # at 0.6 some gains are negative
 @pytest.mark.parametrize("seed", range(4))
 def test_best_path_matches_exhaustive_dynamic_programming(seed: int, bias: float) -> None:
-    from rci.alignment import _best_path
+    from rci.match.alignment import _best_path
 
     rng = np.random.default_rng(100 + seed)
     n = 120

@@ -11,9 +11,9 @@ import pytest
 import python_speech_features as psf
 import python_speech_features.base
 
-from rci.audio import AudioParams, audio_features, decode_audio, mel_filters, window
+from rci.bench.samples import write_video
 from rci.errors import MediaError
-from rci.samples import write_video
+from rci.preprocess.audio import AudioParams, audio_features, decode_audio, mel_filters, window
 from tests.test_media import encode
 
 PARAMS = AudioParams()

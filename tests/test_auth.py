@@ -2,7 +2,7 @@
 
 import pytest
 
-from rci.auth import Access, PermissionDeniedError, Tokens, UnauthenticatedError
+from rci.serving.auth import Access, PermissionDeniedError, Tokens, UnauthenticatedError
 
 
 def test_the_write_token_grants_reads_and_the_read_token_only_reads() -> None:

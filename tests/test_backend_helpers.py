@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from rci.alignment import AlignParams
-from rci.backend import from_parameters, model_parameters, string_input
 from rci.errors import RciError
-from rci.frames import BorderParams
-from rci.media import DecodeLimits
-from rci.recall import RecallParams
+from rci.match.alignment import AlignParams
+from rci.match.recall import RecallParams
+from rci.preprocess.frames import BorderParams
+from rci.preprocess.media import DecodeLimits
+from rci.serving.backend import from_parameters, model_parameters, string_input
 
 
 def test_from_parameters_parses_each_field_by_its_type() -> None:

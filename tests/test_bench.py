@@ -336,7 +336,7 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
 
 def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
     from rci.bench.scale import markdown, scale
-    from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+    from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 
     # 12 videos of 100 frames: 50 real queries hold out one video, 1100 frames fit 512 dims.
     folder = LibraryFolder(tmp_path, "real", descriptor="sscd_resnet50", dim=512)

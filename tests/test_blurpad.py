@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from rci import samples
-from rci.blurpad import blur_pad_boxes
-from rci.frames import content_boxes
-from rci.metrics import box_iou
+from rci.bench import samples
+from rci.bench.metrics import box_iou
+from rci.preprocess.blurpad import blur_pad_boxes
+from rci.preprocess.frames import content_boxes
 from tests.test_inset import H, W, inset, shots
 
 
@@ -101,7 +101,7 @@ def test_samples_sizes_are_the_benchmarks():
 def test_a_side_at_the_frame_edge_is_no_evidence():
     # A side 1 pixel from the edge has no band outside it: it must not count as padding
     # that starts right at the side.
-    from rci.blurpad import _side_ratio
+    from rci.preprocess.blurpad import _side_ratio
 
     detail = np.ones((90, 160), np.float32)
     assert _side_ratio(detail, (1, 0, 160, 90), band=6) == np.inf

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from client import RciClient, RciClientError
-from rci.server import TritonServer
+from rci.serving.server import TritonServer
 from tests.conftest import server_options
 from tests.test_crash import WRITER, _library_contents
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from tritonclient.grpc import model_config_pb2
 
-from rci.descriptor import EMBEDDING_DIM
-from rci.repository import (
+from rci.describe.descriptor import EMBEDDING_DIM
+from rci.serving.repository import (
     PROJECT_ROOT,
     Target,
     assemble,
@@ -18,7 +18,7 @@ from rci.repository import (
     source_folders,
     target_configs,
 )
-from rci.server import hardening_flags
+from rci.serving.server import hardening_flags
 
 
 @pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
@@ -120,7 +120,8 @@ def test_python_models_are_thin_adapters():
 def test_assemble_command_line(tmp_path):
     out = tmp_path / "gpu"
     subprocess.run(
-        [sys.executable, "-m", "rci.repository", "--target", "gpu", "--out", str(out)], check=True
+        [sys.executable, "-m", "rci.serving.repository", "--target", "gpu", "--out", str(out)],
+        check=True,
     )
     assert read_config(out / "rci_descriptor" / "config.pbtxt").platform == "tensorrt_plan"
 
@@ -146,7 +147,7 @@ def test_compose_file_serves_the_gpu_target():
     assert all(src in compose["volumes"] or src.startswith("./") for src in mounts)
     assert mounts["rci-data"] == service["environment"]["RCI_DATA_DIR"]
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    assert "rci.repository --target gpu --out /models" in dockerfile
+    assert "rci.serving.repository --target gpu --out /models" in dockerfile
     assert dockerfile.startswith("#") and "FROM nvcr.io/nvidia/tritonserver:24.10-py3" in dockerfile
 
 
@@ -155,8 +156,8 @@ def test_compose_file_serves_the_gpu_target():
 )
 def test_preprocess_parameters_load(target, decoder, kind):
     """The preprocess model's parameters must build its decode limits at load time."""
-    from rci.backend import from_parameters
-    from rci.media import DecodeLimits
+    from rci.preprocess.media import DecodeLimits
+    from rci.serving.backend import from_parameters
 
     config = target_configs(target)["rci_preprocess"]
     parameters = {k: v.string_value for k, v in config.parameters.items()}

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from client import RciClient, RciClientError
-from rci.descriptor import EMBEDDING_DIM
-from rci.library import LibraryFolder
-from rci.server import SHM_PREFIX, TritonServer, _group_alive, reclaim_shared_memory
+from rci.describe.descriptor import EMBEDDING_DIM
+from rci.library.store import LibraryFolder
+from rci.serving.server import SHM_PREFIX, TritonServer, _group_alive, reclaim_shared_memory
 from tests.conftest import server_options
 
 TRIALS = 20
@@ -105,7 +105,7 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
 WRITER = """
 import sys, time, zlib
 import numpy as np
-from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 folder = LibraryFolder(sys.argv[1], "main", descriptor="sscd_resnet50", dim=512)
 videos, frames, pause, every = 10_000, 2000, 0.0, 0
 if len(sys.argv) > 3:

@@ -1,5 +1,5 @@
-"""The gpu target's DALI operator chains (rci.dali_ops) against the cpu target's numpy and
-Pillow code, run here on DALI's CPU backend: the same operators the gpu target runs on the
+"""The gpu target's DALI operator chains (rci.preprocess.dali_ops) against the cpu target's
+numpy and Pillow code, run here on DALI's CPU backend: the same operators the gpu target runs on the
 GPU (docs/gpu.md has the GPU-against-CPU figures of the same chains)."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rci import dali_ops
-from rci.audio import audio_features
-from rci.descriptor import Descriptor
-from rci.frames import crop_resize
-from rci.media import sample_video
-from rci.samples import clip_path
+from rci.bench.samples import clip_path
+from rci.describe.descriptor import Descriptor
+from rci.preprocess import dali_ops
+from rci.preprocess.audio import audio_features
+from rci.preprocess.frames import crop_resize
+from rci.preprocess.media import sample_video
 
 
 def speechlike(seconds: float, seed: int) -> np.ndarray:

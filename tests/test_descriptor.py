@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rci import samples
-from rci.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel, onnx_path
-from rci.frames import MODEL_SIZE, content_boxes, crop_resize
+from rci.bench import samples
+from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel, onnx_path
+from rci.preprocess.frames import MODEL_SIZE, content_boxes, crop_resize
 
 OTHER_PHOTOS = ["coffee", "chelsea", "rocket", "camera", "coins", "moon"]
 

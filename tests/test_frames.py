@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rci import samples
-from rci.frames import MODEL_SIZE, BorderParams, border_boxes, crop_resize
-from rci.preprocess import Preprocessed, preprocess
+from rci.bench import samples
+from rci.preprocess.frames import MODEL_SIZE, BorderParams, border_boxes, crop_resize
+from rci.preprocess.pipeline import Preprocessed, preprocess
 
 T, H, W = 12, 60, 80
 

@@ -18,7 +18,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from client import RciClient, RciClientError
-from rci.server import ADMIN_HEADER, SHM_DIR, SHM_PREFIX, TritonServer
+from rci.serving.server import ADMIN_HEADER, SHM_DIR, SHM_PREFIX, TritonServer
 from tests.conftest import free_port, server_options
 from tests.triton_calls import raw
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from rci import samples
-from rci.frames import content_boxes
-from rci.inset import find_inset, inset_boxes
-from rci.metrics import box_iou
+from rci.bench import samples
+from rci.bench.metrics import box_iou
+from rci.preprocess.frames import content_boxes
+from rci.preprocess.inset import find_inset, inset_boxes
 
 W, H = samples.SIZE
 SECONDS = 8  # sampled at 1 fps: 8 frames
@@ -111,7 +111,7 @@ def _lines(t: int, h: int, w: int, box: tuple, share: float) -> tuple[np.ndarray
 def test_a_found_rectangle_is_kept_while_its_sides_persist(share, kept):
     # Found in frames 0-2; in frames 3-5 the search found nothing (the picture's sides lost
     # contrast). Half-present sides keep the rectangle there; a fifth does not.
-    from rci.inset import InsetParams, _keep_found
+    from rci.preprocess.inset import InsetParams, _keep_found
 
     t, h, w, box = 6, 90, 160, (40, 20, 120, 70)
     base = np.tile([0, 0, w, h], (t, 1))
@@ -126,7 +126,7 @@ def test_a_found_rectangle_is_kept_while_its_sides_persist(share, kept):
 def test_window_median_never_averages_a_box_with_the_base():
     # Two frames, a box found in the first only: an even window would put the crop halfway
     # between the box and the whole frame in both.
-    from rci.inset import window_median
+    from rci.preprocess.inset import window_median
 
     base = np.array([[0, 0, 100, 50], [0, 0, 100, 50]])
     found = np.array([[10, 10, 60, 40], [0, 0, 100, 50]], dtype=float)

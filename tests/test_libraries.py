@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rci.errors import AlreadyExistsError, NotFoundError
-from rci.libraries import Libraries, LibrarySettings, read_config, thin
-from rci.library import VideoFingerprints
-from rci.recall import RecallParams, recall
+from rci.library.store import VideoFingerprints
+from rci.match.recall import RecallParams, recall
+from rci.serving.libraries import Libraries, LibrarySettings, read_config, thin
 
 DIM = 16
 

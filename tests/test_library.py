@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError
-from rci.libraries import Libraries
-from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.library_index import LibraryIndex, fingerprint_ids, video_keys
+from rci.library.index import LibraryIndex, fingerprint_ids, video_keys
+from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.serving.libraries import Libraries
 
 DIM = 16
 

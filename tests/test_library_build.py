@@ -9,11 +9,11 @@ import pytest
 
 from client.cli import main as cli
 from rci.errors import RciError
-from rci.libraries import Libraries, LibrarySettings, read_config
-from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.library_build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
-from rci.library_index import LibraryIndex, read_pointer
-from rci.recall import RecallParams, recall
+from rci.library.build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
+from rci.library.index import LibraryIndex, read_pointer
+from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.match.recall import RecallParams, recall
+from rci.serving.libraries import Libraries, LibrarySettings, read_config
 
 DIM = 64
 FRAMES = 60  # per video

@@ -8,9 +8,9 @@ import pytest
 
 from client import RciClient, RciClientError
 from client.cli import main as cli
-from rci.descriptor import EMBEDDING_DIM
-from rci.library import LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.server import TritonServer
+from rci.describe.descriptor import EMBEDDING_DIM
+from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.serving.server import TritonServer
 from tests.conftest import server_options
 
 CONFIG = """

@@ -16,9 +16,9 @@ import av
 import numpy as np
 import pytest
 
+from rci.bench.samples import clip_path
 from rci.errors import MediaError
-from rci.media import DecodeLimits, SampledVideo, plan_frames, sample_video
-from rci.samples import clip_path
+from rci.preprocess.media import DecodeLimits, SampledVideo, plan_frames, sample_video
 
 BITS = 10
 

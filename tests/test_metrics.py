@@ -2,7 +2,7 @@
 
 import pytest
 
-from rci.metrics import (
+from rci.bench.metrics import (
     SegmentMatch,
     box_iou,
     decision_scores,

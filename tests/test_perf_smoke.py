@@ -4,7 +4,7 @@ import csv
 import subprocess
 import sys
 
-from rci.repository import PROJECT_ROOT
+from rci.serving.repository import PROJECT_ROOT
 
 
 def test_perf_analyzer_loads_rci_detect(server, media, tmp_path):

@@ -1,4 +1,4 @@
-"""The gpu target's preprocessing (rci.preprocess_dali) run on DALI's CPU backend against the
+"""The gpu target's preprocessing (rci.preprocess.dali) run on DALI's CPU backend against the
 cpu target's: frames picked by packet timestamp, decoded by DALI, boxes, crops and audio.
 
 DALI's CPU decoder here takes VP9, not H.264, so these videos are VP9 with Opus audio; on a
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rci.descriptor import Descriptor
+from rci.bench.samples import clip_path, read_frames
+from rci.describe.descriptor import Descriptor
 from rci.errors import MediaError
-from rci.media import DecodeLimits, plan_frames, sample_video
-from rci.preprocess import preprocess
-from rci.preprocess_dali import DaliPreprocessor
-from rci.samples import clip_path, read_frames
+from rci.preprocess.dali import DaliPreprocessor
+from rci.preprocess.media import DecodeLimits, plan_frames, sample_video
+from rci.preprocess.pipeline import preprocess
 from tests.test_media import number_of, numbered
 
 

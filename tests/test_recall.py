@@ -7,9 +7,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from rci.libraries import Libraries
-from rci.library import VideoFingerprints
-from rci.recall import RecallParams, pack_candidates, recall, unpack_candidates, vote
+from rci.library.store import VideoFingerprints
+from rci.match.recall import RecallParams, pack_candidates, recall, unpack_candidates, vote
+from rci.serving.libraries import Libraries
 
 # D, nbr: faiss's similarities and neighbour rows (faiss calls them D, I), -1 = none.
 # Index rows 0-2 belong to video 0, rows 3-4 to video 1, rows 5-7 to video 2.
@@ -199,7 +199,7 @@ def test_pack_unpack_zero_candidates() -> None:
 
 def test_unpack_refuses_ids_that_are_not_utf8() -> None:
     from rci.errors import RciError
-    from rci.recall import candidate_libraries
+    from rci.match.recall import candidate_libraries
 
     tensors = pack_candidates([fingerprints("a", 3, 8, 0)], dim=8, libraries=["main"])
     bad = dict(tensors, CANDIDATE_IDS=np.array([b"\xff\xfe"], dtype=object))

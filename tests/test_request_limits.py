@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 
 from rci.errors import MediaError
-from rci.frames import content_boxes, crop_resize
-from rci.media import MIB, BufferFile, DecodeLimits, FrameStream, sample_video
-from rci.preprocess import CHUNK_FRAMES, CONTEXT_FRAMES, EMBED_FRAMES, embed_video, preprocess
+from rci.preprocess.frames import content_boxes, crop_resize
+from rci.preprocess.media import MIB, BufferFile, DecodeLimits, FrameStream, sample_video
+from rci.preprocess.pipeline import (
+    CHUNK_FRAMES,
+    CONTEXT_FRAMES,
+    EMBED_FRAMES,
+    embed_video,
+    preprocess,
+)
 from tests.test_media import encode
 
 

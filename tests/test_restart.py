@@ -3,7 +3,7 @@
 import pytest
 
 from client import RciClient, RciClientError
-from rci.server import TritonServer
+from rci.serving.server import TritonServer
 from tests.conftest import server_options
 
 

@@ -8,12 +8,12 @@ import pytest
 import tritonclient.http as httpclient
 
 from client import RciClient, RciClientError
-from rci.alignment import match_candidates
-from rci.descriptor import Descriptor
-from rci.libraries import Libraries
-from rci.preprocess import EMBED_FRAMES, preprocess
-from rci.recall import recall
-from rci.server import ADMIN_HEADER
+from rci.describe.descriptor import Descriptor
+from rci.match.alignment import match_candidates
+from rci.match.recall import recall
+from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
+from rci.serving.libraries import Libraries
+from rci.serving.server import ADMIN_HEADER
 from tests.test_media import encode
 
 MODELS = {

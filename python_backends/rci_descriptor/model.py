@@ -2,10 +2,10 @@
 
 import triton_python_backend_utils as pb_utils
 
-from rci.auth import Access, Tokens
-from rci.backend import model_parameters, respond
-from rci.descriptor import Descriptor, DescriptorModel
-from rci.settings import descriptor_name
+from rci.describe.descriptor import Descriptor, DescriptorModel
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import model_parameters, respond
+from rci.serving.settings import descriptor_name
 
 
 class TritonPythonModel:

@@ -4,10 +4,10 @@ that id when REPLACE is true); returns NUM_FINGERPRINTS, the fingerprints kept."
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from rci.auth import Access, Tokens
-from rci.backend import respond, string_input
-from rci.library import VideoFingerprints
-from rci.settings import open_libraries
+from rci.library.store import VideoFingerprints
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import respond, string_input
+from rci.serving.settings import open_libraries
 
 
 class TritonPythonModel:

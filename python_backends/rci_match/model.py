@@ -2,10 +2,10 @@
 
 import triton_python_backend_utils as pb_utils
 
-from rci.alignment import AlignParams, match_candidates, pack_matches
-from rci.auth import Access, Tokens
-from rci.backend import from_parameters, model_parameters, respond
-from rci.recall import candidate_libraries, unpack_candidates
+from rci.match.alignment import AlignParams, match_candidates, pack_matches
+from rci.match.recall import candidate_libraries, unpack_candidates
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import from_parameters, model_parameters, respond
 
 
 class TritonPythonModel:

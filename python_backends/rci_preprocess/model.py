@@ -8,10 +8,10 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from rci.auth import Access, Tokens
-from rci.backend import call_model, from_parameters, model_parameters, respond
-from rci.media import DecodeLimits, check_size
-from rci.preprocess import Embedded, embed_video
+from rci.preprocess.media import DecodeLimits, check_size
+from rci.preprocess.pipeline import Embedded, embed_video
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import call_model, from_parameters, model_parameters, respond
 
 
 class TritonPythonModel:
@@ -24,7 +24,7 @@ class TritonPythonModel:
         self.descriptor = parameters.pop("descriptor_model", "rci_descriptor")
         self.limits = from_parameters(DecodeLimits, parameters)
         if decoder == "nvdec":
-            from rci.preprocess_dali import DaliPreprocessor  # needs DALI and a GPU
+            from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device)
@@ -51,7 +51,7 @@ class TritonPythonModel:
         )
 
     def _run(self, inputs, cancelled, token):
-        data = inputs["VIDEO_BYTES"]  # read in place (rci.media.BufferFile), not copied
+        data = inputs["VIDEO_BYTES"]  # read in place (rci.preprocess.media.BufferFile), not copied
         check_size(data.size, self.limits)
 
         def embed(frames: np.ndarray) -> np.ndarray:

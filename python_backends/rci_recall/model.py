@@ -3,11 +3,11 @@ with its own parameters; returns the candidates' fingerprints and libraries."""
 
 import triton_python_backend_utils as pb_utils
 
-from rci.auth import Access, Tokens
-from rci.backend import respond, string_list
-from rci.descriptor import EMBEDDING_DIM
-from rci.recall import pack_candidates
-from rci.settings import open_libraries
+from rci.describe.descriptor import EMBEDDING_DIM
+from rci.match.recall import pack_candidates
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import respond, string_list
+from rci.serving.settings import open_libraries
 
 
 class TritonPythonModel:

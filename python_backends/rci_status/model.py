@@ -5,9 +5,9 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from rci.auth import Access, Tokens
-from rci.backend import respond, string_list
-from rci.settings import open_libraries
+from rci.serving.auth import Access, Tokens
+from rci.serving.backend import respond, string_list
+from rci.serving.settings import open_libraries
 
 
 class TritonPythonModel:

@@ -1,1 +1,2 @@
-"""The benchmark: real sources, evasive edits with ground truth, a runner and metrics."""
+"""The benchmark: real sources -> evasive edits with ground truth -> the served system's
+and peers' predictions -> metrics."""

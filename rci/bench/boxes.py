@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.frames import BorderParams, content_boxes
-from rci.inset import InsetParams
-from rci.media import sample_video
-from rci.metrics import box_iou
+from rci.bench.metrics import box_iou
+from rci.preprocess.frames import BorderParams, content_boxes
+from rci.preprocess.inset import InsetParams
+from rci.preprocess.media import sample_video
 
 
 def _fractions(boxes: np.ndarray, frames: np.ndarray) -> np.ndarray:

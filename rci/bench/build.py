@@ -19,6 +19,7 @@ import numpy as np
 
 from rci.bench import edits as E
 from rci.bench.credits import write_credits
+from rci.bench.samples import FPS, SIZE
 from rci.bench.sources import (
     AUDIO_RATE,
     SourceSpec,
@@ -32,7 +33,6 @@ from rci.bench.sources import (
     write_clip_source,
     write_source,
 )
-from rci.samples import FPS, SIZE
 
 SPLITS = ("train", "val", "test")
 SPEECH_GAP = 0.3  # seconds of silence between joined speech prompts

@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with RciClient(args.url, protocol=args.protocol) as client:
             report = run(args.out, client, args.library, peers, reuse_peers=args.reuse_peers)
     else:
-        from rci.server import ServerOptions, TritonServer
+        from rci.serving.server import ServerOptions, TritonServer
 
         data = args.out / "server-data"
         shutil.rmtree(data, ignore_errors=True)
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_boxes(args: argparse.Namespace) -> int:
     from rci.bench.boxes import box_report, markdown
-    from rci.inset import InsetParams
+    from rci.preprocess.inset import InsetParams
 
     report = box_report(
         args.out, args.split or None, inset=None if args.bars_only else InsetParams()
@@ -84,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_speed(args: argparse.Namespace) -> int:
     from rci.bench.speed import cpu_stages, gpu_stages, make_clip, table
-    from rci.media import sample_video
+    from rci.preprocess.media import sample_video
 
     data = make_clip(args.clip, args.seconds).read_bytes()
     video = sample_video(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rci.samples import SIZE
+from rci.bench.samples import SIZE
 
 W, H = SIZE
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the frame

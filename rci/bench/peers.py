@@ -27,11 +27,11 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-from rci.alignment import AlignParams, match_candidates
 from rci.errors import MediaError
-from rci.library import VideoFingerprints
-from rci.media import sample_video
-from rci.recall import RecallParams, vote
+from rci.library.store import VideoFingerprints
+from rci.match.alignment import AlignParams, match_candidates
+from rci.match.recall import RecallParams, vote
+from rci.preprocess.media import sample_video
 
 CHROMAPRINT_ITEM = 4096 / 3 / 11025  # seconds per fingerprint item (fpcalc's defaults)
 

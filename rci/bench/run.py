@@ -16,14 +16,14 @@ import numpy as np
 
 from client import RciClient
 from rci.bench.boxes import query_iou
-from rci.bench.peers import PeerKind, make_peer, predict
-from rci.metrics import (
+from rci.bench.metrics import (
     SegmentMatch,
     decision_scores,
     micro_average_precision,
     segment_average_precision,
     vcsl_f_score,
 )
+from rci.bench.peers import PeerKind, make_peer, predict
 
 
 def run(

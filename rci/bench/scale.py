@@ -31,12 +31,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rci.library import LibraryFolder
-from rci.library_build import MAX_TRAIN, MIN_TRAIN, TRAIN_PER_LIST, auto_nlist
+from rci.library.build import MAX_TRAIN, MIN_TRAIN, TRAIN_PER_LIST, auto_nlist
+from rci.library.store import LibraryFolder
 
 K = 10  # neighbours per query frame
 BATCH = 60  # query frames per search: a one-minute video at one frame per second
-PQ = "PQ32np"  # as rci.library_build.build_snapshot: no polysemous training
+PQ = "PQ32np"  # as rci.library.build.build_snapshot: no polysemous training
 CHUNK = 100_000  # database rows made at a time: 200 MB
 DIM = 512
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from rci.bench.rcc import iter_files
-from rci.samples import FPS, SIZE, clip_path, pan_zoom
+from rci.bench.samples import FPS, SIZE, clip_path, pan_zoom
 
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
 MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rci.audio import audio_features, decode_audio
-from rci.frames import content_boxes, crop_resize
-from rci.media import DecodeLimits, sample_video
-from rci.preprocess import preprocess
-from rci.samples import clip_path
+from rci.bench.samples import clip_path
+from rci.preprocess.audio import audio_features, decode_audio
+from rci.preprocess.frames import content_boxes, crop_resize
+from rci.preprocess.media import DecodeLimits, sample_video
+from rci.preprocess.pipeline import preprocess
 
 
 def make_clip(path: Path, seconds: int = 60) -> Path:
@@ -64,8 +64,8 @@ def cpu_stages(data: bytes, repeats: int) -> dict[str, float]:
 
 def gpu_stages(data: bytes, repeats: int) -> dict[str, float]:
     """stage -> median seconds for the gpu target's preprocessing (needs DALI and a GPU)."""
-    from rci.media import plan_frames
-    from rci.preprocess_dali import DaliPreprocessor
+    from rci.preprocess.dali import DaliPreprocessor
+    from rci.preprocess.media import plan_frames
 
     run = DaliPreprocessor()
     plan = plan_frames(data)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rci.checks import check_embeddings, check_times
 from rci.errors import RciError
-from rci.library import VideoFingerprints
-from rci.library_index import LibraryIndex, mean_descriptor, video_keys
+from rci.library.checks import check_embeddings, check_times
+from rci.library.index import LibraryIndex, mean_descriptor, video_keys
+from rci.library.store import VideoFingerprints
 
 
 @dataclass(frozen=True)

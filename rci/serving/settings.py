@@ -18,7 +18,7 @@ def library_names() -> list[str]:
 
 def library_config() -> Path | None:
     """$RCI_LIBRARIES_CONFIG: a TOML file of [libraries.NAME] tables; it overrides
-    $RCI_LIBRARIES (see rci.libraries)."""
+    $RCI_LIBRARIES (see rci.serving.libraries)."""
     path = os.environ.get("RCI_LIBRARIES_CONFIG")
     return Path(path).resolve() if path else None
 
@@ -30,8 +30,8 @@ def descriptor_name() -> str:
 
 def open_libraries():
     """The server's configured libraries under data_dir(), for its descriptor's embeddings."""
-    from rci.descriptor import EMBEDDING_DIM
-    from rci.libraries import Libraries, read_config
+    from rci.describe.descriptor import EMBEDDING_DIM
+    from rci.serving.libraries import Libraries, read_config
 
     config = library_config()
     libraries = read_config(config) if config else library_names()

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rci.checks import check_embeddings, check_times
 from rci.errors import RciError, quote
-from rci.metrics import intersection_length
+from rci.library.checks import check_embeddings, check_times
+from rci.match.intervals import intersection_length
 
 # Similarities one pair may need (float32: 256 MB): 30 min of query at 1 fps against 10 h
 # of reference. A client calling rci_match directly cannot ask for more.

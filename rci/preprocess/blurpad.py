@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from rci.inset import analysis_grey, window_median
+from rci.preprocess.analysis import analysis_grey, window_median
 
 
 @dataclass(frozen=True)

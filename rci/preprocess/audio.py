@@ -1,8 +1,8 @@
 """Audio features: 16 kHz mono samples -> log-mel filter bank and MFCC with deltas.
 
-The math is DALI's audio operators' (rci.dali_ops builds the same chain for the gpu target),
-written in numpy so the cpu target needs no DALI; tests hold the two within a tolerance and
-check the chain against python_speech_features.
+The math is DALI's audio operators' (rci.preprocess.dali_ops builds the same chain for the
+gpu target), written in numpy so the cpu target needs no DALI; tests hold the two within a
+tolerance and check the chain against python_speech_features.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import scipy.fft
 import scipy.signal
 
 from rci.errors import MediaError
-from rci.media import BufferFile
+from rci.preprocess.media import BufferFile
 
 
 @dataclass(frozen=True)

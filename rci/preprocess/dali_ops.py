@@ -3,8 +3,8 @@ runner for them.
 
 Each function takes DALI data nodes inside a pipeline definition and returns nodes, so the
 same chain runs on "gpu" in the served pipeline and on "cpu" where tests hold it against
-the numpy and Pillow code of the cpu target (rci.audio, rci.frames). Importing this module
-needs DALI; nothing in the cpu target imports it.
+the numpy and Pillow code of the cpu target (rci.preprocess.audio, rci.preprocess.frames).
+Importing this module needs DALI; nothing in the cpu target imports it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
-from rci.audio import AudioParams, window
-from rci.frames import MODEL_SIZE
+from rci.preprocess.audio import AudioParams, window
+from rci.preprocess.frames import MODEL_SIZE
 
 
 def audio_features(samples, params: AudioParams = AudioParams()):
@@ -41,7 +41,7 @@ def audio_features(samples, params: AudioParams = AudioParams()):
     ceps = fn.mfcc(fbank, n_mfcc=params.n_mfcc, dct_type=2, normalize=True, lifter=0)
     taps = np.arange(-params.delta_width, params.delta_width + 1, dtype=np.float32)
     # Correlation along time (the second axis of DALI's (coefficient, time) layout) with
-    # clamped borders: the regression deltas of rci.audio.deltas.
+    # clamped borders: the regression deltas of rci.preprocess.audio.deltas.
     kernel = (taps / (2.0 * np.sum(taps**2)))[None, :].tolist()
     ceps = fn.reshape(ceps, layout="HW")
     first = fn.filter(ceps, np.array(kernel, dtype=np.float32), border="clamp")

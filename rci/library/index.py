@@ -14,7 +14,7 @@ import sys
 import faiss
 import numpy as np
 
-from rci.library import FRAME_BITS, LibraryFolder, VideoFingerprints, record_key
+from rci.library.store import FRAME_BITS, LibraryFolder, VideoFingerprints, record_key
 
 SNAPSHOT_POINTER = "CURRENT"  # index/CURRENT names the snapshot readers load
 APPLY_BATCH = 256  # log records loaded before being applied: 256 videos in memory at most

@@ -301,7 +301,7 @@ def _expected_frames(header: _Header, limits: DecodeLimits) -> int:
 
 def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledVideo:
     """Every sampled frame of `data` at once (FrameStream's rule); for short clips and tests:
-    the served path streams them (rci.preprocess)."""
+    the served path streams them (rci.preprocess.pipeline)."""
     stream = FrameStream(data, limits)
     frames, times = [], []
     for frame, t in stream:

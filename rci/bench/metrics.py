@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rci.match.intervals import Interval, intersection_length, union_length
+
 Pair = tuple[str, str]  # (query id, reference id)
-Interval = tuple[float, float]  # [start, end) seconds
 
 
 @dataclass(frozen=True)
@@ -45,23 +46,6 @@ class SegmentMatch:
 
 
 AXES = ("query", "ref")
-
-
-def union_length(intervals: Iterable[Interval]) -> float:
-    """Length covered by the union of intervals (overlaps counted once), seconds."""
-    total, end = 0.0, -math.inf
-    for a, b in sorted(intervals):
-        if b <= end:
-            continue
-        total += b - max(a, end)
-        end = b
-    return total
-
-
-def intersection_length(a: Iterable[Interval], b: Iterable[Interval]) -> float:
-    """|A n B| of two interval sets, as |A| + |B| - |A u B|."""
-    a, b = list(a), list(b)
-    return union_length(a) + union_length(b) - union_length(a + b)
 
 
 def micro_average_precision(truth: set[Pair], scores: Mapping[Pair, float]) -> float:

@@ -1,14 +1,14 @@
-"""The preprocess stage in DALI: the same outputs as rci.preprocess, with DALI decoding the
+"""The preprocess stage in DALI: the same outputs as rci.preprocess.pipeline, with DALI decoding the
 planned frames (NVDEC on "gpu"), resizing them and computing the audio features.
 
 "gpu" is the gpu target's path. "cpu" runs the same pipelines on DALI's CPU backend, whose
 decoder here takes VP8, VP9 and MJPEG but not H.264: that is how CI checks the pipelines
 against the cpu target's code without a GPU.
 
-Frame numbers come from packet timestamps (rci.media.plan_frames), so sampling follows
+Frame numbers come from packet timestamps (rci.preprocess.media.plan_frames), so sampling follows
 presentation time as on the cpu target; the content box is found on the decoded frames with
 the cpu target's code. Audio is decoded by PyAV (DALI's decoders take no AAC) and its
-features computed by rci.dali_ops.
+features computed by rci.preprocess.dali_ops.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
-from rci import dali_ops
-from rci.audio import AudioParams, decode_audio
 from rci.errors import MediaError
-from rci.frames import BorderParams, content_boxes
-from rci.media import DecodeLimits, plan_frames
-from rci.preprocess import Preprocessed
+from rci.preprocess import dali_ops
+from rci.preprocess.audio import AudioParams, decode_audio
+from rci.preprocess.frames import BorderParams, content_boxes
+from rci.preprocess.media import DecodeLimits, plan_frames
+from rci.preprocess.pipeline import Preprocessed
 
 CROP_BATCH = 64  # frames per crop-and-resize run on the GPU
 DECODE_BATCH = 64  # planned frames per decoder run: bounds GPU memory (64 at 4K is 1.6 GB)

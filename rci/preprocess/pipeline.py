@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rci.audio import AudioParams, audio_features, decode_audio
-from rci.descriptor import EMBEDDING_DIM
-from rci.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
-from rci.media import DecodeLimits, FrameStream, check_size
+from rci.preprocess.audio import AudioParams, audio_features, decode_audio
+from rci.preprocess.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
+from rci.preprocess.media import DecodeLimits, FrameStream, check_size
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Embedded:
         frames = video.frames
         parts = [embed(frames[i : i + EMBED_FRAMES]) for i in range(0, len(frames), EMBED_FRAMES)]
         return cls(
-            embeddings=np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32),
+            embeddings=np.concatenate(parts),  # a video has at least one frame (MediaError)
             timestamps=video.timestamps,
             duration=video.duration,
             content_boxes=video.content_boxes,
@@ -115,8 +114,7 @@ def embed_video(
     length beyond its (T, 512) embeddings."""
     parts: list[np.ndarray] = []
     sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: parts.append(embed(f)))
-    embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
-    return Embedded(embeddings=embeddings, **sampled)
+    return Embedded(embeddings=np.concatenate(parts), **sampled)  # FrameStream gave >= 1 frame
 
 
 def _sample(

@@ -15,8 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rci.descriptor import DEFAULT_MODEL
-from rci.repository import Target, assemble
+from rci.describe.descriptor import DEFAULT_MODEL
+from rci.serving.repository import Target, assemble
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ServerOptions:
     # Shared memory, logging, trace and repository APIs answer only requests carrying this
     # in the ADMIN_HEADER; None: a random key no client is told, i.e. those APIs are off.
     admin_key: str | None = None
-    write_token: str | None = None  # ingest and delete need it (rci.auth)
+    write_token: str | None = None  # ingest and delete need it (rci.serving.auth)
     read_token: str | None = None  # detect and status need it or the write token
 
 
@@ -48,8 +48,8 @@ RESTRICTED_APIS = "shared-memory,logging,trace,model-repository"
 
 def hardening_flags(key: str) -> list[str]:
     """tritonserver flags that close the admin APIs behind `key` and forward the RCI token
-    header to the models (rci.auth)."""
-    from rci.auth import TOKEN_HEADER
+    header to the models (rci.serving.auth)."""
+    from rci.serving.auth import TOKEN_HEADER
 
     return [
         f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_HEADER}={key}",
@@ -205,8 +205,8 @@ class TritonServer:
 
     def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and wait until every model is ready; raise with its log if not."""
-        from rci.auth import Tokens
-        from rci.libraries import check_library_name, read_config
+        from rci.serving.auth import Tokens
+        from rci.serving.libraries import check_library_name, read_config
 
         Tokens(write=self.options.write_token, read=self.options.read_token)  # read needs write
         # A bad file or name fails here, readably, not as a model that will not load.

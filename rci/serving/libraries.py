@@ -36,12 +36,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10, the NGC image's
     import tomli as tomllib
 
-from rci.checks import check_embeddings
 from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
-from rci.library import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.library_build import MIN_FINGERPRINTS, has_grown
-from rci.library_index import LibraryIndex, describe_snapshot, read_pointer
-from rci.recall import RecallParams, recall
+from rci.library.build import MIN_FINGERPRINTS, has_grown
+from rci.library.checks import check_embeddings
+from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
+from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.match.recall import RecallParams, recall
 
 # A build that failed (too little memory, say) is not started again for this long: every
 # add would otherwise start the same minutes-long failure.

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rci.auth import TOKEN_HEADER, Access, Tokens
 from rci.errors import RciError
+from rci.serving.auth import TOKEN_HEADER, Access, Tokens
 
 Handler = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 MAX_MESSAGE = 1000  # characters of an error message; client values in it are cut to 200

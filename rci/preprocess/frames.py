@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from rci.blurpad import BlurPadParams, blur_pad_boxes
-from rci.inset import InsetParams, analysis_grey, inset_boxes
+from rci.preprocess.analysis import analysis_grey
+from rci.preprocess.blurpad import BlurPadParams, blur_pad_boxes
+from rci.preprocess.inset import InsetParams, inset_boxes
 
 MODEL_SIZE = 224  # pixels, square descriptor input
 

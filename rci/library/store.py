@@ -7,7 +7,7 @@ On disk, one folder per library under the data directory:
     videos/N.npy   an added video's fingerprints, one (time, embedding) row per frame, written
                    before its record and removed after its delete record; N is the video's
                    key, unique for the library's life (readers memory-map these files)
-    index/         snapshots of a trained IVF-PQ index (rci.library_build)
+    index/         snapshots of a trained IVF-PQ index (rci.library.build)
 A video counts as ingested (or deleted) once its log line is durable; a torn last line left
 by a crash is cut off by the next writer, and a video file without a live log line is never
 read (the first write of each process removes such files).
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.checks import check_duration, check_embeddings, check_times
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
+from rci.library.checks import check_duration, check_embeddings, check_times
 
 LIBRARY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VIDEO_ID = 256  # characters
@@ -60,7 +60,7 @@ class VideoFingerprints:
 
     def check(self, dim: int) -> VideoFingerprints:
         """self if fit for a library of `dim`: unit finite vectors, increasing times in
-        seconds, a finite duration (rci.checks); RciError otherwise."""
+        seconds, a finite duration (rci.library.checks); RciError otherwise."""
         check_video_id(self.video_id)
         check_embeddings(self.embeddings, "embeddings", dim)
         check_times(self.timestamps, len(self.embeddings), "timestamps")

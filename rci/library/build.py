@@ -17,8 +17,8 @@ import faiss
 import numpy as np
 
 from rci.errors import RciError
-from rci.library import FileLock, LibraryFolder, fsync_dir, record_key, write_atomic
-from rci.library_index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor, read_pointer
+from rci.library.index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor, read_pointer
+from rci.library.store import FileLock, LibraryFolder, fsync_dir, record_key, write_atomic
 
 MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
 TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)

@@ -1,2 +1,3 @@
 """The benchmark: real sources -> evasive edits with ground truth -> the served system's
-and peers' predictions -> metrics."""
+and peers' predictions -> metrics; also the demo's and tests' media (samples) and the box,
+speed and scale measurements."""

@@ -1,4 +1,4 @@
-"""Stage 2: temporal alignment of a query against one candidate, giving copied segments.
+"""Match, step 2: temporal alignment of a query against one candidate, giving copied segments.
 
 Matches are the kNN-sparsified query x reference frame similarities. A temporal network
 links matches that move forward in both videos within a gap and a speed range; the

@@ -1,5 +1,6 @@
-"""Stage 1: per-query-frame nearest neighbours vote for library videos; the query's mean
-descriptor adds the videos nearest as a whole; their union goes on to alignment."""
+"""Match, step 1 (recall): per-query-frame nearest neighbours vote for library videos; the
+query's mean descriptor adds the videos nearest as a whole; their union goes on to
+alignment."""
 
 from __future__ import annotations
 

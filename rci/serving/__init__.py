@@ -1,2 +1,3 @@
-"""Serving: the stages as one Triton ensemble -> the server process, its model repository,
-the Python backends' request loop, tokens, and the named libraries a server holds."""
+"""Serving: the stages as Triton models and two ensembles (rci_ingest, rci_detect) -> the
+server process, its model repository, the Python backends' request loop and BLS calls,
+tokens, settings, and the named libraries a server holds."""

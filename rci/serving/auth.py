@@ -1,10 +1,11 @@
 """Who may call what: a write token guards ingest and delete, an optional read token the rest.
 
 Clients send the token in the `rci-token` HTTP header or gRPC metadata; tritonserver
-forwards that header to every model as a request parameter (rci.serving.server), ensembles pass it
-on to their steps, and each model checks it itself, so a leaf model called directly needs
-it too. Triton's backend API has no authentication codes: refusals are INVALID_ARG (HTTP
-400) with a message that starts "unauthenticated" or "permission denied".
+forwards that header to every model as a request parameter (rci.serving.server), ensembles
+pass it on to their steps and rci_preprocess to its BLS calls, and each model checks it
+itself, so a leaf model called directly needs it too. Triton's backend API has no
+authentication codes: refusals are INVALID_ARG (HTTP 400) with a message that starts
+"unauthenticated" or "permission denied".
 """
 
 from __future__ import annotations

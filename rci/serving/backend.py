@@ -1,4 +1,5 @@
-"""The request loop every Triton Python model shares; pb_utils is passed in, never imported."""
+"""The request loop every Triton Python model shares, and the BLS call one model makes to
+another; pb_utils is passed in, never imported."""
 
 from __future__ import annotations
 

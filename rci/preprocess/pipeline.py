@@ -10,7 +10,7 @@ import numpy as np
 
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
-from rci.preprocess.media import DecodeLimits, FrameStream, check_size
+from rci.preprocess.media import DecodeLimits, FrameStream
 
 
 @dataclass
@@ -128,8 +128,7 @@ def _sample(
     """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
     to take(frames, frames the video is expected to have); `frames` is reused once take
     returns. Returns every Preprocessed field but the frames."""
-    check_size(len(data), limits)
-    stream = FrameStream(data, limits, cancelled)
+    stream = FrameStream(data, limits, cancelled)  # opening it checks the size
     batch = np.empty((EMBED_FRAMES, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)
     held = 0
     boxes, times = [], []

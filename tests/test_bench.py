@@ -4,6 +4,7 @@ and the metrics' sanity (perfect predictions score 1, shuffled ones score low)."
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,11 @@ from client import RciClient
 from rci.bench import cli
 from rci.bench import edits as E
 from rci.bench.build import SMALL, build
+from rci.bench.never_copied import LibraryKind, pool_photos
 from rci.bench.peers import ChromaprintPeer, PeerKind, SignaturePeer, VideohashPeer, phash
 from rci.bench.rcc import iter_files
-from rci.bench.run import choose_threshold, run, score, traps
+from rci.bench.run import choose_threshold, never_copied, run, score, traps
+from rci.bench.samples import read_frames
 from rci.bench.sources import GCOMPRIS_RCC, opaque, photo_catalog
 
 
@@ -63,20 +66,24 @@ def test_a_blank_picture_stops_the_build(tmp_path):
 def test_manifest_is_complete_and_consistent(bench):
     out, manifest = bench
     sources = {s["id"]: s for s in manifest["sources"]}
-    assert len(sources) == SMALL.sources + len(SMALL.clips) + SMALL.framed
+    assert len(sources) == SMALL.sources + len(SMALL.clips) + SMALL.framed + SMALL.library.count
     owner = {}
-    for src in sources.values():  # no photograph in two sources
+    for src in sources.values():  # no photograph in two sources, nor in a never-copied video
         for shot in src["provenance"]["shots"]:
-            assert owner.setdefault((shot["file"], shot["member"]), src["id"]) == src["id"]
+            who = "library" if src["role"] == "library" else src["id"]
+            assert owner.setdefault((shot["file"], shot["member"]), who) == who
+    plan = SMALL.library
     for src in sources.values():
         assert (out / src["path"]).is_file()
         if "clip" in src["provenance"]:  # a real clip keeps its own length
             assert src["duration"] == src["provenance"]["clip"]["seconds"] > 0
+        elif src["role"] == "library":  # a bumper adds its 2 s
+            assert plan.min_seconds <= src["duration"] <= plan.max_seconds + 2
         else:
             assert SMALL.min_seconds <= src["duration"] <= SMALL.max_seconds
     (clip,) = [s for s in sources.values() if "clip" in s["provenance"]]
     assert clip["role"] == "reference" and clip["provenance"]["clip"]["file"].endswith("bikes.mp4")
-    framed = {s["id"] for s in sources.values() if "frame" in s}
+    framed = {s["id"] for s in sources.values() if "frame" in s and s["role"] == "reference"}
     assert len(framed) == SMALL.framed
     for q in manifest["queries"]:
         assert (out / q["path"]).is_file()
@@ -90,7 +97,7 @@ def test_manifest_is_complete_and_consistent(bench):
             assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
         if q["trap"]:
             assert not q["truth"] and q["resembles"]
-            assert all(sources[r]["role"] == "reference" for r in q["resembles"])
+            assert all(sources[r]["role"] in ("reference", "library") for r in q["resembles"])
     kinds = [q["kind"] for q in manifest["queries"]]
     assert set(kinds) == {"partial", "full", "two_source", "negative", "near_miss"}
     (full,) = [q for q in manifest["queries"] if q["kind"] == "full"]
@@ -99,12 +106,55 @@ def test_manifest_is_complete_and_consistent(bench):
     first, second = two["truth"]
     assert first["ref_id"] != second["ref_id"]
     assert first["query_end"] == pytest.approx(second["query_start"])
-    near = {q["trap"]: q for q in manifest["queries"] if q["kind"] == "near_miss"}
-    assert set(near) == {"same_frame", "same_audio"}
-    # The same frame as its framed reference, around other pictures.
-    (ref_id,) = near["same_frame"]["resembles"]
-    frame = sources[ref_id]["frame"]
-    assert near["same_frame"]["edits"] == [{"name": frame["name"], "params": frame["params"]}]
+    near = {q["trap"] for q in manifest["queries"] if q["kind"] == "near_miss"}
+    assert near == {"same_frame", "same_audio", "same_bumper"}
+    # The same frame as its framed reference (or template group), around other pictures.
+    for q in manifest["queries"]:
+        if q["trap"] == "same_frame":
+            frame = sources[q["resembles"][0]]["frame"]
+            assert q["edits"] == [{"name": frame["name"], "params": frame["params"]}]
+
+
+def test_never_copied_library_videos(bench):
+    out, manifest = bench
+    sources = {s["id"]: s for s in manifest["sources"]}
+    library = [s for s in sources.values() if s["role"] == "library"]
+    assert {s["library_kind"] for s in library} == {k.value for k in LibraryKind}
+    copied = {t["ref_id"] for q in manifest["queries"] for t in q["truth"]}
+    assert not copied & {s["id"] for s in library}
+    groups = {}
+    for s in library:
+        if s["group"]:
+            groups.setdefault(s["group"], []).append(s)
+    assert sorted(groups) == ["B0", "T0"]
+    # A template group wears one frame; a bumper group opens with the same 2 s.
+    assert len({json.dumps(s["frame"]) for s in groups["T0"]}) == 1
+    first, second = (read_frames(out / s["path"], 0.5, 1.0)[0] for s in groups["B0"])
+    later = [read_frames(out / s["path"], 5.0, 5.2)[0] for s in groups["B0"]]
+    assert np.abs(first.astype(int) - second).mean() < 3
+    assert np.abs(later[0].astype(int) - later[1]).mean() > 20
+    # Queries sharing a group's frame or bumper name the group's videos they resemble.
+    shared = [q for q in manifest["queries"] if set(q["resembles"]) & {s["id"] for s in library}]
+    assert {(q["kind"], q["trap"]) for q in shared} == {
+        ("partial", ""), ("near_miss", "same_frame"), ("near_miss", "same_bumper"),
+    }  # fmt: skip
+    (copy,) = [q for q in shared if q["kind"] == "partial"]
+    frame = groups["T0"][0]["frame"]
+    assert copy["edits"] == [{"name": frame["name"], "params": frame["params"]}]
+    (bumpered,) = [q for q in shared if q["trap"] == "same_bumper"]
+    opening = read_frames(out / bumpered["path"], 0.5, 1.0)[0]
+    assert np.abs(opening.astype(int) - first).mean() < 3
+    (filmed,) = [q for q in manifest["queries"] if "filmed_screen" in str(q["edits"])]
+    assert filmed["kind"] == "partial" and filmed["edits"][-1]["name"] == "filmed_screen"
+
+
+def test_pool_photos_share_no_name_with_a_source_photo():
+    catalog = photo_catalog()
+    pool = pool_photos(catalog)
+    stem = lambda p: Path(p.member or p.file).stem.split("_")[0].lower()  # noqa: E731
+    assert len(pool) >= 100
+    assert not {stem(p) for p in pool} & {stem(p) for p in catalog}
+    assert all(360 <= min(p.width, p.height) < 700 for p in pool)
 
 
 def test_credits_name_every_package_used(bench):
@@ -143,6 +193,21 @@ def test_edit_boxes_compose():
         0.0, 0.0, 1.0, 1.0,
     )  # fmt: skip
     assert E.speed_of([E.Edit("s", {}, "", speed=1.25), E.Edit("s", {}, "", speed=0.8)]) == 1.0
+    # A homography that halves and centres is the rect (0.25, 0.25, 0.5, 0.5). One that turns
+    # the centred half square by 45 degrees spans 0.5 +- sqrt(2)/4 on both axes.
+    unit = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    half = E.homography(unit, [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)])
+    shrink = E.Edit("h", {}, "", ("homography", *half.reshape(-1)))
+    assert E.content_box([shrink]) == pytest.approx((0.25, 0.25, 0.75, 0.75))
+    assert E.content_box([bars, shrink]) == pytest.approx((0.25, 0.3, 0.75, 0.7))
+    r = np.sqrt(2) / 4  # the half-diagonal of a square of side 0.5, turned onto the axes
+    quarter = E.homography(
+        [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)],
+        [(0.5, 0.5 - r), (0.5 + r, 0.5), (0.5 - r, 0.5), (0.5, 0.5 + r)],
+    )
+    turned = E.Edit("h", {}, "", ("homography", *quarter.reshape(-1)))
+    box = E.content_box([E.Edit("c", {}, "", ("rect", 0.25, 0.25, 0.5, 0.5)), turned])
+    assert box == pytest.approx((0.5 - r, 0.5 - r, 0.5 + r, 0.5 + r))
 
 
 def _perfect(manifest):
@@ -223,21 +288,56 @@ def test_runner_scores_the_served_system(bench, server):
     assert report["cost"]["server_peak_memory_mb"] > 200
     systems = report["systems"]
     assert set(systems) == {
-        "rci (all)", "rci (audio kept)", "rci (test split)", "phash (all)",
+        "rci (all)", "rci (audio kept)", "rci (test split)", "rci-refs-only (all)", "phash (all)",
         "chromaprint (audio kept)", "signature (test split)", "videohash (all)",
     }  # fmt: skip
     assert systems["rci (all)"]["overall"] == overall
     test_queries = [q for q in manifest["queries"] if q["split"] == "test"]
     assert systems["signature (test split)"]["overall"]["queries"] == len(test_queries)
     assert set(systems["rci (all)"]["traps"]) == {q["trap"] for q in manifest["queries"]} - {""}
-    assert set(report["thresholds"]) == {p.value for p in PeerKind} | {"rci"}
+    assert set(report["thresholds"]) == {p.value for p in PeerKind} | {"rci", "rci-refs-only"}
+    # False positives against never-copied videos, per kind, with and without them ingested.
+    kinds = {k.value for k in LibraryKind} | {"framed_reference", "all"}
+    assert kinds <= set(systems["rci (all)"]["never_copied"]) <= kinds | {"uncopied_reference"}
+    alone = systems["rci-refs-only (all)"]["never_copied"]
+    library_kinds = {k.value for k in LibraryKind}
+    assert all(row["false_pairs"] == 0 for k, row in alone.items() if k in library_kinds)
+    assert report["never_copied"] == SMALL.library.count
     # Every system's predictions are kept, so a later run can reuse the peers'.
-    for name in {p.value for p in PeerKind} | {"rci"}:
+    for name in {p.value for p in PeerKind} | {"rci", "rci-refs-only"}:
         kept = json.loads((out / "predictions" / f"{name}.json").read_text())
         assert {r["query_id"] for r in kept} <= {q["query_id"] for q in manifest["queries"]}
     assert report["peer_errors"] == {}
     text = (out / "results.md").read_text()
     assert "RCI and its peers" in text and "Near misses" in text and "val split" in text
+    assert "Library videos no query copies" in text
+
+
+def test_never_copied_counts_false_pairs_by_kind():
+    manifest = {
+        "sources": [
+            {"id": "R", "role": "reference"},
+            {"id": "F", "role": "reference", "frame": {}},
+            {"id": "G1", "role": "library", "library_kind": "gradient"},
+            {"id": "G2", "role": "library", "library_kind": "gradient"},
+            {"id": "S", "role": "library", "library_kind": "sky"},
+        ],
+        "queries": [{"query_id": "a", "truth": [{"ref_id": "R"}]}, {"query_id": "b", "truth": []}],
+    }
+
+    def m(ref, reproduced):
+        return {"ref_id": ref, "reproduced": reproduced}
+
+    by_id = {
+        "a": {"matches": [m("R", True), m("G1", True), m("G2", True), m("S", False)]},
+        "b": {"matches": [m("G2", True), m("F", True)]},
+    }
+    rows = never_copied(manifest, manifest["queries"], by_id)
+    # Gradients: a flags G1 and G2, b flags G2 -> 2 queries, 3 pairs; the sky is never
+    # reported; F (framed, copied by none) once; all: both queries, 4 pairs.
+    assert rows["gradient"] == {"videos": 2, "queries": 2, "flagged_queries": 2, "false_pairs": 3}
+    assert rows["sky"]["flagged_queries"] == 0 and rows["framed_reference"]["false_pairs"] == 1
+    assert rows["all"] == {"videos": 4, "queries": 2, "flagged_queries": 2, "false_pairs": 4}
 
 
 def test_traps_count_false_positives():

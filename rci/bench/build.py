@@ -19,6 +19,17 @@ import numpy as np
 
 from rci.bench import edits as E
 from rci.bench.credits import write_credits
+from rci.bench.never_copied import (
+    BUMPER_SECONDS,
+    LibraryKind,
+    LibraryPlan,
+    LibrarySpec,
+    bumper,
+    group_seed,
+    jingle,
+    plan_library,
+    pool_photos,
+)
 from rci.bench.samples import FPS, SIZE
 from rci.bench.sources import (
     AUDIO_RATE,
@@ -54,11 +65,18 @@ class Mode:
     clips: tuple[str, ...]  # real video clips added as references (sources.clip_catalog)
     framed: int  # references shown inside a template or player; near misses reuse the frame
     same_audio: int  # near misses: a reference's audio under unrelated pictures
+    library: LibraryPlan  # never-copied library videos
+    filmed: int  # copies filmed off a screen (one in three alone, the rest over another edit)
+    group_copies: int  # per template group: copies of a reference inside the group's frame
+    bumper_copies: int  # per bumper group: copies of a reference after the group's bumper
+    group_misses: int  # per group: unrelated pictures inside its frame or after its bumper
 
 
 SMALL = Mode(
-    "small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1, ("bikes",), 1, 1
-)
+    "small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1, ("bikes",), 1, 1,
+    LibraryPlan(per_kind=1, groups=1, group_size=2, min_seconds=8.0, max_seconds=12.0),
+    1, 1, 0, 1,
+)  # fmt: skip
 FULL = Mode(
     "full",
     100,
@@ -72,6 +90,11 @@ FULL = Mode(
     ("vtest", "tree", "bikes"),
     4,
     8,
+    LibraryPlan(per_kind=25, groups=3, group_size=12, min_seconds=10.0, max_seconds=25.0),
+    9,
+    2,
+    1,
+    1,
 )
 FRAMES = (E.EditKind.TEMPLATE, E.EditKind.SCREEN_RECORDING)  # what framed references wear
 
@@ -134,13 +157,13 @@ def plan_sources(mode: Mode, rng: np.random.Generator) -> list[SourceSpec]:
         bounds = np.concatenate([[0.0], np.round((cut * seconds) * FPS) / FPS, [seconds]])
         lengths = [float(b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         specs.append(SourceSpec(f"S{len(specs):03d}", chosen, [round(x, 2) for x in lengths]))
-    _assign_audio(specs, mode)
     return specs
 
 
-def _assign_audio(specs: list[SourceSpec], mode: Mode) -> None:
+def _assign_audio(specs: list[SourceSpec | LibrarySpec], mode: Mode) -> None:
     """Every third source gets speech while unused prompts last, the rest music; each takes
-    the next unused span of a track."""
+    the next unused span of a track. Never-copied videos go silent when the music is spent
+    (sources need it: their copies are tested with audio kept)."""
     music = audio_catalog(mode.music_packages)
     prompts = speech_prompts()
     prompt_paths, prompt_seconds = list(prompts), list(prompts.values())
@@ -159,6 +182,9 @@ def _assign_audio(specs: list[SourceSpec], mode: Mode) -> None:
             music[music_at[0]].duration - music_at[1] < spec.duration
         ):
             music_at = [music_at[0] + 1, 0.0]
+        if music_at[0] >= len(music) and isinstance(spec, LibrarySpec):
+            spec.audio = {"kind": "silence"}
+            continue
         if music_at[0] >= len(music):
             raise RuntimeError(f"out of music at source {n}: install the full packages")
         track = music[music_at[0]]
@@ -175,6 +201,8 @@ def _assign_audio(specs: list[SourceSpec], mode: Mode) -> None:
 def source_audio(spec: SourceSpec) -> np.ndarray:
     """The source's mono samples at AUDIO_RATE, exactly its duration long."""
     n = int(round(spec.duration * AUDIO_RATE))
+    if spec.audio["kind"] == "silence":
+        return np.zeros(n, np.float32)
     if spec.audio["kind"] == "speech":
         pieces = [decode_audio(f) for f in spec.audio["files"]]
         gap = np.zeros(int(SPEECH_GAP * AUDIO_RATE), np.float32)
@@ -304,6 +332,10 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_sources(mode, rng)
+    # Its own random stream, so everything drawn before it was added stays as it was.
+    later = np.random.default_rng([seed, 2])
+    library = plan_library(mode.library, pool_photos(photo_catalog()), later, first=len(specs))
+    _assign_audio([*specs, *library], mode)
     n_distractors = max(2, mode.sources // 4)
     roles = ["reference"] * (mode.sources - n_distractors) + ["distractor"] * n_distractors
     roles += ["reference"] * (len(specs) - mode.sources)
@@ -337,6 +369,12 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
                 render_clip(plain, 0.0, spec.duration, [frame], path, "kept", None)
                 plain.unlink()
         sources.append(entry)
+    group_frames = {}  # template group -> the frame its videos wear
+    for g in range(mode.library.groups):
+        ctx = E.EditContext(rng=later, assets=out / "assets", host="")
+        group_frames[f"T{g}"] = E.make_edit(FRAMES[g % len(FRAMES)], ctx)
+    for n, spec in enumerate(library):
+        sources.append(_never_copied(out, spec, SPLITS[n % len(SPLITS)], group_frames))
     # Framed references are only in the library, as the near misses' look-alikes.
     refs = [s for s in sources if s["role"] == "reference" and "frame" not in s]
     hosts = [s for s in sources if s["role"] == "distractor"]
@@ -392,8 +430,11 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
             )  # fmt: skip
         )
     queries += _near_misses(out, mode, sources, frames, hosts, rng)
+    partial = sum(q.kind == "partial" for q in queries)
+    queries += _filmed_screens(out, mode, refs, hosts, later, first=partial)
+    queries += _group_queries(out, mode, sources, refs, hosts, group_frames, later)
     manifest = {
-        "version": 1,
+        "version": 2,
         "seed": seed,
         "mode": mode.name,
         "size": list(SIZE),
@@ -516,7 +557,7 @@ def _near_misses(
     source id) around unrelated pictures, and references' audio under unrelated pictures.
     None copies a reference's picture, so each must not be reported."""
     queries = []
-    framed = [s for s in sources if "frame" in s]
+    framed = [s for s in sources if s["role"] == "reference" and "frame" in s]
     refs = [s for s in sources if s["role"] == "reference" and "frame" not in s]
     for n, ref in enumerate(framed):
         host = hosts[(n + 2) % len(hosts)]
@@ -560,6 +601,156 @@ def _near_misses(
             )  # fmt: skip
         )
     return queries
+
+
+def _never_copied(out: Path, spec: LibrarySpec, split: str, group_frames: dict) -> dict:
+    """Write one never-copied library video (a template group's inside its group's frame,
+    a bumper group's after its bumper, with the bumper's jingle) and return its entry."""
+    path = out / "sources" / f"{spec.source_id}.mp4"
+    entry = {
+        "id": spec.source_id,
+        "path": str(path.relative_to(out)),
+        "duration": spec.duration,
+        "role": "library",
+        "split": split,
+        "library_kind": spec.kind.value,
+        "group": spec.group,
+        "provenance": spec.provenance(),
+    }
+    frame = group_frames.get(spec.group) if spec.kind is LibraryKind.TEMPLATE_GROUP else None
+    if frame is not None:
+        entry["frame"] = {"name": frame.name, "params": frame.params}
+    if path.exists():
+        return entry
+    audio = source_audio(spec)
+    if spec.kind is LibraryKind.BUMPER_GROUP:
+        intro = jingle(group_seed(spec.group))
+        audio[: len(intro)] = intro
+    plain = path if frame is None else _work_dir(out) / f"{spec.source_id}-plain.mp4"
+    write_source(plain, spec.frames(), audio)
+    if frame is not None:
+        render_clip(plain, 0.0, spec.duration, [frame], path, "kept", None)
+        plain.unlink()
+    return entry
+
+
+STACKED_UNDER = [E.EditKind.COLOR, E.EditKind.CROP, E.EditKind.BLACK_BARS, E.EditKind.TEMPLATE,
+                 E.EditKind.WATERMARK, E.EditKind.DANMAKU, E.EditKind.FLIP]  # fmt: skip
+
+
+def _filmed_screens(
+    out: Path, mode: Mode, refs: list[dict], hosts: list[dict], rng: np.random.Generator,
+    first: int,
+) -> list[QueryRecord]:  # fmt: skip
+    """Partial copies filmed off a screen, splits in turn; one in three filmed as it is, the
+    rest over another edit (an edited upload played on a monitor and filmed)."""
+    queries = []
+    for n in range(mode.filmed):
+        split = SPLITS[n % len(SPLITS)]
+        mine = [r for r in refs if r["split"] == split] or refs
+        ref = mine[int(rng.integers(len(mine)))]
+        host, background = hosts[n % len(hosts)], hosts[(n + 1) % len(hosts)]
+        ctx = E.EditContext(rng=rng, assets=out / "assets", host=str(out / background["path"]))
+        kinds = [E.EditKind.FILMED_SCREEN]
+        if n // len(SPLITS) % 3:
+            kinds.insert(0, STACKED_UNDER[int(rng.integers(len(STACKED_UNDER)))])
+        chain = [E.make_edit(k, ctx) for k in kinds]
+        audio = AUDIO_MODES[n % len(AUDIO_MODES)]
+        queries.append(_partial_copy(out, f"Q{first + n:03d}", ref, host, chain, audio, rng, mode))
+    return queries
+
+
+def _group_queries(
+    out: Path, mode: Mode, sources: list[dict], refs: list[dict], hosts: list[dict],
+    group_frames: dict[str, E.Edit], rng: np.random.Generator,
+) -> list[QueryRecord]:  # fmt: skip
+    """Queries that share a group's frame or bumper with never-copied library videos: copies
+    of a reference inside the frame or after the bumper (the group's videos must not be
+    reported with the reference), and unrelated pictures inside it or after it (near
+    misses: nothing may be reported)."""
+    members: dict[str, list[str]] = {}
+    for s in sources:
+        if s.get("group"):
+            members.setdefault(s["group"], []).append(s["id"])
+    queries, copies, misses = [], 0, 0
+    near_at = 1000  # near-miss ids M1000...: the others' numbering stays as it was
+    for group, ids in members.items():
+        framed = group in group_frames
+        intro = None if framed else _bumper_clip(out, group)
+        for _ in range(mode.group_copies if framed else mode.bumper_copies):
+            ref = refs[int(rng.integers(len(refs)))]
+            audio = AUDIO_MODES[copies % len(AUDIO_MODES)]
+            query_id = f"G{copies:03d}"
+            if framed:
+                host = hosts[(copies + 3) % len(hosts)]
+                record = _partial_copy(
+                    out, query_id, ref, host, [group_frames[group]], audio, rng, mode
+                )
+            else:
+                ctx = E.EditContext(rng=rng, assets=out / "assets", host="")
+                chain = [E.make_edit(E.EditKind.COLOR, ctx)]
+                record = _after_bumper(out, query_id, intro, ref, chain, audio, rng, mode)
+            record.resembles = list(ids)
+            queries.append(record)
+            copies += 1
+        for _ in range(mode.group_misses):
+            host = hosts[(misses + 4) % len(hosts)]
+            seconds = round(float(rng.uniform(8.0, min(20.0, host["duration"] - 1.0))), 2)
+            start = round(float(rng.uniform(0.0, host["duration"] - seconds)), 2)
+            path = out / "queries" / f"M{near_at + misses:03d}.mp4"
+            if framed:
+                edit = group_frames[group]
+                duration = render_clip(
+                    out / host["path"], start, seconds, [edit], path, "kept", None
+                )
+                edits, trap = _edit_records([edit]), "same_frame"
+            else:
+                clip = _work_dir(out) / f"{path.stem}-host.mp4"
+                duration = render_clip(out / host["path"], start, seconds, [], clip, "kept", None)
+                concat([intro, clip], path)
+                clip.unlink()
+                duration += BUMPER_SECONDS
+                edits, trap = [], "same_bumper"
+            queries.append(
+                QueryRecord(
+                    path.stem, str(path.relative_to(out)), "near_miss", SPLITS[misses % 3],
+                    edits, "kept", round(duration, 3), trap=trap, resembles=list(ids),
+                )  # fmt: skip
+            )
+            misses += 1
+    return queries
+
+
+def _bumper_clip(out: Path, group: str) -> Path:
+    """The group's bumper with its jingle as a clip (SIZE, FPS, AAC), written once."""
+    path = _work_dir(out) / f"bumper-{group}.mp4"
+    if not path.exists():
+        write_source(path, iter(bumper(group_seed(group))), jingle(group_seed(group)))
+    return path
+
+
+def _after_bumper(
+    out: Path, query_id: str, intro: Path, ref: dict, chain: list[E.Edit], audio: str,
+    rng: np.random.Generator, mode: Mode,
+) -> QueryRecord:  # fmt: skip
+    """A channel's re-upload: its bumper, then a span of `ref` edited by `chain`."""
+    path = out / "queries" / f"{query_id}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    longest = min(ref["duration"] - 1.0, 15.0 if mode.name == "small" else 40.0)
+    seconds = round(float(rng.uniform(5.0, longest)), 2)
+    start = round(float(rng.uniform(0.0, ref["duration"] - seconds)), 2)
+    clip = _work_dir(out) / f"{query_id}-copy.mp4"
+    copied = render_clip(out / ref["path"], start, seconds, chain, clip, audio, None)
+    concat([intro, clip], path)
+    clip.unlink()
+    truth = QueryTruth(
+        ref["id"], BUMPER_SECONDS, round(BUMPER_SECONDS + copied, 3), start,
+        round(start + seconds, 3), _box(chain),
+    )  # fmt: skip
+    return QueryRecord(
+        query_id, str(path.relative_to(out)), "partial", ref["split"], _edit_records(chain),
+        audio, round(BUMPER_SECONDS + copied, 3), [truth],
+    )  # fmt: skip
 
 
 def _dub(pictures: Path, sound: Path, sound_start: float, seconds: float, out: Path) -> None:

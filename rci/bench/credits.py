@@ -25,6 +25,8 @@ def used_media(manifest: dict) -> dict[str, set[str]]:
         if "clip" in provenance:
             used[provenance["clip"]["package"]].add(provenance["clip"]["file"])
         audio = provenance["audio"]
+        if "package" not in audio:  # silence
+            continue
         for file in audio.get("files", []) + ([audio["file"]] if "file" in audio else []):
             used[audio["package"]].add(file)
     return used

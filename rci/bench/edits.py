@@ -33,7 +33,8 @@ class Edit:
     name: str
     params: dict
     video: str
-    place: tuple = ()  # ("rect", x, y, w, h) | ("crop", x, y, w, h) | ("flip",) | ()
+    # ("rect", x, y, w, h) | ("crop", x, y, w, h) | ("flip",) | ("homography", 9 numbers) | ()
+    place: tuple = ()
     speed: float = 1.0
     extra_inputs: tuple[str, ...] = ()  # image or video files the filter reads
 
@@ -43,6 +44,11 @@ class Edit:
             return before
         if self.place[0] == "flip":
             return (1 - before[2], before[1], 1 - before[0], before[3])
+        if self.place[0] == "homography":  # the box's corners mapped; their bounding box
+            corners = [(before[i], before[j]) for i in (0, 2) for j in (1, 3)]
+            h = np.reshape(self.place[1:], (3, 3))
+            xs, ys = zip(*(_apply(h, p) for p in corners), strict=True)
+            return (max(0.0, min(xs)), max(0.0, min(ys)), min(1.0, max(xs)), min(1.0, max(ys)))
         kind, x, y, w, h = self.place
         if kind == "rect":  # the whole previous frame shrunk into (x, y, w, h)
             return (x + before[0] * w, y + before[1] * h, x + before[2] * w, y + before[3] * h)
@@ -205,6 +211,80 @@ def danmaku(rng: np.random.Generator, assets: Path) -> Edit:
     return Edit("danmaku", {"speed": speed}, video, extra_inputs=(png,))
 
 
+def homography(src: list[tuple[float, float]], dst: list[tuple[float, float]]) -> np.ndarray:
+    """(3, 3) projective map taking the 4 points `src` to `dst` (h33 = 1). Eight linear
+    equations solved directly: no library here (OpenCV's would add a large dependency)."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        rhs += [u, v]
+    return np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
+
+
+def _apply(h: np.ndarray, point: tuple[float, float]) -> tuple[float, float]:
+    x, y, w = h @ np.array([point[0], point[1], 1.0])
+    return float(x / w), float(y / w)
+
+
+def filmed_screen(rng: np.random.Generator, assets: Path) -> Edit:
+    """A phone filming the video on a monitor: the picture inside a bezel in a dim room,
+    seen at an angle (keystone and tilt in one perspective map), a slow hand shake, moiré
+    stripes, then the camera's vignette, softness and sensor noise."""
+    scale = float(rng.uniform(0.7, 0.84))  # the screen's share of the frame, before the view
+    sw, sh = _even(W * scale), _even(H * scale)
+    sx = _pos((W - sw) / 2 + rng.uniform(-0.03, 0.03) * W)
+    sy = _pos((H - sh) / 2 + rng.uniform(-0.03, 0.03) * H)
+    room = np.linspace(rng.uniform(20, 60), rng.uniform(50, 110), H)[:, None, None]
+    tint = rng.uniform(0.7, 1.1, 3)
+    canvas = Image.fromarray(np.broadcast_to(room * tint, (H, W, 3)).clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    bezel = int(rng.integers(8, 16))
+    draw.rectangle([sx - bezel, sy - bezel, sx + sw + bezel, sy + sh + bezel], fill=(18, 18, 20))
+    draw.rectangle([sx + sw // 2 - 40, sy + sh + bezel, sx + sw // 2 + 40, H], fill=(28, 28, 30))
+    background = _write_png(assets, f"room-{sx}-{sy}-{sw}-{sh}-{bezel}.png", canvas)
+    # The view: each corner pulled in (keystone), the whole turned by up to 6 degrees.
+    for zoom in (1.12, 1.06, 1.0, 0.94, 0.88):
+        pull = rng.uniform(0.0, 0.07, (4, 2)) * np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]])
+        angle = np.radians(rng.uniform(-6, 6))
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        unit = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=float)
+        corners = ((unit + pull - 0.5) * [W, H]) @ turn.T * zoom / [W, H] + 0.5
+        h = homography([tuple(c) for c in unit], [tuple(c) for c in corners])
+        screen = [(sx / W, sy / H), ((sx + sw) / W, (sy + sh) / H)]
+        seen = [_apply(h, (a[0], b[1])) for a in screen for b in screen]
+        if all(0.01 <= v <= 0.99 for point in seen for v in point):
+            break
+    shake = float(rng.uniform(2, 5))  # pixels
+    period = float(rng.uniform(40, 90))  # frames
+    points = ":".join(
+        f"x{i}='{x * W:.1f}+{shake:.1f}*sin(on/{period:.0f}+{i})':"
+        f"y{i}='{y * H:.1f}+{shake:.1f}*cos(on/{period * 1.3:.0f}+{i})'"
+        for i, (x, y) in enumerate(corners)
+    )
+    period_px = float(rng.uniform(2.4, 4.0))
+    tilt = float(rng.uniform(-0.3, 0.3))
+    yy, xx = np.mgrid[0:H, 0:W]
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(tilt) + yy * np.sin(tilt)) / period_px)
+    stripes = np.zeros((H, W, 4), np.uint8)
+    stripes[..., 3] = (wave * rng.uniform(40, 80)).astype(np.uint8)
+    moire = _write_png(
+        assets, f"moire-{period_px:.2f}-{tilt:.2f}.png", Image.fromarray(stripes)
+    )
+    video = (
+        f"[{{in}}]scale={sw}:{sh}[fg{{n}}];[{{extra0}}]scale={W}:{H}[bg{{n}}];"
+        f"[bg{{n}}][fg{{n}}]overlay={sx}:{sy}:shortest=1[screen{{n}}];"
+        f"[screen{{n}}]perspective={points}:sense=destination:eval=frame[seen{{n}}];"
+        f"[seen{{n}}][{{extra1}}]overlay=0:0:shortest=1,vignette=PI/5,gblur=sigma=0.7,"
+        f"noise=alls=8:allf=t[{{out}}]"
+    )
+    place = ("homography", *(homography(
+        [(0, 0), (1, 0), (0, 1), (1, 1)],
+        [_apply(h, ((sx + dx * sw) / W, (sy + dy * sh) / H)) for dy in (0, 1) for dx in (0, 1)],
+    ).reshape(-1).tolist()))  # fmt: skip
+    params = {"scale": scale, "angle": float(np.degrees(angle)), "zoom": zoom, "shake": shake}
+    return Edit("filmed_screen", params, video, place, extra_inputs=(background, moire))
+
+
 def simple(name: str, chain: str, params: dict, **kwargs) -> Edit:
     return Edit(name, params, f"[{{in}}]{chain}[{{out}}]", **kwargs)
 
@@ -227,6 +307,7 @@ class EditKind(enum.Enum):
     LOW_QUALITY = "low_quality"
     FRAME_RATE = "frame_rate"
     SPEED = "speed"
+    FILMED_SCREEN = "filmed_screen"
 
 
 @dataclass
@@ -261,6 +342,7 @@ def make_edit(kind: EditKind, ctx: EditContext) -> Edit:
         EditKind.LOW_QUALITY: lambda: _low_quality(r),
         EditKind.FRAME_RATE: lambda: simple("frame_rate", "fps=10", {"fps": 10}),
         EditKind.SPEED: lambda: _speed(r),
+        EditKind.FILMED_SCREEN: lambda: filmed_screen(r, ctx.assets),
     }
     return builders[kind]()
 

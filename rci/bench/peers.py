@@ -346,14 +346,18 @@ def make_peer(kind: PeerKind) -> Peer:
     }[kind]()
 
 
+INGESTED = ("reference", "library")  # the roles a library holds; "distractor" is never ingested
+
+
 def predict(peer: Peer, build_dir: Path, manifest: dict) -> list[dict]:
-    """Index the references, then one prediction record per query (runner format); a peer
-    bound to one split sees only that split's references and queries."""
+    """Index the library (references and never-copied videos), then one prediction record
+    per query (runner format); a peer bound to one split sees only that split's library and
+    queries."""
     split = getattr(peer, "split", None)
     refs = {
         s["id"]: build_dir / s["path"]
         for s in manifest["sources"]
-        if s["role"] == "reference" and split in (None, s["split"])
+        if s["role"] in INGESTED and split in (None, s["split"])
     }
     peer.index(refs)
     queries = {

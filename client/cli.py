@@ -139,6 +139,8 @@ def exit_reason(returncode: int) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from rci.describe.descriptor import DescriptorModel
+    from rci.library.background import background_path
     from rci.serving.server import TritonServer
 
     try:
@@ -147,6 +149,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
     server = TritonServer(options)
+    model = DescriptorModel.parse(options.descriptor)
+    if not background_path(options.data_dir, model).exists():
+        console.print("making the background set for score normalization (once; about a minute)")
     # Under systemd, `timeout` or a container, SIGTERM and SIGHUP mean what Ctrl-C means.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
@@ -336,6 +341,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def cmd_build_background(args: argparse.Namespace) -> int:
+    from rci.describe.descriptor import DescriptorModel
+    from rci.library.background import background_path, write_background
+
+    try:
+        model = DescriptorModel.parse(args.descriptor)
+        path = background_path(args.data_dir, model)
+        start = time.perf_counter()
+        embeddings = write_background(path, model)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        return 2
+    console.print(
+        f"{len(embeddings)} background frames for {model.value} in {escape(str(path))} "
+        f"({time.perf_counter() - start:.0f} s); a running server reads it at its next start"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rci.bench import samples
     from rci.serving.server import ServerOptions, TritonServer
@@ -443,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(p)
     p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser(
+        "build-background",
+        help="build the data directory's background set for score normalization again",
+    )
+    p.add_argument("--data-dir", type=Path, default=Path("rci-data"))
+    p.add_argument("--descriptor", default="sscd_resnet50")
+    p.set_defaults(func=cmd_build_background)
 
     p = sub.add_parser("samples", help="build the sample library videos and queries")
     p.add_argument("--out", type=Path, default=Path(".rci/samples"))

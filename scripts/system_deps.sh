@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages: the shared libpython the Triton Python backend stub links against, venv
-# support, libb64 for perf_analyzer; for the benchmark, ffmpeg, fpcalc (its Chromaprint
+# support, libb64 for perf_analyzer, gnome-backgrounds (the wallpapers the score-normalization
+# background is made of, rci/library/background.py); for the benchmark, ffmpeg, fpcalc (its Chromaprint
 # peer) and the packages whose photographs and audio its sources are made of: small mode's
 # set, and with --full the music and clips the full benchmark adds.
 set -euo pipefail
-media=(gcompris-qt-data mate-backgrounds asterisk-moh-opsound-wav asterisk-core-sounds-en-wav)
+media=(gnome-backgrounds gcompris-qt-data mate-backgrounds asterisk-moh-opsound-wav
+       asterisk-core-sounds-en-wav)
 [ "${1:-}" = "--full" ] && media+=(wesnoth-1.16-music drascula-music opencv-doc)
 py=$(${PYTHON:-python3} -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 missing=()

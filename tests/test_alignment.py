@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rci.errors import RciError
 from rci.match.alignment import (
     AlignParams,
     Match,
@@ -22,6 +23,7 @@ from rci.match.alignment import (
     pack_matches,
     unpack_matches,
 )
+from rci.match.views import QueryViews, checked_views
 
 D = 256
 
@@ -360,3 +362,76 @@ def test_best_path_matches_exhaustive_dynamic_programming(seed: int, bias: float
         dq, dr = qt[b] - qt[a], rt[b] - rt[a]
         assert 0 < dq <= params.max_gap and 0 < dr <= params.max_gap
         assert params.min_speed * dq <= dr <= params.max_speed * dq
+
+
+def test_mirrored_view_counts_with_the_better_similarity() -> None:
+    rng = np.random.default_rng(3)
+    query, ref = random_video(rng, 30), random_video(rng, 30)
+    mirrored = random_video(rng, 30)
+    # Frames 5..14 copy ref 10..19 in the query itself, frames 20..27 copy ref 0..7 only in
+    # the mirrored view: with it, two segments; without it, one.
+    query[5:15] = copy_of(rng, ref[10:20])
+    mirrored[20:28] = copy_of(rng, ref[0:8])
+    plain = align(query, seconds(30), ref, seconds(30))
+    both = align(QueryViews(query, mirrored), seconds(30), ref, seconds(30))
+    assert [(s.query_start, s.ref_start) for s in plain] == [(5, 10)]
+    assert sorted((s.query_start, s.query_end, s.ref_start, s.ref_end) for s in both) == [
+        (5, 15, 10, 20), (20, 28, 0, 8),
+    ]  # fmt: skip
+    views = checked_views(query, mirrored)
+    found = match_candidates(views, seconds(30), [("r", ref, seconds(30))])
+    assert len(found[0].segments) == 2
+    assert checked_views(query, mirrored[:0]).mirrored is None  # empty: no second view
+    with pytest.raises(RciError, match="MIRRORED_EMBEDDINGS must be"):
+        checked_views(query, mirrored[:5])
+    with pytest.raises(RciError, match="MIRRORED_EMBEDDINGS rows must have unit length"):
+        checked_views(query, 2 * mirrored)
+
+
+def test_penalty_is_taken_off_every_similarity_of_its_frame() -> None:
+    rng = np.random.default_rng(4)
+    query, ref = random_video(rng, 30), random_video(rng, 30)
+    query[5:15] = copy_of(rng, ref[10:20])  # cosine ~0.98
+    # A penalty of 0.5 on frames 5..9 leaves ~0.48 there (still above min_similarity 0.35):
+    # the segment keeps its span, its score is the mean, (5 * 0.48 + 5 * 0.98) / 10 ~ 0.73.
+    penalty = np.zeros((1, 30), np.float32)
+    penalty[0, 5:10] = 0.5
+    plain = align(query, seconds(30), ref, seconds(30))[0]
+    (seg,) = align(QueryViews(query, penalty=penalty), seconds(30), ref, seconds(30))
+    assert (seg.query_start, seg.query_end) == (plain.query_start, plain.query_end) == (5, 15)
+    assert seg.score == pytest.approx(plain.score - 0.25, abs=1e-5)
+    # 0.7 leaves ~0.28 on frames 5..9: below min_similarity, they are no longer matches.
+    penalty[0, 5:10] = 0.7
+    (seg,) = align(QueryViews(query, penalty=penalty), seconds(30), ref, seconds(30))
+    assert (seg.query_start, seg.query_end) == (10, 15)
+    with pytest.raises(RciError, match="QUERY_PENALTY must be finite"):
+        negative = QueryViews(query, penalty=-penalty)
+        match_candidates(negative, seconds(30), [("r", ref, seconds(30))])
+
+
+def test_a_short_segment_many_candidates_share_is_chrome() -> None:
+    # A channel's 2 s bumper opens the query and three library videos (b1-b3); "src" is
+    # also copied at query 10-30 s. The bumper's segments go (three videos share query 0-2
+    # s, and 2 s <= chrome_seconds); the long copy stays though src shows the bumper too.
+    rng = np.random.default_rng(5)
+    bumper = random_video(rng, 2)
+    query = random_video(rng, 40)
+    query[0:2] = copy_of(rng, bumper)
+    src = random_video(rng, 40)
+    src[0:2] = bumper
+    query[10:30] = copy_of(rng, src[15:35])
+    candidates = [("src", src, seconds(40))]
+    for n in range(3):
+        video = random_video(rng, 20)
+        video[0:2] = bumper
+        candidates.append((f"b{n + 1}", video, seconds(20)))
+    found = {m.video_id: m for m in match_candidates(query, seconds(40), candidates)}
+    assert [(s.query_start, s.query_end) for s in found["src"].segments] == [(10, 30)]
+    assert found["src"].reproduced
+    for n in range(3):
+        assert found[f"b{n + 1}"].segments == [] and not found[f"b{n + 1}"].reproduced
+    # Two videos sharing it are not enough (chrome_videos 3).
+    two = match_candidates(query, seconds(40), candidates[1:3])
+    assert len(two) == 2 and all(m.reproduced for m in two)
+    off = AlignParams(chrome_videos=0)
+    assert all(m.reproduced for m in match_candidates(query, seconds(40), candidates, off))

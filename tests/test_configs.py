@@ -163,8 +163,26 @@ def test_preprocess_parameters_load(target, decoder, kind):
     parameters = {k: v.string_value for k, v in config.parameters.items()}
     assert parameters.pop("decoder") == decoder
     assert parameters.pop("descriptor_model") == "rci_descriptor"
+    assert parameters.pop("mirror") == "true"  # rci_detect's queries are matched mirrored too
     assert from_parameters(DecodeLimits, parameters) == DecodeLimits()  # the defaults, spelt out
     assert [model_config_pb2_kind(g.kind) for g in config.instance_group] == [kind]
+
+
+def test_served_defaults_are_the_library_defaults():
+    """rci_recall's and rci_match's parameters spell out HubParams' and AlignParams'
+    defaults, so offline replays (rci-bench replay) run what the server runs."""
+    from rci.match.alignment import AlignParams
+    from rci.match.normalize import HubParams
+    from rci.serving.backend import from_parameters
+
+    configs = target_configs(Target.CPU)
+    recall = {k: v.string_value for k, v in configs["rci_recall"].parameters.items()}
+    assert recall.pop("normalize") == "true"
+    assert from_parameters(HubParams, {k.removeprefix("hub_"): v for k, v in recall.items()}) == (
+        HubParams()
+    )
+    match = {k: v.string_value for k, v in configs["rci_match"].parameters.items()}
+    assert from_parameters(AlignParams, match) == AlignParams()
 
 
 def model_config_pb2_kind(value: int) -> str:

@@ -203,12 +203,41 @@ def test_match_called_directly_checks_candidates(server, protocol):
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_match_called_directly_checks_the_views_and_penalties(server, protocol):
+    mirrored = ("MIRRORED_EMBEDDINGS", unit_rows(6, 3), "FP32")
+    ok, error = raw(server, protocol, "rci_match", [*match_inputs([6]), mirrored])
+    assert error is None and ok.as_numpy("VIDEO_IDS").tolist() == [b"c"]
+    penalty = np.zeros((2, 6), np.float32)
+    for bad, expected in (
+        (("MIRRORED_EMBEDDINGS", unit_rows(5, 3), "FP32"), "MIRRORED_EMBEDDINGS must be [6, 512]"),
+        (("MIRRORED_EMBEDDINGS", 2 * unit_rows(6, 3), "FP32"), "unit length"),
+        (("QUERY_PENALTY", np.zeros((1, 6), np.float32), "FP32"), "QUERY_PENALTY must be (2, 6)"),
+        (("QUERY_PENALTY", penalty - 1, "FP32"), "QUERY_PENALTY must be finite and >= 0"),
+        (("QUERY_PENALTY", penalty + np.inf, "FP32"), "QUERY_PENALTY must be finite and >= 0"),
+    ):  # fmt: skip
+        inputs = [*match_inputs([6]), mirrored]
+        inputs = [x for x in inputs if x[0] != bad[0]] + [bad]
+        _, error = raw(server, protocol, "rci_match", inputs)
+        assert error is not None and expected in error and "internal" not in error, error
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_recall_called_directly_refuses_nan(server, protocol):
     query = unit_rows(3)
     query[1, 0] = np.nan
     inputs = [("EMBEDDINGS", query, "FP32"), ("LIBRARY", text("main"), "BYTES")]
     _, error = raw(server, protocol, "rci_recall", inputs)
     assert "EMBEDDINGS holds NaN" in error
+    good = unit_rows(3)
+    inputs = [("EMBEDDINGS", good, "FP32"), ("LIBRARY", text("main"), "BYTES")]
+    ok, error = raw(server, protocol, "rci_recall", inputs)
+    assert error is None and ok.as_numpy("QUERY_PENALTY").shape == (1, 3)
+    inputs.append(("MIRRORED_EMBEDDINGS", query, "FP32"))
+    _, error = raw(server, protocol, "rci_recall", inputs)
+    assert "MIRRORED_EMBEDDINGS holds NaN" in error
+    inputs[-1] = ("MIRRORED_EMBEDDINGS", unit_rows(3, 5), "FP32")
+    ok, error = raw(server, protocol, "rci_recall", inputs)
+    assert error is None and ok.as_numpy("QUERY_PENALTY").shape == (2, 3)
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

@@ -9,6 +9,7 @@ import pytest
 
 from rci.library.store import VideoFingerprints
 from rci.match.recall import RecallParams, pack_candidates, recall, unpack_candidates, vote
+from rci.match.views import QueryViews
 from rci.serving.libraries import Libraries
 
 # D, nbr: faiss's similarities and neighbour rows (faiss calls them D, I), -1 = none.
@@ -208,3 +209,35 @@ def test_unpack_refuses_ids_that_are_not_utf8() -> None:
     bad = dict(tensors, CANDIDATE_LIBRARIES=np.array([b"\xc3"], dtype=object))
     with pytest.raises(RciError, match="CANDIDATE_LIBRARIES holds a value that is not valid"):
         candidate_libraries(bad)
+
+
+def test_mirrored_view_recalls_a_mirrored_copy(tmp_path) -> None:
+    # As above, but the copied frames reach the query only through its mirrored view (the
+    # "mirror image" of a frame here is any other unit vector; what matters is that the
+    # view, not the frame, matches). Without the view nothing reaches 0.6.
+    rng = np.random.default_rng(1)
+    libs = Libraries(tmp_path, ["lib"], descriptor="test", dim=64)
+    writer = libs.writer("lib")
+    videos = {}
+    for name in ["a", "b", "c"]:
+        videos[name] = unit(rng.normal(size=(20, 64)))
+        writer.add(VideoFingerprints(name, videos[name], np.arange(20, dtype=np.float32), 20.0))
+    query = unit(rng.normal(size=(10, 64)))
+    mirrored = unit(videos["c"][3:13] + 0.2 * unit(rng.normal(size=(10, 64))))
+    strict = RecallParams(k=5, candidates=2, min_similarity=0.6, video_min_similarity=0.6)
+    assert recall(libs.index("lib"), query, strict) == []
+    found = recall(libs.index("lib"), QueryViews(query, mirrored), strict)
+    assert [c.video_id for c in found] == ["c"]
+    # With frame votes off (an unreachable min_similarity), the mirrored view's mean brings
+    # "c" in by whole-video similarity: it averages 10 of c's 20 frames, so its cosine to c's
+    # mean is about 10 * 0.98 / (sqrt(10) * sqrt(20)) = 0.69; the plain view's is chance.
+    means = RecallParams(k=5, candidates=2, min_similarity=1.5, video_min_similarity=0.5)
+    assert recall(libs.index("lib"), query, means) == []
+    assert [c.video_id for c in recall(libs.index("lib"), QueryViews(query, mirrored), means)] == [
+        "c"
+    ]
+    # A penalty of 0.5 on both views takes the frames' ~0.98 under 0.6: no votes, and the
+    # means' ~0.69 under 0.5.
+    penalised = QueryViews(query, mirrored, penalty=np.full((2, 10), 0.5, np.float32))
+    assert recall(libs.index("lib"), penalised, strict) == []
+    assert recall(libs.index("lib"), penalised, means) == []

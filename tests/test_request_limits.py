@@ -17,6 +17,7 @@ from rci.preprocess.pipeline import (
     CHUNK_FRAMES,
     CONTEXT_FRAMES,
     EMBED_FRAMES,
+    Embedded,
     embed_video,
     preprocess,
 )
@@ -146,3 +147,14 @@ def test_frames_are_embedded_as_they_are_ready(tmp_path) -> None:
     np.testing.assert_array_equal(video.timestamps, whole.timestamps)
     np.testing.assert_array_equal(video.content_boxes, whole.content_boxes)
     assert video.duration == whole.duration
+    assert video.mirrored is None
+    # With the mirror images: one call per window still, of twice the frames (the plan's
+    # largest batch, 256, holds them), the second half flipped left to right.
+    sizes.clear()
+    both = embed_video(data, embed, mirror=True)
+    assert sizes == [2 * EMBED_FRAMES, 2 * EMBED_FRAMES, 14]
+    np.testing.assert_array_equal(both.embeddings, embed(whole.frames))
+    np.testing.assert_array_equal(both.mirrored, embed(whole.frames[:, :, ::-1]))
+    assert not np.array_equal(both.mirrored, both.embeddings)
+    of = Embedded.of(whole, embed, mirror=True)
+    np.testing.assert_array_equal(of.mirrored, both.mirrored)

@@ -11,6 +11,7 @@ from client import RciClient, RciClientError
 from rci.describe.descriptor import Descriptor
 from rci.match.alignment import match_candidates
 from rci.match.recall import recall
+from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
 from rci.serving.libraries import Libraries
 from rci.serving.server import ADMIN_HEADER
@@ -65,20 +66,27 @@ def test_http_and_grpc_give_the_same_result(server, media):
 
 
 def test_served_result_equals_the_local_pipeline(server, data_dir, media):
-    """The ensemble must compute exactly what the rci package computes in-process."""
+    """The ensemble must compute exactly what the rci package computes in-process: the
+    query's frames and their mirror images (the demo query is mirrored) matched."""
     libraries = Libraries(data_dir, ["main"], descriptor="sscd_resnet50", dim=512)
     video = preprocess(media["query"].read_bytes())
-    embeddings = Descriptor().embed(video.frames)
-    candidates = recall(libraries.index("main"), embeddings)
-    local = match_candidates(
-        embeddings, video.timestamps, [(c.video_id, c.embeddings, c.timestamps) for c in candidates]
-    )
+    descriptor = Descriptor()
+    flipped = np.ascontiguousarray(video.frames[:, :, ::-1])
+    views = QueryViews(descriptor.embed(video.frames), descriptor.embed(flipped))
+    local = {}
+    for name, query in (("mirrored", views), ("plain", views.embeddings)):
+        candidates = recall(libraries.index("main"), query)
+        local[name] = match_candidates(
+            query, video.timestamps, [(c.video_id, c.embeddings, c.timestamps) for c in candidates]
+        )
     with RciClient(server.http_url) as client:
         served = client.detect(media["query"]).matches
-    assert [m.video_id for m in served] == [m.video_id for m in local]
-    for s, m in zip(served, local, strict=True):
+    assert [m.video_id for m in served] == [m.video_id for m in local["mirrored"]]
+    for s, m in zip(served, local["mirrored"], strict=True):
         assert s.score == pytest.approx(m.score, abs=1e-4)
         assert [x.as_row()[:4] for x in s.segments] == [x.as_row()[:4] for x in m.segments]
+    # ... and the mirrored view changes the copy's score, so the comparison tells them apart.
+    assert abs(local["mirrored"][0].score - local["plain"][0].score) > 1e-3
 
 
 def test_ingest_reports_fingerprints_and_duration(server, media, tmp_path):
@@ -147,11 +155,19 @@ def test_preprocess_serves_the_descriptor_embeddings_of_its_frames(server, tmp_p
     out is what the descriptor gives for the package's frames, in order, none lost."""
     count = 2 * EMBED_FRAMES + 5  # three descriptor calls, the last one short
     data = encode(tmp_path / "long.mp4", count, rate=1, size=(96, 64))
-    local = Descriptor().embed(preprocess(data).frames)
+    frames = preprocess(data).frames
+    local = Descriptor().embed(frames)
     with httpclient.InferenceServerClient(server.http_url) as triton:
         tensor = httpclient.InferInput("VIDEO_BYTES", [len(data)], "UINT8")
         tensor.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
         result = triton.infer("rci_preprocess", [tensor])
+        # As rci_ingest asks: the embeddings alone, no mirrored view made.
+        wanted = [httpclient.InferRequestedOutput(n) for n in ("EMBEDDINGS", "TIMESTAMPS")]
+        plain = triton.infer("rci_preprocess", [tensor], outputs=wanted)
     served = result.as_numpy("EMBEDDINGS")
     assert served.shape == (count, 512) and len(result.as_numpy("TIMESTAMPS")) == count
     np.testing.assert_allclose(served, local, atol=1e-5)
+    flipped = Descriptor().embed(np.ascontiguousarray(frames[:, :, ::-1]))
+    np.testing.assert_allclose(result.as_numpy("MIRRORED_EMBEDDINGS"), flipped, atol=1e-5)
+    np.testing.assert_allclose(plain.as_numpy("EMBEDDINGS"), local, atol=1e-5)
+    assert plain.as_numpy("MIRRORED_EMBEDDINGS") is None

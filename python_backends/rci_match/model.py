@@ -1,9 +1,11 @@
-"""Triton adapter: align the query with each candidate; returns scores, decisions, segments."""
+"""Triton adapter: align the query (its mirrored view and penalties, when given) with each
+candidate; returns scores, decisions, segments."""
 
 import triton_python_backend_utils as pb_utils
 
 from rci.match.alignment import AlignParams, match_candidates, pack_matches
 from rci.match.recall import candidate_libraries, unpack_candidates
+from rci.match.views import checked_views
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import from_parameters, model_parameters, respond
 
@@ -22,7 +24,11 @@ class TritonPythonModel:
 
     def _run(self, inputs):
         matches = match_candidates(
-            inputs["EMBEDDINGS"],
+            checked_views(
+                inputs["EMBEDDINGS"],
+                inputs.get("MIRRORED_EMBEDDINGS"),
+                inputs.get("QUERY_PENALTY"),
+            ),
             inputs["TIMESTAMPS"],
             unpack_candidates(inputs),
             self.params,

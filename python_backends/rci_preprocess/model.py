@@ -1,7 +1,10 @@
-"""Triton adapter: VIDEO_BYTES -> EMBEDDINGS, TIMESTAMPS, DURATION, CONTENT_BOXES,
-AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter `descriptor_model` (BLS)
-EMBED_FRAMES at a time, so only embeddings leave this model. Parameter `decoder`: "pyav"
-(cpu target) or "nvdec" (gpu target: NVDEC and DALI on the instance's GPU)."""
+"""Triton adapter: VIDEO_BYTES -> EMBEDDINGS, MIRRORED_EMBEDDINGS, TIMESTAMPS, DURATION,
+CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter
+`descriptor_model` (BLS) EMBED_FRAMES at a time, so only embeddings leave this model.
+MIRRORED_EMBEDDINGS (the frames flipped, embedded) are computed only for a caller that asks
+for them, as rci_detect does and rci_ingest does not, and when parameter `mirror` is true;
+otherwise they are (0, 512). Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
+target: NVDEC and DALI on the instance's GPU)."""
 
 import json
 
@@ -22,16 +25,19 @@ class TritonPythonModel:
         parameters = model_parameters(args)
         decoder = parameters.pop("decoder", "pyav")
         self.descriptor = parameters.pop("descriptor_model", "rci_descriptor")
+        self.mirror = {"true": True, "false": False}[parameters.pop("mirror", "true")]
         self.limits = from_parameters(DecodeLimits, parameters)
         if decoder == "nvdec":
             from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device)
-            self.run = lambda data, embed, cancelled: Embedded.of(dali(data.tobytes()), embed)
+            self.run = lambda data, embed, cancelled, mirror: Embedded.of(
+                dali(data.tobytes()), embed, mirror
+            )
         elif decoder == "pyav":
-            self.run = lambda data, embed, cancelled: embed_video(
-                data, embed, self.limits, cancelled=cancelled
+            self.run = lambda data, embed, cancelled, mirror: embed_video(
+                data, embed, self.limits, cancelled=cancelled, mirror=mirror
             )
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
@@ -47,10 +53,11 @@ class TritonPythonModel:
             tokens=self.tokens,
             cancellable=True,
             forwards_token=True,
+            reads_requested=True,
             trim=True,
         )
 
-    def _run(self, inputs, cancelled, token):
+    def _run(self, inputs, cancelled, token, requested):
         data = inputs["VIDEO_BYTES"]  # read in place (rci.preprocess.media.BufferFile), not copied
         check_size(data.size, self.limits)  # before nvdec's tobytes() copies an oversized one
 
@@ -60,9 +67,12 @@ class TritonPythonModel:
             )
             return outputs["EMBEDDINGS"]
 
-        video = self.run(data, embed, cancelled)
+        mirror = self.mirror and "MIRRORED_EMBEDDINGS" in requested
+        video = self.run(data, embed, cancelled, mirror)
+        empty = np.zeros((0, video.embeddings.shape[1]), np.float32)
         return {
             "EMBEDDINGS": video.embeddings,
+            "MIRRORED_EMBEDDINGS": empty if video.mirrored is None else video.mirrored,
             "TIMESTAMPS": video.timestamps,
             "DURATION": np.array([video.duration], dtype=np.float32),
             "CONTENT_BOXES": video.content_boxes,

@@ -74,7 +74,7 @@ class Mode:
 
 SMALL = Mode(
     "small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1, ("bikes",), 1, 1,
-    LibraryPlan(per_kind=1, groups=1, group_size=2, min_seconds=8.0, max_seconds=12.0),
+    LibraryPlan(per_kind=1, groups=1, group_size=3, min_seconds=8.0, max_seconds=12.0),
     1, 1, 0, 1,
 )  # fmt: skip
 FULL = Mode(

@@ -1,5 +1,6 @@
 """`rci-bench build` makes the benchmark; `rci-bench run` scores the served system on it;
-`rci-bench scale` measures the fingerprint index at millions of fingerprints."""
+`rci-bench replay` re-runs matching offline with other parameters; `rci-bench scale`
+measures the fingerprint index at millions of fingerprints."""
 
 from __future__ import annotations
 
@@ -123,6 +124,60 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Recall and alignment replayed on cached features as the server runs them (mirrored
+    view, normalization), with parameters set by --set and --hub."""
+    import dataclasses
+
+    from rci.bench.replay import cache_query_features, replay, scores_by_split, served_library
+    from rci.bench.run import never_copied
+    from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
+    from rci.match.alignment import AlignParams
+    from rci.match.recall import RecallParams
+    from rci.serving.backend import from_parameters
+
+    model = DescriptorModel.parse(args.descriptor)
+    written = cache_query_features(args.out, model)
+    if written:
+        print(f"cached the features of {written} queries", file=sys.stderr)
+    settings = dict(item.split("=", 1) for item in args.set)
+    recall_fields = {f.name for f in dataclasses.fields(RecallParams)}
+    recall_params = from_parameters(
+        RecallParams, {k: v for k, v in settings.items() if k in recall_fields}
+    )
+    align_params = from_parameters(
+        AlignParams, {k: v for k, v in settings.items() if k not in recall_fields}
+    )
+    data_dir = args.data_dir or args.out / "server-data"
+    index = served_library(data_dir, args.library, model)
+    background = None
+    if not args.no_normalize:
+        from rci.library.background import background_path, read_background
+        from rci.match.normalize import Background, HubParams
+
+        hub = from_parameters(HubParams, dict(item.split("=", 1) for item in args.hub))
+        path = args.background or background_path(data_dir, model)
+        background = Background(read_background(path, EMBEDDING_DIM), hub)
+    records = replay(
+        args.out, index, recall_params, align_params, mirror=not args.no_mirror,
+        background=background,
+    )  # fmt: skip
+    manifest = json.loads((args.out / "manifest.json").read_text())
+    by_id = {r["query_id"]: r for r in records}
+    columns = ["pair_uap", "decision_precision", "decision_recall", "decision_f1"]
+    print("| split | queries | " + " | ".join(columns) + " | never-copied flagged |")
+    print("| --- " * (len(columns) + 3) + "|")
+    for split, row in scores_by_split(manifest, records).items():
+        chosen = [q for q in manifest["queries"] if split in ("all", q["split"])]
+        flagged = never_copied(manifest, chosen, by_id)["all"]
+        cells = [f"{row.get(c, 0.0):.3f}" for c in columns]
+        print(f"| {split} | {len(chosen)} | " + " | ".join(cells)
+              + f" | {flagged['flagged_queries']}/{len(chosen)} |")  # fmt: skip
+    if args.predictions:
+        args.predictions.write_text(json.dumps(records))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rci-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +214,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictions", type=Path, required=True, help="a JSON list, one per query")
     p.add_argument("--name", default="mine")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("replay", help="recall and alignment again, offline, other parameters")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.add_argument("--data-dir", type=Path, default=None, help="default: OUT/server-data")
+    p.add_argument("--library", default="bench")
+    p.add_argument("--descriptor", default="sscd_resnet50")
+    p.add_argument("--no-mirror", action="store_true", help="leave the mirrored view out")
+    p.add_argument("--no-normalize", action="store_true", help="no score normalization")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="a RecallParams or AlignParams field (e.g. threshold=0.6); repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--background", type=Path, default=None,
+        help="a background .npy (default: the data directory's, as the server used)",
+    )  # fmt: skip
+    p.add_argument("--hub", action="append", default=[], metavar="NAME=VALUE",
+                   help="a HubParams field (k, floor, beta); repeatable")  # fmt: skip
+    p.add_argument("--predictions", type=Path, default=None, help="write the records here")
+    p.set_defaults(func=cmd_replay)
     p = sub.add_parser("speed", help="preprocessing speed by stage on a 720p H.264 clip")
     p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
     p.add_argument("--seconds", type=int, default=60, help="length of the clip to make")

@@ -47,3 +47,18 @@ def check_duration(seconds: float, name: str = "DURATION") -> float:
     if not np.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
         raise RciError(f"{name} must be finite seconds in [0, {MAX_SECONDS:.0f}], got {seconds}")
     return float(seconds)
+
+
+def check_mirrored(
+    mirrored: np.ndarray | None, embeddings: np.ndarray, name: str = "MIRRORED_EMBEDDINGS"
+) -> np.ndarray | None:
+    """A second view of the query's frames (their mirror images): None when absent or
+    empty, else checked like `embeddings` and of the same shape."""
+    if mirrored is None or (mirrored.ndim == 2 and len(mirrored) == 0):
+        return None
+    check_embeddings(mirrored, name)
+    if mirrored.shape != embeddings.shape:
+        raise RciError(
+            f"{name} must be {list(embeddings.shape)} like EMBEDDINGS, got {list(mirrored.shape)}"
+        )
+    return mirrored

@@ -19,6 +19,7 @@ import numpy as np
 from rci.errors import RciError, quote
 from rci.library.checks import check_embeddings, check_times
 from rci.match.intervals import intersection_length
+from rci.match.views import QueryViews, check_views
 
 # Similarities one pair may need (float32: 256 MB): 30 min of query at 1 fps against 10 h
 # of reference. A client calling rci_match directly cannot ask for more.
@@ -44,12 +45,19 @@ class AlignParams:
     # Fraction of a segment's query span that stronger segments may already cover. Chosen on
     # the benchmark's train and val splits (0.5-0.9 alike; VCSL F 0.63 -> 0.75 there).
     max_query_overlap: float = 0.75
+    # Chrome: a segment of at most chrome_seconds whose query span chrome_videos or more
+    # candidates match (a channel's bumper, a recurring title card) is shared by the
+    # library's videos, not copied from one of them. 0 videos turns it off.
+    chrome_seconds: float = 5.0
+    chrome_videos: int = 3
     threshold: float = 0.5  # a video is reproduced when its score reaches this
 
     def __post_init__(self) -> None:
         # A NaN or negative fraction would drop every segment: nothing would be reproduced.
         if not 0.0 <= self.max_query_overlap <= 1.0:
             raise ValueError(f"max_query_overlap must be 0-1, got {self.max_query_overlap}")
+        if self.chrome_videos < 0 or not self.chrome_seconds >= 0:
+            raise ValueError(f"chrome_videos and chrome_seconds must be >= 0, got {self}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ def _best_path(
 
 
 def align(
-    query: np.ndarray,
+    query: np.ndarray | QueryViews,
     query_times: np.ndarray,
     ref: np.ndarray,
     ref_times: np.ndarray,
@@ -139,15 +147,17 @@ def align(
 ) -> list[Segment]:
     """Copied segments between query (Tq, D) and reference (Tr, D) unit embeddings, best first.
 
-    Times are (Tq,) and (Tr,) seconds; a sampled frame stands for frame_period seconds.
+    Times are (Tq,) and (Tr,) seconds; a sampled frame stands for frame_period seconds. A
+    query given as QueryViews is compared view by view (QueryViews.similarities).
     """
-    if len(query) == 0 or len(ref) == 0:
+    views = QueryViews.of(query)
+    if len(views) == 0 or len(ref) == 0:
         return []
-    S = query @ ref.T  # (Tq, Tr) cosine similarities
+    S = views.similarities(ref)  # (Tq, Tr) cosine similarities, less any penalty
     i, j, s = _nodes(S, params)
     qt, rt = query_times[i].astype(np.float64), ref_times[j].astype(np.float64)
     alive = np.ones(len(s), dtype=bool)
-    min_matches = min(params.min_matches, len(query), len(ref))
+    min_matches = min(params.min_matches, len(views), len(ref))
     segments: list[Segment] = []
     while alive.any() and len(segments) < params.max_segments:
         path, total = _best_path(qt, rt, s, alive, params)
@@ -196,7 +206,7 @@ def one_reference_moment_each(segments: list[Segment], max_overlap: float) -> li
 
 def match(
     video_id: str,
-    query: np.ndarray,
+    query: np.ndarray | QueryViews,
     query_times: np.ndarray,
     ref: np.ndarray,
     ref_times: np.ndarray,
@@ -211,7 +221,7 @@ def match(
 
 
 def match_candidates(
-    query: np.ndarray,
+    query: np.ndarray | QueryViews,
     query_times: np.ndarray,
     candidates: list[tuple[str, np.ndarray, np.ndarray]],
     params: AlignParams = AlignParams(),
@@ -219,10 +229,13 @@ def match_candidates(
 ) -> list[Match]:
     """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate, labelled with
     its library when `libraries` (one name per candidate) is given; best score first.
-    The query must be unit rows with increasing times, and each pair's similarity matrix
-    at most MAX_PAIR_CELLS (RciError otherwise)."""
+    The query (its embeddings, or QueryViews) must be unit rows with increasing times, and
+    each pair's similarity matrix at most MAX_PAIR_CELLS (RciError otherwise)."""
+    views = QueryViews.of(query)
+    query = views.embeddings
     check_embeddings(query, "EMBEDDINGS")
     check_times(query_times, len(query), "TIMESTAMPS")
+    check_views(views)
     if len(candidates) > MAX_CANDIDATES:
         raise RciError(f"{len(candidates)} candidates; at most {MAX_CANDIDATES} per request")
     cells = len(query) * sum(len(emb) for _, emb, _ in candidates)
@@ -241,10 +254,49 @@ def match_candidates(
             )
     labels = [""] * len(candidates) if libraries is None else libraries
     matches = [
-        dataclasses.replace(match(vid, query, query_times, emb, times, params), library=lib)
+        dataclasses.replace(match(vid, views, query_times, emb, times, params), library=lib)
         for (vid, emb, times), lib in zip(candidates, labels, strict=True)
     ]
-    return sorted(matches, key=lambda m: -m.score)
+    return sorted(without_chrome(matches, params), key=lambda m: -m.score)
+
+
+def without_chrome(matches: list[Match], params: AlignParams) -> list[Match]:
+    """`matches` less their chrome segments (AlignParams.chrome_seconds), rescored.
+
+    A short segment counts as shared when at least chrome_videos matches (itself included)
+    have a segment covering half or more of its query span. Long segments always stay: a
+    video copied many times is still copied.
+    """
+    if not params.chrome_videos:
+        return matches
+
+    def shared(seg: Segment) -> bool:
+        span = seg.query_end - seg.query_start
+        if span > params.chrome_seconds:
+            return False
+        holders = sum(
+            any(
+                intersection_length(
+                    [(seg.query_start, seg.query_end)], [(o.query_start, o.query_end)]
+                )
+                >= 0.5 * span
+                for o in m.segments
+            )
+            for m in matches
+        )
+        return holders >= params.chrome_videos
+
+    out = []
+    for m in matches:
+        kept = [seg for seg in m.segments if not shared(seg)]
+        if len(kept) == len(m.segments):
+            out.append(m)
+            continue
+        score = max((seg.score for seg in kept), default=0.0)
+        out.append(
+            dataclasses.replace(m, segments=kept, score=score, reproduced=score >= params.threshold)
+        )
+    return out
 
 
 def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:

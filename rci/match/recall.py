@@ -10,8 +10,9 @@ import numpy as np
 
 from rci.errors import RciError
 from rci.library.checks import check_embeddings, check_times
-from rci.library.index import LibraryIndex, mean_descriptor, video_keys
+from rci.library.index import LibraryIndex, video_keys
 from rci.library.store import VideoFingerprints
+from rci.match.views import QueryViews
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,30 @@ def vote(D: np.ndarray, V: np.ndarray, params: RecallParams) -> list[int]:
 
 
 def recall(
-    index: LibraryIndex, embeddings: np.ndarray, params: RecallParams = RecallParams()
+    index: LibraryIndex,
+    query: np.ndarray | QueryViews,
+    params: RecallParams = RecallParams(),
 ) -> list[VideoFingerprints]:
-    """Candidate videos for a query's (T, D) float32 embeddings: by votes best first, then
-    by whole-video similarity, each video once."""
-    if index.ntotal == 0 or len(embeddings) == 0:
+    """Candidate videos for a query's (T, D) float32 embeddings (or its QueryViews): by
+    votes best first, then by whole-video similarity, each video once. With several views
+    (a mirrored one), each frame's k neighbours in every view vote, once per video with the
+    best similarity; similarities are less the view's penalty."""
+    views = QueryViews.of(query)
+    if index.ntotal == 0 or len(views) == 0:
         return []
-    D, I = index.search(embeddings, min(params.k, index.ntotal))
+    k = min(params.k, index.ntotal)
+    found = [index.search(x, k) for x, _ in views.views()]
+    D = np.hstack([d - p[:, None] for (d, _), (_, p) in zip(found, views.views(), strict=True)])
+    I = np.hstack([i for _, i in found])  # (T, V k): vote() counts a video once per frame
     keys = vote(D, video_keys(I), params)
     if params.video_candidates:
-        query = mean_descriptor(embeddings)[None]
-        Dm, Km = index.search_means(query, min(params.video_candidates, len(index.records)))
-        near = Km[0][(Km[0] >= 0) & (Dm[0] >= params.video_min_similarity)]
-        keys += [int(k) for k in near if k not in keys]
+        means, penalty = views.mean_views()
+        Dm, Km = index.search_means(means, min(params.video_candidates, len(index.records)))
+        Dm = Dm - penalty[:, None]
+        order = np.argsort(-Dm, axis=None, kind="stable")  # best of the views first
+        near = Km.reshape(-1)[order][Dm.reshape(-1)[order] >= params.video_min_similarity]
+        near = [key for key in dict.fromkeys(near.tolist()) if key >= 0 and key not in keys]
+        keys += near[: params.video_candidates]
     candidates = []
     for key in keys:
         video_id = index.records[key]["video_id"]

@@ -60,14 +60,17 @@ class Embedded:
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
     audio_fbank: np.ndarray  # (F, 64) float32, as Preprocessed
     audio_mfcc: np.ndarray  # (F, 39) float32, as Preprocessed
+    mirrored: np.ndarray | None = None  # (T, 512) float32: the frames flipped left to right
 
     @classmethod
-    def of(cls, video: Preprocessed, embed: Embed) -> Embedded:
-        """`video` with its frames embedded EMBED_FRAMES at a time."""
-        frames = video.frames
-        parts = [embed(frames[i : i + EMBED_FRAMES]) for i in range(0, len(frames), EMBED_FRAMES)]
+    def of(cls, video: Preprocessed, embed: Embed, mirror: bool = False) -> Embedded:
+        """`video` with its frames (and with `mirror` their mirror images) embedded
+        EMBED_FRAMES at a time."""
+        frames, views = video.frames, _Views(embed, mirror)
+        for i in range(0, len(frames), EMBED_FRAMES):
+            views.take(frames[i : i + EMBED_FRAMES])
         return cls(
-            embeddings=np.concatenate(parts),  # a video has at least one frame (MediaError)
+            **views.result(),  # a video has at least one frame (MediaError)
             timestamps=video.timestamps,
             duration=video.duration,
             content_boxes=video.content_boxes,
@@ -108,13 +111,39 @@ def embed_video(
     borders: BorderParams = BorderParams(),
     audio: AudioParams = AudioParams(),
     cancelled: Callable[[], bool] | None = None,
+    mirror: bool = False,
 ) -> Embedded:
     """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
-    length beyond its (T, 512) embeddings."""
-    parts: list[np.ndarray] = []
-    sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: parts.append(embed(f)))
-    return Embedded(embeddings=np.concatenate(parts), **sampled)  # FrameStream gave >= 1 frame
+    length beyond its (T, 512) embeddings. `mirror`: their mirror images too (a query's
+    mirrored copy then matches; the library keeps one view)."""
+    views = _Views(embed, mirror)
+    sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: views.take(f))
+    return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
+
+
+class _Views:
+    """Embeds batches of frames, and with `mirror` their mirror images in the same call
+    (2 x EMBED_FRAMES = 128 frames, within the TensorRT plan's 256)."""
+
+    def __init__(self, embed: Embed, mirror: bool) -> None:
+        self.embed, self.mirror = embed, mirror
+        self.plain: list[np.ndarray] = []
+        self.flipped: list[np.ndarray] = []
+
+    def take(self, frames: np.ndarray) -> None:
+        if not self.mirror:
+            self.plain.append(self.embed(frames))
+            return
+        both = self.embed(np.concatenate([frames, frames[:, :, ::-1]]))
+        self.plain.append(both[: len(frames)])
+        self.flipped.append(both[len(frames) :])
+
+    def result(self) -> dict[str, np.ndarray]:
+        out = {"embeddings": np.concatenate(self.plain)}
+        if self.mirror:
+            out["mirrored"] = np.concatenate(self.flipped)
+        return out
 
 
 def _sample(

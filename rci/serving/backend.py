@@ -38,13 +38,16 @@ def respond(
     tokens: Tokens = Tokens(),
     cancellable: bool = False,
     forwards_token: bool = False,
+    reads_requested: bool = False,
     trim: bool = False,
 ) -> list:
     """One response per request: handler(inputs by name) -> outputs by name, once the
     request's token grants `access`; `cancellable` handlers also get cancelled=, a callable
-    that turns true once the client has gone (gRPC cancellation, deadlines), and
-    `forwards_token` ones token= (str or None), for the models they call. `trim`: give the
-    heap freed by large requests back to the system afterwards.
+    that turns true once the client has gone (gRPC cancellation, deadlines),
+    `forwards_token` ones token= (str or None), for the models they call, and
+    `reads_requested` ones requested=, the output names the caller asked for (an ensemble
+    step asks for those its output_map names). `trim`: give the heap freed by large
+    requests back to the system afterwards.
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
@@ -60,6 +63,8 @@ def respond(
                 options["cancelled"] = request.is_cancelled
             if forwards_token:
                 options["token"] = token
+            if reads_requested:
+                options["requested"] = frozenset(request.requested_output_names())
             outputs = handler(inputs, **options)
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))

@@ -38,10 +38,10 @@ except ModuleNotFoundError:  # Python 3.10, the NGC image's
 
 from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
-from rci.library.checks import check_embeddings
 from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
 from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.match.recall import RecallParams, recall
+from rci.match.views import QueryViews, checked_views
 
 # A build that failed (too little memory, say) is not started again for this long: every
 # add would otherwise start the same minutes-long failure.
@@ -255,20 +255,22 @@ class Libraries:
         return self._indexes[name]
 
     def recall(
-        self, names: list[str], embeddings: np.ndarray
+        self, names: list[str], query: np.ndarray | QueryViews
     ) -> list[tuple[str, VideoFingerprints]]:
-        """(library, candidate) for a query's (T, D) embeddings, each named library searched
-        with its own recall parameters; unknown names fail before any search."""
-        check_embeddings(embeddings, "EMBEDDINGS", self.dim)
-        if len(embeddings) > MAX_QUERY_FRAMES:
-            raise RciError(f"{len(embeddings)} query frames; at most {MAX_QUERY_FRAMES}")
+        """(library, candidate) for a query's (T, D) embeddings or its QueryViews (mirrored
+        view, penalties), each named library searched with its own recall parameters;
+        unknown names fail before any search."""
+        views = QueryViews.of(query)
+        checked_views(views.embeddings, views.mirrored, views.penalty, self.dim)
+        if len(views) > MAX_QUERY_FRAMES:
+            raise RciError(f"{len(views)} query frames; at most {MAX_QUERY_FRAMES}")
         if not names or len(set(names)) != len(names):
             raise RciError(f"LIBRARY must name one or more distinct libraries, got {quote(names)}")
         indexes = [self.index(name) for name in names]
         return [
             (name, video)
             for name, index in zip(names, indexes, strict=True)
-            for video in recall(index, embeddings, self.settings[name].recall)
+            for video in recall(index, views, self.settings[name].recall)
         ]
 
     def status(self, names: list[str]) -> list[dict]:

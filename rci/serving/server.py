@@ -15,7 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rci.describe.descriptor import DEFAULT_MODEL
+from rci.describe.descriptor import DEFAULT_MODEL, DescriptorModel
+from rci.library.background import ensure_background
 from rci.serving.repository import Target, assemble
 
 
@@ -219,6 +220,9 @@ class TritonServer:
                 check_library_name(name)
         Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
+        # Here rather than in rci_recall's first load, where building it would count
+        # against the readiness timeout.
+        ensure_background(self.options.data_dir, DescriptorModel.parse(self.options.descriptor))
         reclaim_shared_memory()  # what a server that crashed before this one left
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(

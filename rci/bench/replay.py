@@ -1,0 +1,132 @@
+"""Matching replayed offline: the served recall and alignment code over cached features.
+
+`rci-bench run` leaves the served library in the build folder (server-data/); this module
+caches every query's descriptor embeddings once (the cpu target's preprocessing, run in
+process), then re-runs recall and alignment with other parameters in seconds, scored like
+`rci-bench run`. Parameters are chosen this way on train and val; the figures reported
+come from a served run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rci.bench.run import score
+from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel
+from rci.library.index import LibraryIndex
+from rci.library.store import LibraryFolder
+from rci.match.alignment import AlignParams, match_candidates
+from rci.match.normalize import Background
+from rci.match.recall import RecallParams, recall
+from rci.match.views import QueryViews
+from rci.preprocess.pipeline import preprocess
+
+FEATURES = "features"  # folder of the build holding one .npz per query
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    """One query as the matcher sees it."""
+
+    embeddings: np.ndarray  # (T, 512) float32, unit rows
+    mirrored: np.ndarray  # (T, 512) float32: the same frames flipped left to right
+    timestamps: np.ndarray  # (T,) float32 seconds
+
+    def __post_init__(self) -> None:
+        if self.mirrored.shape != self.embeddings.shape:
+            raise ValueError(f"mirrored {self.mirrored.shape} != {self.embeddings.shape}")
+        if self.timestamps.shape != (len(self.embeddings),):
+            raise ValueError(f"timestamps must be ({len(self.embeddings)},)")
+
+
+def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool = False) -> int:
+    """Write features/QUERY.npz for every query of the manifest that has none (all with
+    `rebuild`); returns how many were written."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    folder = build_dir / FEATURES
+    folder.mkdir(exist_ok=True)
+    descriptor, written = None, 0
+    for query in manifest["queries"]:
+        path = folder / f"{query['query_id']}.npz"
+        if path.exists() and not rebuild:
+            continue
+        descriptor = descriptor or Descriptor(model)
+        video = preprocess((build_dir / query["path"]).read_bytes())
+        frames = video.frames
+        np.savez(
+            path,
+            embeddings=descriptor.embed(frames),
+            mirrored=descriptor.embed(np.ascontiguousarray(frames[:, :, ::-1])),
+            timestamps=video.timestamps,
+        )
+        written += 1
+    return written
+
+
+def load_query_features(build_dir: Path, query_id: str) -> QueryFeatures:
+    with np.load(build_dir / FEATURES / f"{query_id}.npz", allow_pickle=False) as data:
+        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"])
+
+
+def served_library(data_dir: Path, library: str, model: DescriptorModel) -> LibraryIndex:
+    """The exact index over a library a server left in `data_dir` (`rci-bench run`:
+    BUILD/server-data)."""
+    folder = LibraryFolder(data_dir, library, descriptor=model.value, dim=EMBEDDING_DIM)
+    return LibraryIndex(folder)
+
+
+def replay(
+    build_dir: Path,
+    index: LibraryIndex,
+    recall_params: RecallParams = RecallParams(),
+    align_params: AlignParams = AlignParams(),
+    mirror: bool = False,
+    background: Background | None = None,
+) -> list[dict]:
+    """Prediction records (runner format, box_iou None) for every query of the build; with
+    `mirror`, each query is matched by its frames and their mirror images, and with
+    `background`, normalized against it."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    records = []
+    for query in manifest["queries"]:
+        features = load_query_features(build_dir, query["query_id"])
+        views = QueryViews(features.embeddings, features.mirrored if mirror else None)
+        if background is not None:
+            views = background.normalized(views)
+        candidates = recall(index, views, recall_params)
+        matches = match_candidates(
+            views,
+            features.timestamps,
+            [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
+            align_params,
+        )
+        records.append(
+            {
+                "query_id": query["query_id"],
+                "matches": [
+                    {
+                        "ref_id": m.video_id,
+                        "score": m.score,
+                        "reproduced": m.reproduced,
+                        "segments": [s.as_row() for s in m.segments],
+                    }
+                    for m in matches
+                ],
+                "box_iou": None,
+            }
+        )
+    return records
+
+
+def scores_by_split(manifest: dict, records: list[dict]) -> dict[str, dict]:
+    """score() over each split's queries and over all of them."""
+    by_id = {r["query_id"]: r for r in records}
+    out = {}
+    for split in ("train", "val", "test", "all"):
+        chosen = [q for q in manifest["queries"] if split in ("all", q["split"])]
+        out[split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
+    return out

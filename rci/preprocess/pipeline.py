@@ -66,7 +66,7 @@ class Embedded:
     def of(cls, video: Preprocessed, embed: Embed, mirror: bool = False) -> Embedded:
         """`video` with its frames (and with `mirror` their mirror images) embedded
         EMBED_FRAMES at a time."""
-        frames, views = video.frames, _Views(embed, mirror)
+        frames, views = video.frames, _Embedder(embed, mirror)
         for i in range(0, len(frames), EMBED_FRAMES):
             views.take(frames[i : i + EMBED_FRAMES])
         return cls(
@@ -117,12 +117,12 @@ def embed_video(
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
     length beyond its (T, 512) embeddings. `mirror`: their mirror images too (a query's
     mirrored copy then matches; the library keeps one view)."""
-    views = _Views(embed, mirror)
+    views = _Embedder(embed, mirror)
     sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: views.take(f))
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
 
-class _Views:
+class _Embedder:
     """Embeds batches of frames, and with `mirror` their mirror images in the same call
     (2 x EMBED_FRAMES = 128 frames, within the TensorRT plan's 256)."""
 

@@ -332,7 +332,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_sources(mode, rng)
-    # Its own random stream, so everything drawn before it was added stays as it was.
+    # Its own random stream, so the sources drawn before it was added stay as they were.
     later = np.random.default_rng([seed, 2])
     library = plan_library(mode.library, pool_photos(photo_catalog()), later, first=len(specs))
     _assign_audio([*specs, *library], mode)

@@ -8,8 +8,10 @@ import pytest
 import tritonclient.http as httpclient
 
 from client import RciClient, RciClientError
-from rci.describe.descriptor import Descriptor
+from rci.describe.descriptor import Descriptor, DescriptorModel
+from rci.library.background import background_path, read_background
 from rci.match.alignment import match_candidates
+from rci.match.normalize import Background
 from rci.match.recall import recall
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
@@ -67,12 +69,18 @@ def test_http_and_grpc_give_the_same_result(server, media):
 
 def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     """The ensemble must compute exactly what the rci package computes in-process: the
-    query's frames and their mirror images (the demo query is mirrored) matched."""
+    query's frames and their mirror images (the demo query is mirrored), normalized against
+    the background, matched."""
     libraries = Libraries(data_dir, ["main"], descriptor="sscd_resnet50", dim=512)
     video = preprocess(media["query"].read_bytes())
     descriptor = Descriptor()
     flipped = np.ascontiguousarray(video.frames[:, :, ::-1])
     views = QueryViews(descriptor.embed(video.frames), descriptor.embed(flipped))
+    # Normalized as rci_recall does: the data directory's background, the default HubParams
+    # (tests/test_configs.py checks the config spells them out).
+    model = DescriptorModel.parse("sscd_resnet50")
+    background = Background(read_background(background_path(data_dir, model), 512))
+    views = background.normalized(views)
     local = {}
     for name, query in (("mirrored", views), ("plain", views.embeddings)):
         candidates = recall(libraries.index("main"), query)

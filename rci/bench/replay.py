@@ -1,7 +1,7 @@
 """Matching replayed offline: the served recall and alignment code over cached features.
 
 `rci-bench run` leaves the served library in the build folder (server-data/); this module
-caches every query's descriptor embeddings once (the cpu target's preprocessing, run in
+caches every query's descriptor embeddings once (the cpu target's embed_video, run in
 process), then re-runs recall and alignment with other parameters in seconds, scored like
 `rci-bench run`. Parameters are chosen this way on train and val; the figures reported
 come from a served run.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.bench.run import score
+from rci.bench.run import match_records, score
 from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel
 from rci.library.index import LibraryIndex
 from rci.library.store import LibraryFolder
@@ -23,7 +23,7 @@ from rci.match.alignment import AlignParams, match_candidates
 from rci.match.normalize import Background
 from rci.match.recall import RecallParams, recall
 from rci.match.views import QueryViews
-from rci.preprocess.pipeline import preprocess
+from rci.preprocess.pipeline import embed_video
 
 FEATURES = "features"  # folder of the build holding one .npz per query
 
@@ -55,13 +55,10 @@ def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool 
         if path.exists() and not rebuild:
             continue
         descriptor = descriptor or Descriptor(model)
-        video = preprocess((build_dir / query["path"]).read_bytes())
-        frames = video.frames
+        # The served pipeline itself, in process: rci_preprocess runs this function.
+        video = embed_video((build_dir / query["path"]).read_bytes(), descriptor.embed, mirror=True)
         np.savez(
-            path,
-            embeddings=descriptor.embed(frames),
-            mirrored=descriptor.embed(np.ascontiguousarray(frames[:, :, ::-1])),
-            timestamps=video.timestamps,
+            path, embeddings=video.embeddings, mirrored=video.mirrored, timestamps=video.timestamps
         )
         written += 1
     return written
@@ -105,19 +102,7 @@ def replay(
             align_params,
         )
         records.append(
-            {
-                "query_id": query["query_id"],
-                "matches": [
-                    {
-                        "ref_id": m.video_id,
-                        "score": m.score,
-                        "reproduced": m.reproduced,
-                        "segments": [s.as_row() for s in m.segments],
-                    }
-                    for m in matches
-                ],
-                "box_iou": None,
-            }
+            {"query_id": query["query_id"], "matches": match_records(matches), "box_iou": None}
         )
     return records
 

@@ -74,9 +74,9 @@ def recall(
     if index.ntotal == 0 or len(views) == 0:
         return []
     k = min(params.k, index.ntotal)
-    found = [index.search(x, k) for x, _ in views.views()]
-    D = np.hstack([d - p[:, None] for (d, _), (_, p) in zip(found, views.views(), strict=True)])
-    I = np.hstack([i for _, i in found])  # (T, V k): vote() counts a video once per frame
+    found = [(*index.search(x, k), p) for x, p in views.views()]
+    D = np.hstack([d - p[:, None] for d, _, p in found])
+    I = np.hstack([i for _, i, _ in found])  # (T, V k): vote() counts a video once per frame
     keys = vote(D, video_keys(I), params)
     if params.video_candidates:
         means, penalty = views.mean_views()

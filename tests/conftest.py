@@ -36,10 +36,13 @@ def media(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("media")
     library = samples.build_library(folder)
     query, truth = samples.build_query(folder, library)
+    inside, inside_truth = samples.build_inside(folder, library)
     return {
         "library": library,
         "query": query,
         "truth": truth,
+        "inside": inside,  # library video A picture-in-picture over library video B
+        "inside_truth": inside_truth,
         "unrelated": samples.build_unrelated(folder),
         "folder": folder,
     }

@@ -435,3 +435,47 @@ def test_a_short_segment_many_candidates_share_is_chrome() -> None:
     assert len(two) == 2 and all(m.reproduced for m in two)
     off = AlignParams(chrome_videos=0)
     assert all(m.reproduced for m in match_candidates(query, seconds(40), candidates, off))
+
+
+def test_a_short_segment_on_frames_many_library_videos_hold_is_chrome() -> None:
+    # The same bumper query as above, but only one bumper video reached the candidates (the
+    # rest lost recall's vote): recall's recurrence still says four library videos hold
+    # query 0-2 s, so that segment goes; the long copy of src stays.
+    rng = np.random.default_rng(5)
+    bumper = random_video(rng, 2)
+    query = random_video(rng, 40)
+    query[0:2] = copy_of(rng, bumper)
+    src = random_video(rng, 40)
+    query[10:30] = copy_of(rng, src[15:35])
+    b1 = random_video(rng, 20)
+    b1[0:2] = bumper
+    candidates = [("src", src, seconds(40)), ("b1", b1, seconds(20))]
+    recurring = np.ones(40, np.int32)
+    recurring[0:2] = 4
+    views = QueryViews(query, recurrence=recurring)
+    found = {m.video_id: m for m in match_candidates(views, seconds(40), candidates)}
+    assert found["b1"].segments == [] and not found["b1"].reproduced
+    assert [(s.query_start, s.query_end) for s in found["src"].segments] == [(10, 30)]
+    # Without the recurrence, one candidate alone is not chrome.
+    plain = match_candidates(query, seconds(40), candidates)
+    assert {m.video_id for m in plain if m.reproduced} == {"src", "b1"}
+    # A copy longer than chrome_seconds stays however many videos hold it.
+    recurring[10:30] = 9
+    found = {m.video_id: m for m in match_candidates(views, seconds(40), candidates)}
+    assert found["src"].reproduced
+
+
+def test_the_whole_view_finds_the_video_a_picture_sits_on() -> None:
+    # Query frames 0-20 s show library video "a" inset (the content box) over library video
+    # "b" (only the whole frame shows it): the whole view finds b beside a.
+    rng = np.random.default_rng(7)
+    a, b = random_video(rng, 30), random_video(rng, 30)
+    inset = copy_of(rng, a[5:25])
+    whole = copy_of(rng, b[0:20])
+    candidates = [("a", a, seconds(30)), ("b", b, seconds(30))]
+    found = match_candidates(QueryViews(inset, whole=whole), seconds(20), candidates)
+    assert {m.video_id for m in found if m.reproduced} == {"a", "b"}
+    plain = match_candidates(inset, seconds(20), candidates)
+    assert {m.video_id for m in plain if m.reproduced} == {"a"}
+    with pytest.raises(RciError, match="WHOLE_EMBEDDINGS"):
+        match_candidates(QueryViews(inset, whole=2 * whole), seconds(20), candidates)

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from rci.library.store import VideoFingerprints
-from rci.match.recall import RecallParams, pack_candidates, recall, unpack_candidates, vote
+from rci.match.recall import (
+    RecallParams,
+    pack_candidates,
+    recall,
+    recall_recurring,
+    recurrence,
+    unpack_candidates,
+    vote,
+)
 from rci.match.views import QueryViews
 from rci.serving.libraries import Libraries
 
@@ -241,3 +249,35 @@ def test_mirrored_view_recalls_a_mirrored_copy(tmp_path) -> None:
     penalised = QueryViews(query, mirrored, penalty=np.full((2, 10), 0.5, np.float32))
     assert recall(libs.index("lib"), penalised, strict) == []
     assert recall(libs.index("lib"), penalised, means) == []
+
+
+def test_recurrence_counts_the_videos_near_each_frames_best() -> None:
+    D = np.array(
+        [[0.95, 0.94, 0.93, 0.92, 0.5], [0.9, 0.6, 0.55, 0.5, 0.4], [0.3, 0.25, 0.1, 0.0, 0.0]],
+        dtype=np.float32,
+    )
+    V = np.array([[0, 1, 1, 2, 3], [0, 0, 1, 2, 3], [0, 1, 2, -1, -1]])
+    # Frame 0: videos 0, 1, 2 within 0.05 of 0.95 (video 3 at 0.5 is not). Frame 1: only
+    # video 0 is near 0.9. Frame 2: 0.3 and 0.25 clear min_similarity 0.2, 0.1 does not.
+    got = recurrence(D, V, params(recurrence_margin=0.05))
+    assert got.tolist() == [3, 1, 2] and got.dtype == np.int32
+    assert recurrence(D, V, params(recurrence_margin=0.5)).tolist() == [4, 4, 2]
+    assert recurrence(D, V, params(min_similarity=0.99)).tolist() == [0, 0, 0]
+
+
+def test_recall_says_how_many_library_videos_hold_each_query_frame(tmp_path) -> None:
+    # Four library videos open with the same 2 s (a channel's bumper); the query opens with
+    # it too, then copies 10 s of one of them.
+    rng = np.random.default_rng(2)
+    libs = Libraries(tmp_path, ["lib"], descriptor="test", dim=64)
+    writer = libs.writer("lib")
+    bumper = unit(rng.normal(size=(2, 64)))
+    videos = {}
+    for name in ["a", "b", "c", "d"]:
+        videos[name] = np.vstack([bumper, unit(rng.normal(size=(18, 64)))])
+        writer.add(VideoFingerprints(name, videos[name], np.arange(20, dtype=np.float32), 20.0))
+    query = np.vstack([bumper, videos["c"][5:15]])
+    candidates, recurring = recall_recurring(libs.index("lib"), query)
+    assert recurring.tolist() == [4, 4] + [1] * 10
+    alone = recall(libs.index("lib"), query)
+    assert [c.video_id for c in candidates] == [c.video_id for c in alone]

@@ -1,5 +1,6 @@
 """The served ensembles end to end: real tritonserver, real video, real models, HTTP and gRPC."""
 
+import dataclasses
 import json
 import urllib.request
 
@@ -12,7 +13,7 @@ from rci.describe.descriptor import Descriptor, DescriptorModel
 from rci.library.background import background_path, read_background
 from rci.match.alignment import match_candidates
 from rci.match.normalize import Background
-from rci.match.recall import recall
+from rci.match.recall import recall_recurring
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
 from rci.serving.libraries import Libraries
@@ -58,6 +59,20 @@ def test_detect_finds_the_edited_copy_with_its_segment(client, media):
     assert result.duration == pytest.approx(32.0, abs=0.1)
 
 
+def test_detect_reports_a_picture_and_the_video_it_sits_on(client, media):
+    # Library video A shown picture-in-picture over library video B: the content box finds
+    # A, the whole-frame view B; both are reported with their spans.
+    result = client.detect(media["inside"])
+    found = {m.video_id: m for m in result.reproduced}
+    assert set(found) == {t.video_id for t in media["inside_truth"]}
+    for truth in media["inside_truth"]:
+        best = found[truth.video_id].segments[0]
+        assert abs(best.query_start - truth.query_start) <= 2
+        assert abs(best.query_end - truth.query_end) <= 2
+        assert abs(best.ref_start - truth.ref_start) <= 2
+        assert abs(best.ref_end - truth.ref_end) <= 2
+
+
 def test_unrelated_video_reproduces_nothing(client, media):
     assert client.detect(media["unrelated"]).reproduced == []
 
@@ -70,7 +85,7 @@ def test_http_and_grpc_give_the_same_result(server, media):
 def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     """The ensemble must compute exactly what the rci package computes in-process: the
     query's frames and their mirror images (the demo query is mirrored), normalized against
-    the background, matched."""
+    the background, recalled with each frame's recurrence, matched."""
     libraries = Libraries(data_dir, ["main"], descriptor="sscd_resnet50", dim=512)
     video = preprocess(media["query"].read_bytes())
     descriptor = Descriptor()
@@ -82,10 +97,12 @@ def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     background = Background(read_background(background_path(data_dir, model), 512))
     views = background.normalized(views)
     local = {}
-    for name, query in (("mirrored", views), ("plain", views.embeddings)):
-        candidates = recall(libraries.index("main"), query)
+    for name, query in (("mirrored", views), ("plain", QueryViews(views.embeddings))):
+        candidates, recurring = recall_recurring(libraries.index("main"), query)
         local[name] = match_candidates(
-            query, video.timestamps, [(c.video_id, c.embeddings, c.timestamps) for c in candidates]
+            dataclasses.replace(query, recurrence=recurring),
+            video.timestamps,
+            [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
         )
     with RciClient(server.http_url) as client:
         served = client.detect(media["query"]).matches
@@ -163,7 +180,8 @@ def test_preprocess_serves_the_descriptor_embeddings_of_its_frames(server, tmp_p
     out is what the descriptor gives for the package's frames, in order, none lost."""
     count = 2 * EMBED_FRAMES + 5  # three descriptor calls, the last one short
     data = encode(tmp_path / "long.mp4", count, rate=1, size=(96, 64))
-    frames = preprocess(data).frames
+    video = preprocess(data)
+    frames = video.frames
     local = Descriptor().embed(frames)
     with httpclient.InferenceServerClient(server.http_url) as triton:
         tensor = httpclient.InferInput("VIDEO_BYTES", [len(data)], "UINT8")
@@ -177,5 +195,28 @@ def test_preprocess_serves_the_descriptor_embeddings_of_its_frames(server, tmp_p
     np.testing.assert_allclose(served, local, atol=1e-5)
     flipped = Descriptor().embed(np.ascontiguousarray(frames[:, :, ::-1]))
     np.testing.assert_allclose(result.as_numpy("MIRRORED_EMBEDDINGS"), flipped, atol=1e-5)
+    # Frames with an inset found (the synthetic pattern has some), whole; the rest as they are.
+    whole, rows = result.as_numpy("WHOLE_EMBEDDINGS"), video.whole_rows
+    assert 0 < len(rows) < count and whole.shape == (count, 512)
+    np.testing.assert_allclose(whole[rows], Descriptor().embed(video.whole_frames), atol=1e-5)
+    np.testing.assert_allclose(np.delete(whole, rows, axis=0), np.delete(local, rows, axis=0))
     np.testing.assert_allclose(plain.as_numpy("EMBEDDINGS"), local, atol=1e-5)
     assert plain.as_numpy("MIRRORED_EMBEDDINGS") is None
+    assert plain.as_numpy("WHOLE_EMBEDDINGS") is None
+
+
+def test_preprocess_serves_frames_with_an_inset_whole(server, media):
+    """WHOLE_EMBEDDINGS: each frame's picture around its inset (inside any bars), embedded,
+    where an inset was found, else the frame's EMBEDDINGS row; rci_ingest does not ask."""
+    data = media["inside"].read_bytes()
+    video = preprocess(data)
+    assert len(video.whole_rows) == len(video.frames)  # the inset is found in every frame
+    local = Descriptor().embed(video.whole_frames)
+    with httpclient.InferenceServerClient(server.http_url) as triton:
+        tensor = httpclient.InferInput("VIDEO_BYTES", [len(data)], "UINT8")
+        tensor.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
+        result = triton.infer("rci_preprocess", [tensor])
+    whole = result.as_numpy("WHOLE_EMBEDDINGS")
+    np.testing.assert_allclose(whole[video.whole_rows], local, atol=1e-5)
+    # The whole frame is another picture than the inset.
+    assert (np.sum(whole * result.as_numpy("EMBEDDINGS"), axis=1) < 0.9).all()

@@ -1,5 +1,5 @@
-"""Triton adapter: align the query (its mirrored view and penalties, when given) with each
-candidate; returns scores, decisions, segments."""
+"""Triton adapter: align the query (its mirrored and whole views, penalties and recurrence,
+when given) with each candidate; returns scores, decisions, segments."""
 
 import triton_python_backend_utils as pb_utils
 
@@ -28,6 +28,8 @@ class TritonPythonModel:
                 inputs["EMBEDDINGS"],
                 inputs.get("MIRRORED_EMBEDDINGS"),
                 inputs.get("QUERY_PENALTY"),
+                recurrence=inputs.get("QUERY_RECURRENCE"),
+                whole=inputs.get("WHOLE_EMBEDDINGS"),
             ),
             inputs["TIMESTAMPS"],
             unpack_candidates(inputs),

@@ -1,9 +1,10 @@
-"""Triton adapter: VIDEO_BYTES -> EMBEDDINGS, MIRRORED_EMBEDDINGS, TIMESTAMPS, DURATION,
-CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter
+"""Triton adapter: VIDEO_BYTES -> EMBEDDINGS, MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, TIMESTAMPS,
+DURATION, CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter
 `descriptor_model` (BLS) EMBED_FRAMES at a time, so only embeddings leave this model.
 MIRRORED_EMBEDDINGS (the frames flipped, embedded) are computed only for a caller that asks
 for them, as rci_detect does and rci_ingest does not, and when parameter `mirror` is true;
-otherwise they are (0, 512). Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
+otherwise they are (0, 512); WHOLE_EMBEDDINGS (frames with an inset picture, embedded
+whole) likewise, with parameter `whole`. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
 target: NVDEC and DALI on the instance's GPU)."""
 
 import json
@@ -26,18 +27,19 @@ class TritonPythonModel:
         decoder = parameters.pop("decoder", "pyav")
         self.descriptor = parameters.pop("descriptor_model", "rci_descriptor")
         self.mirror = {"true": True, "false": False}[parameters.pop("mirror", "true")]
+        self.whole = {"true": True, "false": False}[parameters.pop("whole", "true")]
         self.limits = from_parameters(DecodeLimits, parameters)
         if decoder == "nvdec":
             from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device)
-            self.run = lambda data, embed, cancelled, mirror: Embedded.of(
-                dali(data.tobytes()), embed, mirror
+            self.run = lambda data, embed, cancelled, mirror, whole: Embedded.of(
+                dali(data.tobytes()), embed, mirror, whole
             )
         elif decoder == "pyav":
-            self.run = lambda data, embed, cancelled, mirror: embed_video(
-                data, embed, self.limits, cancelled=cancelled, mirror=mirror
+            self.run = lambda data, embed, cancelled, mirror, whole: embed_video(
+                data, embed, self.limits, cancelled=cancelled, mirror=mirror, whole=whole
             )
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
@@ -68,11 +70,13 @@ class TritonPythonModel:
             return outputs["EMBEDDINGS"]
 
         mirror = self.mirror and "MIRRORED_EMBEDDINGS" in requested
-        video = self.run(data, embed, cancelled, mirror)
+        whole = self.whole and "WHOLE_EMBEDDINGS" in requested
+        video = self.run(data, embed, cancelled, mirror, whole)
         empty = np.zeros((0, video.embeddings.shape[1]), np.float32)
         return {
             "EMBEDDINGS": video.embeddings,
             "MIRRORED_EMBEDDINGS": empty if video.mirrored is None else video.mirrored,
+            "WHOLE_EMBEDDINGS": empty if video.whole is None else video.whole,
             "TIMESTAMPS": video.timestamps,
             "DURATION": np.array([video.duration], dtype=np.float32),
             "CONTENT_BOXES": video.content_boxes,

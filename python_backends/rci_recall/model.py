@@ -1,7 +1,8 @@
-"""Triton adapter: query EMBEDDINGS (and MIRRORED_EMBEDDINGS, when given) are normalized
-against the server's background set, then recall candidates from one or several LIBRARY
-names, each with its own parameters; returns the candidates' fingerprints and libraries and
-each query frame's penalty (QUERY_PENALTY, for rci_match)."""
+"""Triton adapter: query EMBEDDINGS (and MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, when given)
+are normalized against the server's background set, then recall candidates from one or
+several LIBRARY names, each with its own parameters; returns the candidates' fingerprints
+and libraries, each query frame's penalty (QUERY_PENALTY) and the library videos holding
+it (QUERY_RECURRENCE), both for rci_match."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -38,13 +39,16 @@ class TritonPythonModel:
 
     def _run(self, inputs):
         views = checked_views(
-            inputs["EMBEDDINGS"], inputs.get("MIRRORED_EMBEDDINGS"), dim=EMBEDDING_DIM
+            inputs["EMBEDDINGS"],
+            inputs.get("MIRRORED_EMBEDDINGS"),
+            dim=EMBEDDING_DIM,
+            whole=inputs.get("WHOLE_EMBEDDINGS"),
         )
         if self.background is not None:
             views = self.background.normalized(views)
-        found = self.libraries.recall(string_list(inputs, "LIBRARY"), views)
+        found, recurring = self.libraries.recall(string_list(inputs, "LIBRARY"), views)
         outputs = pack_candidates([v for _, v in found], EMBEDDING_DIM, [n for n, _ in found])
         penalty = views.penalty
         if penalty is None:
             penalty = np.zeros((len(views.views()), len(views)), np.float32)
-        return {**outputs, "QUERY_PENALTY": penalty}
+        return {**outputs, "QUERY_PENALTY": penalty, "QUERY_RECURRENCE": recurring}

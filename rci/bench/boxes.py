@@ -23,12 +23,16 @@ def _fractions(boxes: np.ndarray, frames: np.ndarray) -> np.ndarray:
 
 def query_iou(query: dict, times: np.ndarray, boxes: np.ndarray) -> float | None:
     """Mean IoU of (T, 4) fractional boxes with the truth box over the copied spans' frames
-    (the first and last second left out: they may hold the cut); None without truth."""
-    values = []
+    (the first and last second left out: they may hold the cut); where copies overlap (one
+    inside another), a frame's box counts against the copy it fits best. None without
+    truth."""
+    best = np.full(len(times), -1.0)
     for truth in query["truth"]:
         inside = (times >= truth["query_start"] + 1) & (times < truth["query_end"] - 1)
-        values += [box_iou(tuple(b), tuple(truth["content_box"])) for b in boxes[inside]]
-    return float(np.mean(values)) if values else None
+        for t in np.flatnonzero(inside):
+            best[t] = max(best[t], box_iou(tuple(boxes[t]), tuple(truth["content_box"])))
+    values = best[best >= 0]
+    return float(values.mean()) if len(values) else None
 
 
 def box_report(

@@ -70,12 +70,13 @@ class Mode:
     group_copies: int  # per template group: copies of a reference inside the group's frame
     bumper_copies: int  # per bumper group: copies of a reference after the group's bumper
     group_misses: int  # per group: unrelated pictures inside its frame or after its bumper
+    inside: int  # one reference shown picture-in-picture over another: both are copied
 
 
 SMALL = Mode(
     "small", 8, 20.0, 30.0, ("asterisk-moh-opsound-wav",), False, 2, 1, 1, ("bikes",), 1, 1,
     LibraryPlan(per_kind=1, groups=1, group_size=3, min_seconds=8.0, max_seconds=12.0),
-    1, 1, 0, 1,
+    1, 1, 0, 1, 1,
 )  # fmt: skip
 FULL = Mode(
     "full",
@@ -95,6 +96,7 @@ FULL = Mode(
     2,
     1,
     1,
+    6,
 )
 FRAMES = (E.EditKind.TEMPLATE, E.EditKind.SCREEN_RECORDING)  # what framed references wear
 
@@ -116,7 +118,7 @@ class QueryTruth:
 class QueryRecord:
     query_id: str
     path: str
-    kind: str  # full | partial | two_source | negative | near_miss
+    kind: str  # full | partial | two_source | inside | negative | near_miss
     split: str
     edits: list[dict]
     audio: str  # kept | removed | replaced | noised
@@ -433,6 +435,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     partial = sum(q.kind == "partial" for q in queries)
     queries += _filmed_screens(out, mode, refs, hosts, later, first=partial)
     queries += _group_queries(out, mode, sources, refs, hosts, group_frames, later)
+    queries += _inside(out, mode, refs, later)
     manifest = {
         "version": 2,
         "seed": seed,
@@ -543,6 +546,45 @@ def _two_source(
         query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
         _edit_records(chain), audio, round(at + after, 3), truths,
     )  # fmt: skip
+
+
+def _inside(out: Path, mode: Mode, refs: list[dict], rng: np.random.Generator) -> list[QueryRecord]:
+    """Queries I000...: a span of reference A picture-in-picture over the opening of
+    reference B of the same split, so the query copies both; the sound is A's or B's."""
+    queries = []
+    for n in range(mode.inside):
+        split = SPLITS[n % len(SPLITS)]
+        mine = [r for r in refs if r["split"] == split]
+        if len(mine) < 2:
+            continue
+        a, b = (mine[k] for k in rng.choice(len(mine), size=2, replace=False))
+        longest = min(a["duration"], b["duration"], 10.0 if mode.name == "small" else 25.0) - 1
+        seconds = round(float(rng.uniform(min(6.0, longest), longest)), 2)
+        start = round(float(rng.uniform(0.0, a["duration"] - seconds)), 2)
+        ctx = E.EditContext(rng=rng, assets=out / "assets", host=str(out / b["path"]))
+        chain = [E.make_edit(E.EditKind.PICTURE_IN_PICTURE, ctx)]  # B plays from its start
+        audio = "kept" if n % 2 == 0 else "replaced"  # replaced: B's own sound
+        path = out / "queries" / f"I{n:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        copied = render_clip(out / a["path"], start, seconds, chain, path, audio, out / b["path"])
+        end = round(copied, 3)
+        truth = [
+            QueryTruth(a["id"], 0.0, end, start, round(start + seconds, 3), _box(chain)),
+            QueryTruth(b["id"], 0.0, end, 0.0, round(seconds, 3), (0.0, 0.0, 1.0, 1.0)),
+        ]
+        queries.append(
+            QueryRecord(
+                f"I{n:03d}",
+                str(path.relative_to(out)),
+                "inside",
+                split,
+                _edit_records(chain),
+                audio,
+                round(copied, 3),
+                truth,
+            )  # fmt: skip
+        )
+    return queries
 
 
 def _near_misses(
@@ -713,8 +755,15 @@ def _group_queries(
                 edits, trap = [], "same_bumper"
             queries.append(
                 QueryRecord(
-                    path.stem, str(path.relative_to(out)), "near_miss", SPLITS[misses % 3],
-                    edits, "kept", round(duration, 3), trap=trap, resembles=list(ids),
+                    path.stem,
+                    str(path.relative_to(out)),
+                    "near_miss",
+                    SPLITS[misses % 3],
+                    edits,
+                    "kept",
+                    round(duration, 3),
+                    trap=trap,
+                    resembles=list(ids),
                 )  # fmt: skip
             )
             misses += 1

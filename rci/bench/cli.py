@@ -126,7 +126,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Recall and alignment replayed on cached features as the server runs them (mirrored
-    view, normalization), with parameters set by --set and --hub."""
+    and whole views, normalization, recurrence), with parameters set by --set and --hub."""
     import dataclasses
 
     from rci.bench.replay import cache_query_features, replay, scores_by_split, served_library
@@ -160,7 +160,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         background = Background(read_background(path, EMBEDDING_DIM), hub)
     records = replay(
         args.out, index, recall_params, align_params, mirror=not args.no_mirror,
-        background=background,
+        background=background, whole=not args.no_whole,
     )  # fmt: skip
     manifest = json.loads((args.out / "manifest.json").read_text())
     by_id = {r["query_id"]: r for r in records}
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--library", default="bench")
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument("--no-mirror", action="store_true", help="leave the mirrored view out")
+    p.add_argument("--no-whole", action="store_true", help="leave the whole-frame view out")
     p.add_argument("--no-normalize", action="store_true", help="no score normalization")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",

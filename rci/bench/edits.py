@@ -267,9 +267,7 @@ def filmed_screen(rng: np.random.Generator, assets: Path) -> Edit:
     wave = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(tilt) + yy * np.sin(tilt)) / period_px)
     stripes = np.zeros((H, W, 4), np.uint8)
     stripes[..., 3] = (wave * rng.uniform(40, 80)).astype(np.uint8)
-    moire = _write_png(
-        assets, f"moire-{period_px:.2f}-{tilt:.2f}.png", Image.fromarray(stripes)
-    )
+    moire = _write_png(assets, f"moire-{period_px:.2f}-{tilt:.2f}.png", Image.fromarray(stripes))
     video = (
         f"[{{in}}]scale={sw}:{sh}[fg{{n}}];[{{extra0}}]scale={W}:{H}[bg{{n}}];"
         f"[bg{{n}}][fg{{n}}]overlay={sx}:{sy}:shortest=1[screen{{n}}];"

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rci.bench.rcc import iter_files
 from rci.bench.samples import FPS, SIZE, pan_zoom
-from rci.bench.sources import GCOMPRIS_RCC, MIN_PHOTO_SIDE, Photo
+from rci.bench.sources import GCOMPRIS_RCC, MIN_PHOTO_SIDE, Photo, distinct_pictures
 
 W, H = SIZE
 MIN_POOL_SIDE = SIZE[1]  # pixels: a pool photo still fills the frame's height
@@ -62,7 +62,8 @@ class LibraryPlan:
 
 def pool_photos(taken: list[Photo]) -> list[Photo]:
     """gcompris-qt-data photographs too small for sources (shorter side MIN_POOL_SIDE to
-    MIN_PHOTO_SIDE - 1), one per name, none sharing a name with a photo in `taken`."""
+    MIN_PHOTO_SIDE - 1), one per name and picture, none sharing a name or a picture (in
+    other colours) with a photo in `taken`."""
 
     def key(name: str) -> str:
         return Path(name).stem.split("_")[0].lower()
@@ -79,7 +80,7 @@ def pool_photos(taken: list[Photo]) -> list[Photo]:
             if MIN_POOL_SIDE <= min(image.size) < MIN_PHOTO_SIDE:
                 seen.add(key(name))
                 pool.append(Photo("gcompris-qt-data", str(rcc), name, *image.size))
-    return pool
+    return distinct_pictures(pool, taken)
 
 
 def _frames(seconds: float) -> int:

@@ -9,6 +9,7 @@ come from a served run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from rci.library.index import LibraryIndex
 from rci.library.store import LibraryFolder
 from rci.match.alignment import AlignParams, match_candidates
 from rci.match.normalize import Background
-from rci.match.recall import RecallParams, recall
+from rci.match.recall import RecallParams, recall_recurring
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import embed_video
 
@@ -35,6 +36,7 @@ class QueryFeatures:
     embeddings: np.ndarray  # (T, 512) float32, unit rows
     mirrored: np.ndarray  # (T, 512) float32: the same frames flipped left to right
     timestamps: np.ndarray  # (T,) float32 seconds
+    whole: np.ndarray | None = None  # (T, 512) float32: frames with an inset whole, or None
 
     def __post_init__(self) -> None:
         if self.mirrored.shape != self.embeddings.shape:
@@ -56,17 +58,20 @@ def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool 
             continue
         descriptor = descriptor or Descriptor(model)
         # The served pipeline itself, in process: rci_preprocess runs this function.
-        video = embed_video((build_dir / query["path"]).read_bytes(), descriptor.embed, mirror=True)
-        np.savez(
-            path, embeddings=video.embeddings, mirrored=video.mirrored, timestamps=video.timestamps
-        )
+        data = (build_dir / query["path"]).read_bytes()
+        video = embed_video(data, descriptor.embed, mirror=True, whole=True)
+        views = {"mirrored": video.mirrored, "timestamps": video.timestamps}
+        if video.whole is not None:
+            views["whole"] = video.whole
+        np.savez(path, embeddings=video.embeddings, **views)
         written += 1
     return written
 
 
 def load_query_features(build_dir: Path, query_id: str) -> QueryFeatures:
     with np.load(build_dir / FEATURES / f"{query_id}.npz", allow_pickle=False) as data:
-        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"])
+        whole = data["whole"] if "whole" in data.files else None
+        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"], whole)
 
 
 def served_library(data_dir: Path, library: str, model: DescriptorModel) -> LibraryIndex:
@@ -83,20 +88,25 @@ def replay(
     align_params: AlignParams = AlignParams(),
     mirror: bool = False,
     background: Background | None = None,
+    whole: bool = False,
 ) -> list[dict]:
     """Prediction records (runner format, box_iou None) for every query of the build; with
-    `mirror`, each query is matched by its frames and their mirror images, and with
-    `background`, normalized against it."""
+    `mirror`, each query is matched by its frames and their mirror images, with `whole`
+    also by its frames with an inset whole, and with `background`, normalized against it."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     records = []
     for query in manifest["queries"]:
         features = load_query_features(build_dir, query["query_id"])
-        views = QueryViews(features.embeddings, features.mirrored if mirror else None)
+        views = QueryViews(
+            features.embeddings,
+            features.mirrored if mirror else None,
+            whole=features.whole if whole else None,
+        )
         if background is not None:
             views = background.normalized(views)
-        candidates = recall(index, views, recall_params)
+        candidates, recurring = recall_recurring(index, views, recall_params)
         matches = match_candidates(
-            views,
+            dataclasses.replace(views, recurrence=recurring),
             features.timestamps,
             [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
             align_params,

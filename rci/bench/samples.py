@@ -185,6 +185,37 @@ def build_query(folder: Path, library: dict[str, Path]) -> tuple[Path, PlantedCo
     return path, truth
 
 
+def picture_in_picture(host: np.ndarray, inset: np.ndarray, scale: float = 0.4) -> np.ndarray:
+    """`inset` shrunk to `scale` of the frame, in a white 2-pixel frame, over the top right
+    corner of `host`; both (H, W, 3) uint8 at SIZE."""
+    w, h = int(SIZE[0] * scale) // 2 * 2, int(SIZE[1] * scale) // 2 * 2
+    small = np.asarray(Image.fromarray(inset).resize((w, h), Image.Resampling.BILINEAR))
+    out = host.copy()
+    x, y = SIZE[0] - w - 24, 20
+    out[y - 2 : y + h + 2, x - 2 : x + w + 2] = 255
+    out[y : y + h, x : x + w] = small
+    return out
+
+
+# A picture-in-picture of one library video over another: the query copies both.
+INSIDE = (
+    PlantedCopy("photos-machines-space", 0.0, 12.0, 4.0, 16.0),  # the inset
+    PlantedCopy("photos-science", 0.0, 12.0, 2.0, 14.0),  # the video it sits on
+)
+
+
+def build_inside(folder: Path, library: dict[str, Path]) -> tuple[Path, tuple[PlantedCopy, ...]]:
+    """A query showing library video A picture-in-picture over library video B."""
+    inset, host = INSIDE
+    path = folder / "queries" / "query-inside.mp4"
+    if not path.exists():
+        small = read_frames(library[inset.video_id], inset.ref_start, inset.ref_end)
+        under = read_frames(library[host.video_id], host.ref_start, host.ref_end)
+        frames = [picture_in_picture(b, a) for a, b in zip(small, under, strict=False)]
+        write_video(path, frames, audio_seconds=len(frames) / FPS)
+    return path, INSIDE
+
+
 def build_unrelated(folder: Path) -> Path:
     """A video sharing nothing with the library (the host content alone)."""
     path = folder / "queries" / "query-unrelated.mp4"

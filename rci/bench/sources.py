@@ -103,7 +103,34 @@ def photo_catalog() -> list[Photo]:
         if (p.package, key) not in seen:
             seen.add((p.package, key))
             unique.append(p)
-    return unique
+    return distinct_pictures(unique)
+
+
+SAME_PICTURE = 0.8  # structure correlation: colour variants 0.92-0.99, other pairs <= 0.47
+
+
+def structure(image: Image.Image) -> np.ndarray:
+    """A picture's layout without its colours: the gradient magnitude of its 64x64 grey
+    version, zero mean and unit norm, (3969,) float32."""
+    grey = np.asarray(image.convert("L").resize((64, 64), Image.BILINEAR), dtype=np.float32)
+    magnitude = np.hypot(np.diff(grey, axis=1)[:-1], np.diff(grey, axis=0)[:, :-1]).ravel()
+    magnitude -= magnitude.mean()
+    return magnitude / max(float(np.linalg.norm(magnitude)), 1e-6)
+
+
+def distinct_pictures(photos: list[Photo], taken: list[Photo] = ()) -> list[Photo]:
+    """`photos` less those that are one picture in other colours as an earlier one or as
+    one in `taken` (MATE-Stripes-Dark and -Light; Ubuntu-Mate-Cold, -Warm, -Radioactive).
+    A copy with its colours changed is a copy, so two such pictures may not play two roles
+    (two references, or a reference and a query's unrelated material)."""
+    kept: list[np.ndarray] = [structure(p.load()) for p in taken]
+    out = []
+    for photo in photos:
+        layout = structure(photo.load())
+        if all(float(layout @ other) < SAME_PICTURE for other in kept):
+            kept.append(layout)
+            out.append(photo)
+    return out
 
 
 SUBJECTS = {  # photo folder -> what its photographs show

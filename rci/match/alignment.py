@@ -46,8 +46,9 @@ class AlignParams:
     # the benchmark's train and val splits (0.5-0.9 alike; VCSL F 0.63 -> 0.75 there).
     max_query_overlap: float = 0.75
     # Chrome: a segment of at most chrome_seconds whose query span chrome_videos or more
-    # candidates match (a channel's bumper, a recurring title card) is shared by the
-    # library's videos, not copied from one of them. 0 videos turns it off.
+    # candidates match, or whose query frames that many library videos hold (recall's
+    # recurrence), is shared by the library's videos (a channel's bumper, a recurring title
+    # card), not copied from one of them. 0 videos turns it off.
     chrome_seconds: float = 5.0
     chrome_videos: int = 3
     threshold: float = 0.5  # a video is reproduced when its score reaches this
@@ -257,15 +258,23 @@ def match_candidates(
         dataclasses.replace(match(vid, views, query_times, emb, times, params), library=lib)
         for (vid, emb, times), lib in zip(candidates, labels, strict=True)
     ]
-    return sorted(without_chrome(matches, params), key=lambda m: -m.score)
+    recurring = None
+    if views.recurrence is not None:
+
+        def recurring(seg: Segment) -> float:
+            inside = (query_times >= seg.query_start) & (query_times < seg.query_end)
+            return float(np.median(views.recurrence[inside])) if inside.any() else 0.0
+
+    return sorted(without_chrome(matches, params, recurring), key=lambda m: -m.score)
 
 
-def without_chrome(matches: list[Match], params: AlignParams) -> list[Match]:
+def without_chrome(matches: list[Match], params: AlignParams, recurring=None) -> list[Match]:
     """`matches` less their chrome segments (AlignParams.chrome_seconds), rescored.
 
     A short segment counts as shared when at least chrome_videos matches (itself included)
-    have a segment covering half or more of its query span. Long segments always stay: a
-    video copied many times is still copied.
+    have a segment covering half or more of its query span, or when `recurring(segment)`
+    (the library videos holding its query frames, median over them) reaches chrome_videos.
+    Long segments always stay: a video copied many times is still copied.
     """
     if not params.chrome_videos:
         return matches
@@ -274,6 +283,8 @@ def without_chrome(matches: list[Match], params: AlignParams) -> list[Match]:
         span = seg.query_end - seg.query_start
         if span > params.chrome_seconds:
             return False
+        if recurring is not None and recurring(seg) >= params.chrome_videos:
+            return True
         holders = sum(
             any(
                 intersection_length(

@@ -13,6 +13,7 @@ were, and takes down only the hub-like frames.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import faiss
@@ -59,4 +60,4 @@ class Background:
     def normalized(self, views: QueryViews) -> QueryViews:
         """`views` with every view's penalty set."""
         penalty = np.stack([self.penalty(x) for x, _ in views.views()])
-        return QueryViews(views.embeddings, views.mirrored, penalty)
+        return dataclasses.replace(views, penalty=penalty)

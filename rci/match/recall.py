@@ -25,6 +25,9 @@ class RecallParams:
     min_similarity: float = 0.2  # neighbours below this cosine cast no vote
     video_candidates: int = 5  # 0 turns video-level recall off
     video_min_similarity: float = 0.5  # cosine between the query's and a video's mean
+    # A frame recurs in every library video among its neighbours this close to its best
+    # similarity (chrome: a bumper's frame is held by each video of its channel).
+    recurrence_margin: float = 0.05
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.candidates < 1 or self.video_candidates < 0:
@@ -61,6 +64,15 @@ def vote(D: np.ndarray, V: np.ndarray, params: RecallParams) -> list[int]:
     return numbers[ranked[: params.candidates]].tolist()
 
 
+def recurrence(D: np.ndarray, V: np.ndarray, params: RecallParams) -> np.ndarray:
+    """(nq,) int32: per query frame, the distinct videos among its neighbours (D, V as in
+    vote()) within recurrence_margin of its best similarity and at or above min_similarity."""
+    valid = (V >= 0) & (D >= params.min_similarity)
+    best = np.where(valid, D, -np.inf).max(axis=1, initial=-np.inf)
+    near = valid & (D >= best[:, None] - params.recurrence_margin)
+    return np.array([len(np.unique(v[m])) for v, m in zip(V, near, strict=True)], np.int32)
+
+
 def recall(
     index: LibraryIndex,
     query: np.ndarray | QueryViews,
@@ -70,14 +82,24 @@ def recall(
     votes best first, then by whole-video similarity, each video once. With several views
     (a mirrored one), each frame's k neighbours in every view vote, once per video with the
     best similarity; similarities are less the view's penalty."""
+    return recall_recurring(index, query, params)[0]
+
+
+def recall_recurring(
+    index: LibraryIndex,
+    query: np.ndarray | QueryViews,
+    params: RecallParams = RecallParams(),
+) -> tuple[list[VideoFingerprints], np.ndarray]:
+    """recall() and, from the same search, each query frame's recurrence (T,) int32."""
     views = QueryViews.of(query)
     if index.ntotal == 0 or len(views) == 0:
-        return []
+        return [], np.zeros(len(views), np.int32)
     k = min(params.k, index.ntotal)
     found = [(*index.search(x, k), p) for x, p in views.views()]
     D = np.hstack([d - p[:, None] for d, _, p in found])
     I = np.hstack([i for _, i, _ in found])  # (T, V k): vote() counts a video once per frame
     keys = vote(D, video_keys(I), params)
+    recurring = recurrence(D, video_keys(I), params)
     if params.video_candidates:
         means, penalty = views.mean_views()
         Dm, Km = index.search_means(means, min(params.video_candidates, len(index.records)))
@@ -95,7 +117,7 @@ def recall(
             index.refresh()
             if video_id in index.keys:
                 candidates.append(index.video(video_id))
-    return candidates
+    return candidates, recurring
 
 
 def pack_candidates(

@@ -19,7 +19,7 @@ from nvidia.dali import fn, pipeline_def, types
 from rci.errors import MediaError
 from rci.preprocess import dali_ops
 from rci.preprocess.audio import AudioParams, decode_audio
-from rci.preprocess.frames import BorderParams, content_boxes
+from rci.preprocess.frames import MODEL_SIZE, BorderParams, framed_boxes
 from rci.preprocess.media import DecodeLimits, plan_frames
 from rci.preprocess.pipeline import Preprocessed
 
@@ -75,11 +75,14 @@ class DaliPreprocessor:
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
-        boxes = content_boxes(frames, self.borders)
+        boxes, outer = framed_boxes(frames, self.borders)
         _, h, w, _ = frames.shape
         fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))
+        rows = np.flatnonzero((outer != boxes).any(axis=1))
         return Preprocessed(
             frames=self.crop_resize(frames, boxes),
+            whole_frames=self.crop_resize(frames[rows], outer[rows]),
+            whole_rows=rows,
             timestamps=plan.timestamps,
             duration=plan.duration,
             content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
@@ -109,7 +112,7 @@ class DaliPreprocessor:
 
     def crop_resize(self, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(T, 224, 224, 3) uint8: each frame's box cut out and resized on the GPU."""
-        parts = []
+        parts = [np.zeros((0, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)]
         for start in range(0, len(frames), CROP_BATCH):
             chunk = slice(start, start + CROP_BATCH)
             feeds = {"frames": list(frames[chunk]), "boxes": list(boxes[chunk].astype(np.float32))}

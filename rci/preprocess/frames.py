@@ -145,9 +145,22 @@ def content_boxes(
     """(T, 4) int [x0, y0, x1, y1] pixel boxes of the content: inside any black or white
     bars, then inside blur-filled padding or else an inset picture (template, player page,
     picture-in-picture) where one is found (`inset` None skips both searches)."""
+    return framed_boxes(frames, params, inset, blur_pad)[0]
+
+
+def framed_boxes(
+    frames: np.ndarray,
+    params: BorderParams = BorderParams(),
+    inset: InsetParams | None = InsetParams(),
+    blur_pad: BlurPadParams = BlurPadParams(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """content_boxes, and (T, 4) int the picture around each: where an inset was found, the
+    frame inside its bars (a picture-in-picture's host video, a template), else the content
+    box itself."""
     boxes = border_boxes(frames, params)
+    outer = boxes.copy()
     if inset is None:
-        return boxes
+        return boxes, outer
     grey = analysis_grey(frames)  # once for both searches
     padded = blur_pad_boxes(frames, boxes, blur_pad, grey)
     insets = inset_boxes(frames, inset, boxes, grey)
@@ -160,7 +173,9 @@ def content_boxes(
         x1, y1 = min(found[2], boxes[f, 2]), min(found[3], boxes[f, 3])
         if x1 > x0 and y1 > y0:
             boxes[f] = (x0, y0, x1, y1)
-    return boxes
+            if pad is not None:  # the padding is the picture again, blurred: nothing else
+                outer[f] = boxes[f]
+    return boxes, outer
 
 
 def crop_resize(frames: np.ndarray, boxes: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:

@@ -4,12 +4,12 @@ batch at a time), timestamps, content boxes, audio features."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
-from rci.preprocess.frames import MODEL_SIZE, BorderParams, content_boxes, crop_resize
+from rci.preprocess.frames import MODEL_SIZE, BorderParams, crop_resize, framed_boxes
 from rci.preprocess.media import DecodeLimits, FrameStream
 
 
@@ -23,6 +23,10 @@ class Preprocessed:
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
     audio_fbank: np.ndarray  # (F, 64) float32 log-mel dB, 100 frames/s; F = 0 without audio
     audio_mfcc: np.ndarray  # (F, 39) float32 MFCC with deltas, normalized over the clip
+    # Frames where an inset was found, resized whole (inside any bars): the video around the
+    # picture, (W, 224, 224, 3) uint8, and which frames they are, (W,) int64.
+    whole_frames: np.ndarray = field(default_factory=lambda: _no_frames())
+    whole_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         if self.frames.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
@@ -61,14 +65,22 @@ class Embedded:
     audio_fbank: np.ndarray  # (F, 64) float32, as Preprocessed
     audio_mfcc: np.ndarray  # (F, 39) float32, as Preprocessed
     mirrored: np.ndarray | None = None  # (T, 512) float32: the frames flipped left to right
+    # (T, 512) float32: each frame whole where an inset was found in it (the video around a
+    # picture-in-picture), else its content as in `embeddings`; None when not asked for or
+    # when no frame has an inset.
+    whole: np.ndarray | None = None
 
     @classmethod
-    def of(cls, video: Preprocessed, embed: Embed, mirror: bool = False) -> Embedded:
-        """`video` with its frames (and with `mirror` their mirror images) embedded
-        EMBED_FRAMES at a time."""
-        frames, views = video.frames, _Embedder(embed, mirror)
+    def of(
+        cls, video: Preprocessed, embed: Embed, mirror: bool = False, whole: bool = False
+    ) -> Embedded:
+        """`video` with its frames (with `mirror` their mirror images, with `whole` its
+        whole_frames) embedded EMBED_FRAMES at a time."""
+        frames, views = video.frames, _Embedder(embed, mirror, whole)
         for i in range(0, len(frames), EMBED_FRAMES):
-            views.take(frames[i : i + EMBED_FRAMES])
+            rows = video.whole_rows
+            inside = (rows >= i) & (rows < i + EMBED_FRAMES)
+            views.take(frames[i : i + EMBED_FRAMES], video.whole_frames[inside], rows[inside] - i)
         return cls(
             **views.result(),  # a video has at least one frame (MediaError)
             timestamps=video.timestamps,
@@ -92,16 +104,24 @@ def preprocess(
     video's length beyond the 224x224 output."""
     out = np.empty((0, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)  # grown once, if at all
     count = 0
+    whole_frames, whole_rows = [_no_frames()], [np.zeros(0, np.int64)]
 
-    def take(frames: np.ndarray, expected: int) -> None:
+    def take(frames: np.ndarray, expected: int, whole: np.ndarray, rows: np.ndarray) -> None:
         nonlocal out, count
         if count + len(frames) > len(out):
             out = _grown(out, max(expected, (count + len(frames)) * 3 // 2))
         out[count : count + len(frames)] = frames
+        whole_frames.append(whole.copy())
+        whole_rows.append(rows + count)
         count += len(frames)
 
     sampled = _sample(data, limits, borders, audio, cancelled, take)
-    return Preprocessed(frames=out[:count], **sampled)
+    return Preprocessed(
+        frames=out[:count],
+        whole_frames=np.concatenate(whole_frames),
+        whole_rows=np.concatenate(whole_rows),
+        **sampled,
+    )
 
 
 def embed_video(
@@ -112,37 +132,56 @@ def embed_video(
     audio: AudioParams = AudioParams(),
     cancelled: Callable[[], bool] | None = None,
     mirror: bool = False,
+    whole: bool = False,
 ) -> Embedded:
     """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
     length beyond its (T, 512) embeddings. `mirror`: their mirror images too (a query's
-    mirrored copy then matches; the library keeps one view)."""
-    views = _Embedder(embed, mirror)
-    sampled = _sample(data, limits, borders, audio, cancelled, lambda f, _: views.take(f))
+    mirrored copy then matches; the library keeps one view). `whole`: frames with an inset
+    also whole (a query showing library video A inside library video B finds both)."""
+    views = _Embedder(embed, mirror, whole)
+    sampled = _sample(
+        data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r)
+    )
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
 
 class _Embedder:
-    """Embeds batches of frames, and with `mirror` their mirror images in the same call
-    (2 x EMBED_FRAMES = 128 frames, within the TensorRT plan's 256)."""
+    """Embeds batches of frames, with `mirror` their mirror images and with `whole` the
+    whole frames given, in one call (at most 3 x EMBED_FRAMES = 192 frames, within the
+    TensorRT plan's 256)."""
 
-    def __init__(self, embed: Embed, mirror: bool) -> None:
-        self.embed, self.mirror = embed, mirror
+    def __init__(self, embed: Embed, mirror: bool, whole: bool = False) -> None:
+        self.embed, self.mirror, self.whole = embed, mirror, whole
         self.plain: list[np.ndarray] = []
         self.flipped: list[np.ndarray] = []
+        self.around: list[np.ndarray] = []
+        self.insets = 0  # frames embedded whole
 
-    def take(self, frames: np.ndarray) -> None:
-        if not self.mirror:
-            self.plain.append(self.embed(frames))
-            return
-        both = self.embed(np.concatenate([frames, frames[:, :, ::-1]]))
-        self.plain.append(both[: len(frames)])
-        self.flipped.append(both[len(frames) :])
+    def take(
+        self, frames: np.ndarray, whole: np.ndarray | None = None, rows: np.ndarray | None = None
+    ) -> None:
+        """frames (n, 224, 224, 3) uint8; whole (m, 224, 224, 3), frames `rows` (m,) whole."""
+        n = len(frames)
+        wanted = self.whole and whole is not None and len(whole) > 0
+        parts = [frames] + ([frames[:, :, ::-1]] if self.mirror else [])
+        embedded = self.embed(np.concatenate(parts + ([whole] if wanted else [])))
+        self.plain.append(embedded[:n])
+        if self.mirror:
+            self.flipped.append(embedded[n : 2 * n])
+        if self.whole:
+            around = embedded[:n].copy()
+            if wanted:
+                around[rows] = embedded[len(parts) * n :]
+                self.insets += len(rows)
+            self.around.append(around)
 
     def result(self) -> dict[str, np.ndarray]:
         out = {"embeddings": np.concatenate(self.plain)}
         if self.mirror:
             out["mirrored"] = np.concatenate(self.flipped)
+        if self.whole and self.insets:
+            out["whole"] = np.concatenate(self.around)
         return out
 
 
@@ -152,26 +191,31 @@ def _sample(
     borders: BorderParams,
     audio: AudioParams,
     cancelled: Callable[[], bool] | None,
-    take: Callable[[np.ndarray, int], None],
+    take: Callable[[np.ndarray, int, np.ndarray, np.ndarray], None],
 ) -> dict:
     """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
-    to take(frames, frames the video is expected to have); `frames` is reused once take
-    returns. Returns every Preprocessed field but the frames."""
+    to take(frames, frames the video is expected to have, whole frames, their rows): the
+    frames with an inset are also resized whole (inside any bars). The arrays are reused
+    once take returns. Returns every Preprocessed field but the frames."""
     stream = FrameStream(data, limits, cancelled)  # opening it checks the size
     batch = np.empty((EMBED_FRAMES, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)
-    held = 0
+    whole = np.empty_like(batch)
+    held, rows = 0, []
     boxes, times = [], []
-    for frame, box, t in _boxed(stream, borders):
+    for frame, box, outer, t in _boxed(stream, borders):
         batch[held] = crop_resize(frame[None], box[None])[0]
+        if (outer != box).any():
+            whole[len(rows)] = crop_resize(frame[None], outer[None])[0]
+            rows.append(held)
         held += 1
         if held == EMBED_FRAMES:
-            take(batch, stream.expected)
-            held = 0
+            take(batch, stream.expected, whole[: len(rows)], np.array(rows, np.int64))
+            held, rows = 0, []
         h, w, _ = frame.shape
         boxes.append(box)
         times.append(t)
     if held:
-        take(batch[:held], stream.expected)
+        take(batch[:held], stream.expected, whole[: len(rows)], np.array(rows, np.int64))
     audio_samples = decode_audio(data, audio, limits.span, limits.max_seconds)
     features = audio_features(audio_samples, audio)
     return {
@@ -183,6 +227,10 @@ def _sample(
     }
 
 
+def _no_frames() -> np.ndarray:
+    return np.zeros((0, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+
+
 def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:
     """(capacity, 224, 224, 3) uint8 starting with `frames`."""
     out = np.empty((capacity, *frames.shape[1:]), dtype=frames.dtype)
@@ -192,8 +240,9 @@ def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:
 
 def _boxed(
     frames: Iterable[tuple[np.ndarray, float]], borders: BorderParams
-) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    """(frame, its (4,) content box in pixels, time) for each (frame, time), the boxes found
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """(frame, its (4,) content box and the (4,) picture around it (framed_boxes) in pixels,
+    time) for each (frame, time), the boxes found
     over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side. Frames are
     held in one preallocated buffer: a given-out frame is valid until the next item."""
     held: np.ndarray | None = None  # (CHUNK_FRAMES + 2 * CONTEXT_FRAMES, H, W, 3) uint8
@@ -201,14 +250,14 @@ def _boxed(
     first = 0  # number of the frame held[0]
     done = 0  # frames given out so far
 
-    def give_out(stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    def give_out(stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
         nonlocal first, done
         count = len(times)
         lo = max(first, done - CONTEXT_FRAMES)
         hi = min(first + count, stop + CONTEXT_FRAMES)
-        boxes = content_boxes(held[lo - first : hi - first], borders)
+        boxes, outer = framed_boxes(held[lo - first : hi - first], borders)
         for n in range(done, stop):
-            yield held[n - first], boxes[n - lo], times[n - first]
+            yield held[n - first], boxes[n - lo], outer[n - lo], times[n - first]
         done = stop
         keep_from = max(first, done - CONTEXT_FRAMES) - first
         held[: count - keep_from] = held[keep_from:count].copy()

@@ -40,7 +40,7 @@ from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
 from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
 from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.match.recall import RecallParams, recall
+from rci.match.recall import RecallParams, recall_recurring
 from rci.match.views import QueryViews, checked_views
 
 # A build that failed (too little memory, say) is not started again for this long: every
@@ -256,22 +256,24 @@ class Libraries:
 
     def recall(
         self, names: list[str], query: np.ndarray | QueryViews
-    ) -> list[tuple[str, VideoFingerprints]]:
+    ) -> tuple[list[tuple[str, VideoFingerprints]], np.ndarray]:
         """(library, candidate) for a query's (T, D) embeddings or its QueryViews (mirrored
-        view, penalties), each named library searched with its own recall parameters;
-        unknown names fail before any search."""
+        view, penalties), each named library searched with its own recall parameters, and
+        each query frame's recurrence (T,) int32 summed over the libraries; unknown names
+        fail before any search."""
         views = QueryViews.of(query)
-        checked_views(views.embeddings, views.mirrored, views.penalty, self.dim)
+        checked_views(views.embeddings, views.mirrored, views.penalty, self.dim, whole=views.whole)
         if len(views) > MAX_QUERY_FRAMES:
             raise RciError(f"{len(views)} query frames; at most {MAX_QUERY_FRAMES}")
         if not names or len(set(names)) != len(names):
             raise RciError(f"LIBRARY must name one or more distinct libraries, got {quote(names)}")
         indexes = [self.index(name) for name in names]
-        return [
-            (name, video)
-            for name, index in zip(names, indexes, strict=True)
-            for video in recall(index, views, self.settings[name].recall)
-        ]
+        found, recurring = [], np.zeros(len(views), np.int32)
+        for name, index in zip(names, indexes, strict=True):
+            videos, counts = recall_recurring(index, views, self.settings[name].recall)
+            found += [(name, video) for video in videos]
+            recurring += counts
+        return found, recurring
 
     def status(self, names: list[str]) -> list[dict]:
         """Per library: name, descriptor, videos, fingerprints, index, or what bars it. Read

@@ -19,7 +19,15 @@ from rci.bench.rcc import iter_files
 from rci.bench.replay import cache_query_features, replay, served_library
 from rci.bench.run import choose_threshold, never_copied, run, score, traps
 from rci.bench.samples import read_frames
-from rci.bench.sources import GCOMPRIS_RCC, opaque, photo_catalog
+from rci.bench.sources import (
+    GCOMPRIS_RCC,
+    SAME_PICTURE,
+    Photo,
+    distinct_pictures,
+    opaque,
+    photo_catalog,
+    structure,
+)
 from rci.describe.descriptor import DEFAULT_MODEL
 from rci.library.background import background_path, read_background
 from rci.match.normalize import Background
@@ -103,7 +111,14 @@ def test_manifest_is_complete_and_consistent(bench):
             assert not q["truth"] and q["resembles"]
             assert all(sources[r]["role"] in ("reference", "library") for r in q["resembles"])
     kinds = [q["kind"] for q in manifest["queries"]]
-    assert set(kinds) == {"partial", "full", "two_source", "negative", "near_miss"}
+    assert set(kinds) == {"partial", "full", "two_source", "inside", "negative", "near_miss"}
+    (inside,) = [q for q in manifest["queries"] if q["kind"] == "inside"]
+    shown, under = inside["truth"]  # reference A picture-in-picture over reference B
+    assert shown["ref_id"] != under["ref_id"] and under["content_box"] == [0.0, 0.0, 1.0, 1.0]
+    x0, y0, x1, y1 = shown["content_box"]
+    assert (x1 - x0) * (y1 - y0) < 0.35  # an inset at 0.35-0.55 of each side
+    assert (shown["query_start"], shown["query_end"]) == (under["query_start"], under["query_end"])
+    assert under["ref_start"] == 0.0 and inside["edits"][0]["name"] == "picture_in_picture"
     (full,) = [q for q in manifest["queries"] if q["kind"] == "full"]
     assert full["truth"][0]["ref_start"] == 0.0 and full["truth"][0]["query_start"] == 0.0
     (two,) = [q for q in manifest["queries"] if q["kind"] == "two_source"]
@@ -150,6 +165,28 @@ def test_never_copied_library_videos(bench):
     assert np.abs(opening.astype(int) - first).mean() < 3
     (filmed,) = [q for q in manifest["queries"] if "filmed_screen" in str(q["edits"])]
     assert filmed["kind"] == "partial" and filmed["edits"][-1]["name"] == "filmed_screen"
+
+
+def test_one_picture_in_other_colours_counts_once():
+    # mate-backgrounds ships MATE-Stripes-Dark and -Light, and Ubuntu-Mate Cold, Warm and
+    # Radioactive: one layout each, recoloured. A colour change is a benchmark edit, so two
+    # of them as two references (or one as a query's unrelated material) would be copies
+    # labelled as not copies.
+    folder = Path("/usr/share/backgrounds/mate/desktop")
+    stripes = [Photo("mate-backgrounds", str(folder / f"MATE-Stripes-{s}.png"), "", 0, 0)
+               for s in ("Dark", "Light")]  # fmt: skip
+    dark, light = (structure(p.load()) for p in stripes)
+    assert float(dark @ light) >= SAME_PICTURE
+    assert distinct_pictures(stripes) == stripes[:1]
+    catalog = photo_catalog()
+    names = {Path(p.file).name for p in catalog}
+    assert len(names & {"MATE-Stripes-Dark.png", "MATE-Stripes-Light.png"}) == 1
+    ubuntu = {f"Ubuntu-Mate-{c}-no-logo.png" for c in ("Cold", "Warm", "Radioactive")}
+    assert len(names & ubuntu) == 1
+    layouts = np.stack([structure(p.load()) for p in catalog])
+    similar = layouts @ layouts.T
+    np.fill_diagonal(similar, 0.0)
+    assert similar.max() < SAME_PICTURE
 
 
 def test_pool_photos_share_no_name_with_a_source_photo():
@@ -329,7 +366,7 @@ def test_replay_reproduces_the_served_predictions(bench, server, data_dir):
     assert cache_query_features(out, DEFAULT_MODEL) == 0  # cached
     index = served_library(data_dir, "bench", DEFAULT_MODEL)
     background = Background(read_background(background_path(data_dir, DEFAULT_MODEL), 512))
-    for record in replay(out, index, mirror=True, background=background):
+    for record in replay(out, index, mirror=True, background=background, whole=True):
         mine, theirs = record["matches"], served[record["query_id"]]["matches"]
         assert [m["ref_id"] for m in mine] == [m["ref_id"] for m in theirs]
         for a, b in zip(mine, theirs, strict=True):

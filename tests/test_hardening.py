@@ -215,6 +215,10 @@ def test_match_called_directly_checks_the_views_and_penalties(server, protocol):
         (("QUERY_PENALTY", np.zeros((1, 6), np.float32), "FP32"), "QUERY_PENALTY must be (2, 6)"),
         (("QUERY_PENALTY", penalty - 1, "FP32"), "QUERY_PENALTY must be finite and >= 0"),
         (("QUERY_PENALTY", penalty + np.inf, "FP32"), "QUERY_PENALTY must be finite and >= 0"),
+        (("WHOLE_EMBEDDINGS", unit_rows(7, 4), "FP32"), "WHOLE_EMBEDDINGS must be [6, 512]"),
+        (("WHOLE_EMBEDDINGS", 3 * unit_rows(6, 4), "FP32"), "unit length"),
+        (("QUERY_RECURRENCE", np.ones(5, np.int32), "INT32"), "QUERY_RECURRENCE must be (6,)"),
+        (("QUERY_RECURRENCE", -np.ones(6, np.int32), "INT32"), "QUERY_RECURRENCE must be >= 0"),
     ):  # fmt: skip
         inputs = [*match_inputs([6]), mirrored]
         inputs = [x for x in inputs if x[0] != bad[0]] + [bad]
@@ -239,6 +243,13 @@ def test_recall_called_directly_refuses_nan(server, protocol):
     inputs[-1] = ("MIRRORED_EMBEDDINGS", unit_rows(3, 5), "FP32")
     ok, error = raw(server, protocol, "rci_recall", inputs)
     assert error is None and ok.as_numpy("QUERY_PENALTY").shape == (2, 3)
+    inputs.append(("WHOLE_EMBEDDINGS", query, "FP32"))
+    _, error = raw(server, protocol, "rci_recall", inputs)
+    assert "WHOLE_EMBEDDINGS holds NaN" in error
+    inputs[-1] = ("WHOLE_EMBEDDINGS", unit_rows(3, 6), "FP32")
+    ok, error = raw(server, protocol, "rci_recall", inputs)
+    assert error is None and ok.as_numpy("QUERY_PENALTY").shape == (3, 3)
+    assert ok.as_numpy("QUERY_RECURRENCE").shape == (3,)
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

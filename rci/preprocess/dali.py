@@ -20,6 +20,7 @@ from rci.errors import MediaError
 from rci.preprocess import dali_ops
 from rci.preprocess.audio import AudioParams, decode_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, framed_boxes
+from rci.preprocess.frames import crop_resize as host_crop_resize
 from rci.preprocess.media import DecodeLimits, plan_frames
 from rci.preprocess.pipeline import Preprocessed
 
@@ -75,12 +76,19 @@ class DaliPreprocessor:
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
-        boxes, outer = framed_boxes(frames, self.borders)
+        found = framed_boxes(frames, self.borders)
+        boxes, outer = found.boxes, found.outer
         _, h, w, _ = frames.shape
         fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))
         rows = np.flatnonzero((outer != boxes).any(axis=1))
+        cropped = self.crop_resize(frames, boxes)
+        screens = np.flatnonzero(~np.isnan(found.quads).any(axis=(1, 2)))
+        # A tilted screen is rectified on the host (Pillow, as the cpu target): such frames
+        # are few, and DALI's warp would need its own parity tests.
+        quads = found.quads[screens]
+        cropped[screens] = host_crop_resize(frames[screens], boxes[screens], quads=quads)
         return Preprocessed(
-            frames=self.crop_resize(frames, boxes),
+            frames=cropped,
             whole_frames=self.crop_resize(frames[rows], outer[rows]),
             whole_rows=rows,
             timestamps=plan.timestamps,

@@ -1,5 +1,6 @@
 """Frame preparation for the descriptor: each frame's content box (black or white bars
-removed, then an inset picture found), crop, antialiased resize."""
+removed, then an inset picture or a tilted screen found), crop (or rectify), antialiased
+resize."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 from rci.preprocess.analysis import analysis_grey
 from rci.preprocess.blurpad import BlurPadParams, blur_pad_boxes
 from rci.preprocess.inset import InsetParams, inset_boxes
+from rci.preprocess.screen import ScreenParams, rectify, screen_quads
 
 MODEL_SIZE = 224  # pixels, square descriptor input
 
@@ -145,7 +147,20 @@ def content_boxes(
     """(T, 4) int [x0, y0, x1, y1] pixel boxes of the content: inside any black or white
     bars, then inside blur-filled padding or else an inset picture (template, player page,
     picture-in-picture) where one is found (`inset` None skips both searches)."""
-    return framed_boxes(frames, params, inset, blur_pad)[0]
+    return framed_boxes(frames, params, inset, blur_pad).boxes
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where each frame's content is: boxes (T, 4) int [x0, y0, x1, y1] pixels (content_boxes);
+    outer (T, 4) int, the picture around it where an inset was found (the frame inside its
+    bars: a picture-in-picture's host video, a template), else the box itself; quads
+    (T, 4, 2) float32 corners (top left, top right, bottom right, bottom left; x, y pixels)
+    of a tilted screen, NaN where none (its bounding box is then the box)."""
+
+    boxes: np.ndarray
+    outer: np.ndarray
+    quads: np.ndarray
 
 
 def framed_boxes(
@@ -153,18 +168,30 @@ def framed_boxes(
     params: BorderParams = BorderParams(),
     inset: InsetParams | None = InsetParams(),
     blur_pad: BlurPadParams = BlurPadParams(),
-) -> tuple[np.ndarray, np.ndarray]:
-    """content_boxes, and (T, 4) int the picture around each: where an inset was found, the
-    frame inside its bars (a picture-in-picture's host video, a template), else the content
-    box itself."""
+    screen: ScreenParams | None = ScreenParams(),
+) -> Framing:
+    """Each frame's content box as content_boxes finds it, the picture around it, and a
+    tilted screen's corners where one is found (`screen` None skips that search); a
+    screen wins over an inset or padding, since it is found only when all four of its
+    sides are long straight lines."""
+    t, h, w, _ = frames.shape
     boxes = border_boxes(frames, params)
     outer = boxes.copy()
+    quads = np.full((t, 4, 2), np.nan, dtype=np.float32)
     if inset is None:
-        return boxes, outer
-    grey = analysis_grey(frames)  # once for both searches
+        return Framing(boxes, outer, quads)
+    grey = analysis_grey(frames)  # once for every search
     padded = blur_pad_boxes(frames, boxes, blur_pad, grey)
     insets = inset_boxes(frames, inset, boxes, grey)
-    for f, (pad, framed) in enumerate(zip(padded, insets, strict=True)):
+    screens = [None] * t if screen is None else screen_quads(grey, screen)
+    scale = np.array([w / grey.shape[2], h / grey.shape[1]], dtype=np.float32)
+    for f, (pad, framed, quad) in enumerate(zip(padded, insets, screens, strict=True)):
+        if quad is not None:
+            quads[f] = quad * scale
+            x0, y0 = np.floor(quads[f].min(axis=0)).astype(int)
+            x1, y1 = np.ceil(quads[f].max(axis=0)).astype(int)
+            boxes[f] = outer[f] = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
+            continue
         # Blur padding is verified against the picture itself; it wins over edge evidence.
         found = pad if pad is not None else framed
         if found is None:
@@ -175,18 +202,24 @@ def framed_boxes(
             boxes[f] = (x0, y0, x1, y1)
             if pad is not None:  # the padding is the picture again, blurred: nothing else
                 outer[f] = boxes[f]
-    return boxes, outer
+    return Framing(boxes, outer, quads)
 
 
-def crop_resize(frames: np.ndarray, boxes: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
+def crop_resize(
+    frames: np.ndarray, boxes: np.ndarray, size: int = MODEL_SIZE, quads: np.ndarray | None = None
+) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8: crop each frame to its (T, 4) box,
-    then a Pillow bicubic resize.
+    then a Pillow bicubic resize; a frame with a (4, 2) quad in `quads` (T, 4, 2), NaN for
+    none, is rectified from it instead (screen.rectify).
 
     Pillow widens its filter support by the scale factor when shrinking, so the resize is
     antialiased (the "Pillow-quality" resize the descriptor was trained with).
     """
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
     for i, (frame, (x0, y0, x1, y1)) in enumerate(zip(frames, boxes, strict=True)):
+        if quads is not None and not np.isnan(quads[i]).any():
+            out[i] = rectify(frame, quads[i], size)
+            continue
         image = Image.fromarray(frame[y0:y1, x0:x1])
         out[i] = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))
     return out

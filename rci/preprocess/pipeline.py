@@ -202,8 +202,8 @@ def _sample(
     whole = np.empty_like(batch)
     held, rows = 0, []
     boxes, times = [], []
-    for frame, box, outer, t in _boxed(stream, borders):
-        batch[held] = crop_resize(frame[None], box[None])[0]
+    for frame, box, outer, quad, t in _boxed(stream, borders):
+        batch[held] = crop_resize(frame[None], box[None], quads=quad[None])[0]
         if (outer != box).any():
             whole[len(rows)] = crop_resize(frame[None], outer[None])[0]
             rows.append(held)
@@ -240,9 +240,10 @@ def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:
 
 def _boxed(
     frames: Iterable[tuple[np.ndarray, float]], borders: BorderParams
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """(frame, its (4,) content box and the (4,) picture around it (framed_boxes) in pixels,
-    time) for each (frame, time), the boxes found
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """(frame, its (4,) content box, the (4,) picture around it and the (4, 2) tilted
+    screen's corners or NaN (framed_boxes) in pixels, time) for each (frame, time), the
+    boxes found
     over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side. Frames are
     held in one preallocated buffer: a given-out frame is valid until the next item."""
     held: np.ndarray | None = None  # (CHUNK_FRAMES + 2 * CONTEXT_FRAMES, H, W, 3) uint8
@@ -250,14 +251,15 @@ def _boxed(
     first = 0  # number of the frame held[0]
     done = 0  # frames given out so far
 
-    def give_out(stop: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    def give_out(stop: int) -> Iterator[tuple]:
         nonlocal first, done
         count = len(times)
         lo = max(first, done - CONTEXT_FRAMES)
         hi = min(first + count, stop + CONTEXT_FRAMES)
-        boxes, outer = framed_boxes(held[lo - first : hi - first], borders)
+        found = framed_boxes(held[lo - first : hi - first], borders)
         for n in range(done, stop):
-            yield held[n - first], boxes[n - lo], outer[n - lo], times[n - first]
+            k = n - lo
+            yield held[n - first], found.boxes[k], found.outer[k], found.quads[k], times[n - first]
         done = stop
         keep_from = max(first, done - CONTEXT_FRAMES) - first
         held[: count - keep_from] = held[keep_from:count].copy()

@@ -165,6 +165,7 @@ def test_preprocess_parameters_load(target, decoder, kind):
     assert parameters.pop("descriptor_model") == "rci_descriptor"
     assert parameters.pop("mirror") == "true"  # rci_detect's queries are matched mirrored too
     assert parameters.pop("whole") == "true"  # and by their frames with an inset whole
+    assert parameters.pop("screen") == "true"  # a tilted screen rectified
     assert from_parameters(DecodeLimits, parameters) == DecodeLimits()  # the defaults, spelt out
     assert [model_config_pb2_kind(g.kind) for g in config.instance_group] == [kind]
 

@@ -4,7 +4,8 @@ DURATION, CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named b
 MIRRORED_EMBEDDINGS (the frames flipped, embedded) are computed only for a caller that asks
 for them, as rci_detect does and rci_ingest does not, and when parameter `mirror` is true;
 otherwise they are (0, 512); WHOLE_EMBEDDINGS (frames with an inset picture, embedded
-whole) likewise, with parameter `whole`. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
+whole) likewise, with parameter `whole`. Parameter `screen` "false" turns the
+tilted-screen search off. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
 target: NVDEC and DALI on the instance's GPU)."""
 
 import json
@@ -14,6 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 from rci.preprocess.media import DecodeLimits, check_size
 from rci.preprocess.pipeline import Embedded, embed_video
+from rci.preprocess.screen import ScreenParams
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import call_model, from_parameters, model_parameters, respond
 
@@ -28,19 +30,21 @@ class TritonPythonModel:
         self.descriptor = parameters.pop("descriptor_model", "rci_descriptor")
         self.mirror = {"true": True, "false": False}[parameters.pop("mirror", "true")]
         self.whole = {"true": True, "false": False}[parameters.pop("whole", "true")]
+        screen = {"true": ScreenParams(), "false": None}[parameters.pop("screen", "true")]
         self.limits = from_parameters(DecodeLimits, parameters)
         if decoder == "nvdec":
             from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
-            dali = DaliPreprocessor(self.limits, device_id=device)
+            dali = DaliPreprocessor(self.limits, device_id=device, screen=screen)
             self.run = lambda data, embed, cancelled, mirror, whole: Embedded.of(
                 dali(data.tobytes()), embed, mirror, whole
             )
         elif decoder == "pyav":
             self.run = lambda data, embed, cancelled, mirror, whole: embed_video(
-                data, embed, self.limits, cancelled=cancelled, mirror=mirror, whole=whole
-            )
+                data, embed, self.limits, cancelled=cancelled, mirror=mirror, whole=whole,
+                screen=screen,
+            )  # fmt: skip
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
 

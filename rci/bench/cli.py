@@ -137,7 +137,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rci.serving.backend import from_parameters
 
     model = DescriptorModel.parse(args.descriptor)
-    written = cache_query_features(args.out, model)
+    written = cache_query_features(args.out, model, screen=not args.no_screen)
     if written:
         print(f"cached the features of {written} queries", file=sys.stderr)
     settings = dict(item.split("=", 1) for item in args.set)
@@ -160,7 +160,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         background = Background(read_background(path, EMBEDDING_DIM), hub)
     records = replay(
         args.out, index, recall_params, align_params, mirror=not args.no_mirror,
-        background=background, whole=not args.no_whole,
+        background=background, whole=not args.no_whole, screen=not args.no_screen,
     )  # fmt: skip
     manifest = json.loads((args.out / "manifest.json").read_text())
     by_id = {r["query_id"]: r for r in records}
@@ -221,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument("--no-mirror", action="store_true", help="leave the mirrored view out")
     p.add_argument("--no-whole", action="store_true", help="leave the whole-frame view out")
+    p.add_argument(
+        "--no-screen",
+        action="store_true",
+        help="query features made without the tilted-screen search (cached apart)",
+    )
     p.add_argument("--no-normalize", action="store_true", help="no score normalization")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",

@@ -25,8 +25,10 @@ from rci.match.normalize import Background
 from rci.match.recall import RecallParams, recall_recurring
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import embed_video
+from rci.preprocess.screen import ScreenParams
 
 FEATURES = "features"  # folder of the build holding one .npz per query
+NO_SCREEN = "features-no-screen"  # ... made without the tilted-screen search
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,14 @@ class QueryFeatures:
             raise ValueError(f"timestamps must be ({len(self.embeddings)},)")
 
 
-def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool = False) -> int:
+def cache_query_features(
+    build_dir: Path, model: DescriptorModel, rebuild: bool = False, screen: bool = True
+) -> int:
     """Write features/QUERY.npz for every query of the manifest that has none (all with
-    `rebuild`); returns how many were written."""
+    `rebuild`); returns how many were written. `screen` False: without the tilted-screen
+    search, in features-no-screen/."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
-    folder = build_dir / FEATURES
+    folder = build_dir / (FEATURES if screen else NO_SCREEN)
     folder.mkdir(exist_ok=True)
     descriptor, written = None, 0
     for query in manifest["queries"]:
@@ -59,7 +64,8 @@ def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool 
         descriptor = descriptor or Descriptor(model)
         # The served pipeline itself, in process: rci_preprocess runs this function.
         data = (build_dir / query["path"]).read_bytes()
-        video = embed_video(data, descriptor.embed, mirror=True, whole=True)
+        search = ScreenParams() if screen else None
+        video = embed_video(data, descriptor.embed, mirror=True, whole=True, screen=search)
         views = {"mirrored": video.mirrored, "timestamps": video.timestamps}
         if video.whole is not None:
             views["whole"] = video.whole
@@ -68,8 +74,9 @@ def cache_query_features(build_dir: Path, model: DescriptorModel, rebuild: bool 
     return written
 
 
-def load_query_features(build_dir: Path, query_id: str) -> QueryFeatures:
-    with np.load(build_dir / FEATURES / f"{query_id}.npz", allow_pickle=False) as data:
+def load_query_features(build_dir: Path, query_id: str, screen: bool = True) -> QueryFeatures:
+    folder = FEATURES if screen else NO_SCREEN
+    with np.load(build_dir / folder / f"{query_id}.npz", allow_pickle=False) as data:
         whole = data["whole"] if "whole" in data.files else None
         return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"], whole)
 
@@ -89,14 +96,16 @@ def replay(
     mirror: bool = False,
     background: Background | None = None,
     whole: bool = False,
+    screen: bool = True,
 ) -> list[dict]:
     """Prediction records (runner format, box_iou None) for every query of the build; with
     `mirror`, each query is matched by its frames and their mirror images, with `whole`
-    also by its frames with an inset whole, and with `background`, normalized against it."""
+    also by its frames with an inset whole, and with `background`, normalized against it;
+    `screen` False: on the features made without the tilted-screen search."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     records = []
     for query in manifest["queries"]:
-        features = load_query_features(build_dir, query["query_id"])
+        features = load_query_features(build_dir, query["query_id"], screen)
         views = QueryViews(
             features.embeddings,
             features.mirrored if mirror else None,

@@ -23,6 +23,7 @@ from rci.preprocess.frames import MODEL_SIZE, BorderParams, framed_boxes
 from rci.preprocess.frames import crop_resize as host_crop_resize
 from rci.preprocess.media import DecodeLimits, plan_frames
 from rci.preprocess.pipeline import Preprocessed
+from rci.preprocess.screen import ScreenParams
 
 CROP_BATCH = 64  # frames per crop-and-resize run on the GPU
 DECODE_BATCH = 64  # planned frames per decoder run: bounds GPU memory (64 at 4K is 1.6 GB)
@@ -38,8 +39,9 @@ class DaliPreprocessor:
         device_id: int = 0,
         borders: BorderParams = BorderParams(),
         audio: AudioParams = AudioParams(),
+        screen: ScreenParams | None = ScreenParams(),
     ) -> None:
-        self.limits, self.borders, self.audio = limits, borders, audio
+        self.limits, self.borders, self.audio, self.screen = limits, borders, audio, screen
         if device not in ("gpu", "cpu"):
             raise ValueError(f"device must be 'gpu' or 'cpu', got {device!r}")
         gpu = device == "gpu"
@@ -76,7 +78,7 @@ class DaliPreprocessor:
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
-        found = framed_boxes(frames, self.borders)
+        found = framed_boxes(frames, self.borders, screen=self.screen)
         boxes, outer = found.boxes, found.outer
         _, h, w, _ = frames.shape
         fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))

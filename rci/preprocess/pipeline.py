@@ -11,6 +11,7 @@ import numpy as np
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, crop_resize, framed_boxes
 from rci.preprocess.media import DecodeLimits, FrameStream
+from rci.preprocess.screen import ScreenParams
 
 
 @dataclass
@@ -97,6 +98,7 @@ def preprocess(
     borders: BorderParams = BorderParams(),
     audio: AudioParams = AudioParams(),
     cancelled: Callable[[], bool] | None = None,
+    screen: ScreenParams | None = ScreenParams(),
 ) -> Preprocessed:
     """Sample frames as limits say, find each frame's content box, crop and resize; audio
     features over the same span (the first spread_window seconds in spread sampling).
@@ -115,7 +117,7 @@ def preprocess(
         whole_rows.append(rows + count)
         count += len(frames)
 
-    sampled = _sample(data, limits, borders, audio, cancelled, take)
+    sampled = _sample(data, limits, borders, audio, cancelled, take, screen)
     return Preprocessed(
         frames=out[:count],
         whole_frames=np.concatenate(whole_frames),
@@ -133,15 +135,17 @@ def embed_video(
     cancelled: Callable[[], bool] | None = None,
     mirror: bool = False,
     whole: bool = False,
+    screen: ScreenParams | None = ScreenParams(),
 ) -> Embedded:
     """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
     length beyond its (T, 512) embeddings. `mirror`: their mirror images too (a query's
     mirrored copy then matches; the library keeps one view). `whole`: frames with an inset
-    also whole (a query showing library video A inside library video B finds both)."""
+    also whole (a query showing library video A inside library video B finds both).
+    `screen` None: no tilted-screen search (framed_boxes)."""
     views = _Embedder(embed, mirror, whole)
     sampled = _sample(
-        data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r)
+        data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r), screen
     )
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
@@ -192,6 +196,7 @@ def _sample(
     audio: AudioParams,
     cancelled: Callable[[], bool] | None,
     take: Callable[[np.ndarray, int, np.ndarray, np.ndarray], None],
+    screen: ScreenParams | None = ScreenParams(),
 ) -> dict:
     """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
     to take(frames, frames the video is expected to have, whole frames, their rows): the
@@ -202,7 +207,7 @@ def _sample(
     whole = np.empty_like(batch)
     held, rows = 0, []
     boxes, times = [], []
-    for frame, box, outer, quad, t in _boxed(stream, borders):
+    for frame, box, outer, quad, t in _boxed(stream, borders, screen):
         batch[held] = crop_resize(frame[None], box[None], quads=quad[None])[0]
         if (outer != box).any():
             whole[len(rows)] = crop_resize(frame[None], outer[None])[0]
@@ -239,7 +244,9 @@ def _grown(frames: np.ndarray, capacity: int) -> np.ndarray:
 
 
 def _boxed(
-    frames: Iterable[tuple[np.ndarray, float]], borders: BorderParams
+    frames: Iterable[tuple[np.ndarray, float]],
+    borders: BorderParams,
+    screen: ScreenParams | None = ScreenParams(),
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
     """(frame, its (4,) content box, the (4,) picture around it and the (4, 2) tilted
     screen's corners or NaN (framed_boxes) in pixels, time) for each (frame, time), the
@@ -256,7 +263,7 @@ def _boxed(
         count = len(times)
         lo = max(first, done - CONTEXT_FRAMES)
         hi = min(first + count, stop + CONTEXT_FRAMES)
-        found = framed_boxes(held[lo - first : hi - first], borders)
+        found = framed_boxes(held[lo - first : hi - first], borders, screen=screen)
         for n in range(done, stop):
             k = n - lo
             yield held[n - first], found.boxes[k], found.outer[k], found.quads[k], times[n - first]

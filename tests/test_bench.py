@@ -114,7 +114,7 @@ def test_manifest_is_complete_and_consistent(bench):
     assert set(kinds) == {"partial", "full", "two_source", "inside", "negative", "near_miss"}
     (inside,) = [q for q in manifest["queries"] if q["kind"] == "inside"]
     shown, under = inside["truth"]  # reference A picture-in-picture over reference B
-    assert shown["ref_id"] != under["ref_id"] and under["content_box"] == [0.0, 0.0, 1.0, 1.0]
+    assert shown["ref_id"] != under["ref_id"] and list(under["content_box"]) == [0, 0, 1, 1]
     x0, y0, x1, y1 = shown["content_box"]
     assert (x1 - x0) * (y1 - y0) < 0.35  # an inset at 0.35-0.55 of each side
     assert (shown["query_start"], shown["query_end"]) == (under["query_start"], under["query_end"])

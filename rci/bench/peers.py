@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
+from rci.bench.metrics import match_records
 from rci.errors import MediaError
 from rci.library.store import VideoFingerprints
 from rci.match.alignment import AlignParams, match_candidates
@@ -118,15 +119,7 @@ class PHashPeer(Peer):
             [(c.video_id, c.embeddings, c.timestamps) for c in chosen],
             self.align,
         )
-        return [
-            {
-                "ref_id": m.video_id,
-                "score": m.score,
-                "reproduced": m.reproduced,
-                "segments": [s.as_row() for s in m.segments],
-            }
-            for m in matches
-        ]
+        return match_records(matches)
 
 
 def chromaprint(path: Path) -> np.ndarray:

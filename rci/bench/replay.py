@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.bench.run import match_records, score
+from rci.bench.metrics import match_records
+from rci.bench.run import score
 from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel
 from rci.library.index import LibraryIndex
 from rci.library.store import LibraryFolder

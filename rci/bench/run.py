@@ -19,6 +19,7 @@ from rci.bench.boxes import query_iou
 from rci.bench.metrics import (
     SegmentMatch,
     decision_scores,
+    match_records,
     micro_average_precision,
     segment_average_precision,
     vcsl_f_score,
@@ -125,20 +126,6 @@ def _detect(client: RciClient, build_dir: Path, query: dict, library: str) -> di
         "matches": match_records(detected.matches),
         "box_iou": query_iou(query, detected.frame_times, detected.content_boxes),
     }
-
-
-def match_records(matches) -> list[dict]:
-    """Matches (served or in-process: video_id, score, reproduced, segments) in the runner
-    format."""
-    return [
-        {
-            "ref_id": m.video_id,
-            "score": m.score,
-            "reproduced": m.reproduced,
-            "segments": [s.as_row() for s in m.segments],
-        }
-        for m in matches
-    ]
 
 
 def score(queries: list[dict], predictions: list[dict]) -> dict:

@@ -38,7 +38,7 @@ class TritonPythonModel:
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device, screen=screen)
             self.run = lambda data, embed, cancelled, mirror, whole: Embedded.of(
-                dali(data.tobytes()), embed, mirror, whole
+                dali(data.tobytes(), whole=whole), embed, mirror, whole
             )
         elif decoder == "pyav":
             self.run = lambda data, embed, cancelled, mirror, whole: embed_video(

@@ -74,7 +74,9 @@ class DaliPreprocessor:
             self._pipes[name] = self._fresh(name)
             raise
 
-    def __call__(self, data: bytes, cancelled=None) -> Preprocessed:
+    def __call__(self, data: bytes, cancelled=None, whole: bool = True) -> Preprocessed:
+        """The video's frames, boxes and audio features; with `whole`, its frames with an
+        inset also resized whole (Preprocessed.whole_frames)."""
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
@@ -82,7 +84,7 @@ class DaliPreprocessor:
         boxes, outer = found.boxes, found.outer
         _, h, w, _ = frames.shape
         fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))
-        rows = np.flatnonzero((outer != boxes).any(axis=1))
+        rows = np.flatnonzero((outer != boxes).any(axis=1)) if whole else np.zeros(0, int)
         cropped = self.crop_resize(frames, boxes)
         screens = np.flatnonzero(~np.isnan(found.quads).any(axis=(1, 2)))
         # A tilted screen is rectified on the host (Pillow, as the cpu target): such frames

@@ -117,7 +117,7 @@ def preprocess(
         whole_rows.append(rows + count)
         count += len(frames)
 
-    sampled = _sample(data, limits, borders, audio, cancelled, take, screen)
+    sampled = _sample(data, limits, borders, audio, cancelled, take, screen, whole=True)
     return Preprocessed(
         frames=out[:count],
         whole_frames=np.concatenate(whole_frames),
@@ -145,8 +145,9 @@ def embed_video(
     `screen` None: no tilted-screen search (framed_boxes)."""
     views = _Embedder(embed, mirror, whole)
     sampled = _sample(
-        data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r), screen
-    )
+        data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r), screen,
+        whole,
+    )  # fmt: skip
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
 
@@ -197,30 +198,32 @@ def _sample(
     cancelled: Callable[[], bool] | None,
     take: Callable[[np.ndarray, int, np.ndarray, np.ndarray], None],
     screen: ScreenParams | None = ScreenParams(),
+    whole: bool = False,
 ) -> dict:
     """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
-    to take(frames, frames the video is expected to have, whole frames, their rows): the
-    frames with an inset are also resized whole (inside any bars). The arrays are reused
-    once take returns. Returns every Preprocessed field but the frames."""
+    to take(frames, frames the video is expected to have, whole frames, their rows): with
+    `whole`, the frames with an inset are also resized whole (inside any bars), else none
+    are. The arrays are reused once take returns. Returns every Preprocessed field but the
+    frames."""
     stream = FrameStream(data, limits, cancelled)  # opening it checks the size
     batch = np.empty((EMBED_FRAMES, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)
-    whole = np.empty_like(batch)
+    around = np.empty_like(batch)  # the whole frames of those with an inset
     held, rows = 0, []
     boxes, times = [], []
     for frame, box, outer, quad, t in _boxed(stream, borders, screen):
         batch[held] = crop_resize(frame[None], box[None], quads=quad[None])[0]
-        if (outer != box).any():
-            whole[len(rows)] = crop_resize(frame[None], outer[None])[0]
+        if whole and (outer != box).any():
+            around[len(rows)] = crop_resize(frame[None], outer[None])[0]
             rows.append(held)
         held += 1
         if held == EMBED_FRAMES:
-            take(batch, stream.expected, whole[: len(rows)], np.array(rows, np.int64))
+            take(batch, stream.expected, around[: len(rows)], np.array(rows, np.int64))
             held, rows = 0, []
         h, w, _ = frame.shape
         boxes.append(box)
         times.append(t)
     if held:
-        take(batch[:held], stream.expected, whole[: len(rows)], np.array(rows, np.int64))
+        take(batch[:held], stream.expected, around[: len(rows)], np.array(rows, np.int64))
     audio_samples = decode_audio(data, audio, limits.span, limits.max_seconds)
     features = audio_features(audio_samples, audio)
     return {
@@ -250,9 +253,9 @@ def _boxed(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
     """(frame, its (4,) content box, the (4,) picture around it and the (4, 2) tilted
     screen's corners or NaN (framed_boxes) in pixels, time) for each (frame, time), the
-    boxes found
-    over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each side. Frames are
-    held in one preallocated buffer: a given-out frame is valid until the next item."""
+    boxes found over windows of CHUNK_FRAMES frames with CONTEXT_FRAMES of context each
+    side. Frames are held in one preallocated buffer: a given-out frame is valid until the
+    next item."""
     held: np.ndarray | None = None  # (CHUNK_FRAMES + 2 * CONTEXT_FRAMES, H, W, 3) uint8
     times: list[float] = []  # of the held frames
     first = 0  # number of the frame held[0]

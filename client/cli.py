@@ -265,17 +265,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             console.print(f"[red]{exc}[/red]")
             return 1
     table = Table(title="RCI libraries")
-    for column in ("library", "descriptor", "videos", "fingerprints", "index"):
+    for column in ("library", "descriptor", "videos", "fingerprints", "audio", "index"):
         table.add_column(column)
     for lib in libraries:
         if "error" in lib:
-            table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-", "-")
+            table.add_row(lib["name"], f"[red]{lib['error']}[/red]", "-", "-", "-", "-")
         else:
             index = lib["index"] + (
                 " [yellow](run rci build-index)[/yellow]" if lib["build_advised"] else ""
             )
+            audio = str(lib.get("audio_fingerprints", "-"))
+            if lib.get("videos_without_audio_fingerprints"):
+                audio += (
+                    f" [yellow]({lib['videos_without_audio_fingerprints']} videos stored "
+                    "before audio fingerprints: pictures only)[/yellow]"
+                )
             table.add_row(
-                lib["name"], lib["descriptor"], str(lib["videos"]), str(lib["fingerprints"]), index
+                lib["name"],
+                lib["descriptor"],
+                str(lib["videos"]),
+                str(lib["fingerprints"]),
+                audio,
+                index,
             )
     console.print(table)
     return 0

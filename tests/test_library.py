@@ -422,6 +422,8 @@ def test_status(tmp_path, three_videos) -> None:
         "dim": DIM,
         "videos": 3,
         "fingerprints": 15,
+        "audio_fingerprints": 0,
+        "videos_without_audio_fingerprints": 3,
         "index": "exact",
         "build_advised": False,
     }
@@ -431,6 +433,8 @@ def test_status(tmp_path, three_videos) -> None:
         "dim": DIM,
         "videos": 0,
         "fingerprints": 0,
+        "audio_fingerprints": 0,
+        "videos_without_audio_fingerprints": 0,
         "index": "exact",
         "build_advised": False,
     }

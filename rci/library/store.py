@@ -7,6 +7,9 @@ On disk, one folder per library under the data directory:
     videos/N.npy   an added video's fingerprints, one (time, embedding) row per frame, written
                    before its record and removed after its delete record; N is the video's
                    key, unique for the library's life (readers memory-map these files)
+    videos/N.audio.npy   its audio fingerprints, one (time, bits) row per window, written and
+                   removed with videos/N.npy; absent when the video has no sound, and for
+                   videos added before audio fingerprints existed (their records say so)
     index/         snapshots of a trained IVF-PQ index (rci.library.build)
 A video counts as ingested (or deleted) once its log line is durable; a torn last line left
 by a crash is cut off by the next writer, and a video file without a live log line is never
@@ -35,16 +38,51 @@ MAX_VIDEO_ID = 256  # characters
 # A fingerprint's index id is key << FRAME_BITS | frame: the video is read off the id itself.
 FRAME_BITS = 20
 MAX_FINGERPRINTS = 1 << FRAME_BITS  # per video: 12 days at one frame per second
+AUDIO_KIND = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_AUDIO_WIDTH = 1024  # bytes of one audio window's bits
+
+
+@dataclass
+class AudioPrints:
+    """One video's audio fingerprints: packed bits of each window, with its start time."""
+
+    kind: str  # the fingerprint that made them (rci.describe.audio.AUDIO_PRINT)
+    times: np.ndarray  # (A,) float32 seconds, increasing
+    bits: np.ndarray  # (A, B) uint8, B = bits per window / 8
+
+    def __post_init__(self) -> None:
+        if self.bits.ndim != 2 or self.bits.dtype != np.uint8:
+            raise RciError(
+                f"audio fingerprints must be (A, B) uint8, got {self.bits.dtype} "
+                f"{list(self.bits.shape)}"
+            )
+
+    def check(self) -> AudioPrints:
+        """self if its kind is a name, its windows 1-MAX_AUDIO_WIDTH bytes, its times
+        increasing seconds and its windows at most MAX_FINGERPRINTS; RciError otherwise."""
+        if not AUDIO_KIND.match(self.kind):
+            raise RciError(f"audio fingerprint kind must be a short name, got {quote(self.kind)}")
+        if not 0 < self.bits.shape[1] <= MAX_AUDIO_WIDTH:
+            raise RciError(
+                f"audio fingerprints need 1-{MAX_AUDIO_WIDTH} bytes a window, "
+                f"got {self.bits.shape[1]}"
+            )
+        check_times(self.times, len(self.bits), "AUDIO_TIMES")
+        if len(self.bits) > MAX_FINGERPRINTS:
+            raise RciError(f"at most {MAX_FINGERPRINTS} audio fingerprints, got {len(self.bits)}")
+        return self
 
 
 @dataclass
 class VideoFingerprints:
-    """One video's frame descriptors with their times."""
+    """One video's frame descriptors with their times, and its audio fingerprints: None for
+    a video stored before they existed, none (A = 0) for a video without sound."""
 
     video_id: str
     embeddings: np.ndarray  # (T, D) float32, unit length
     timestamps: np.ndarray  # (T,) float32 seconds
     duration: float  # seconds
+    audio: AudioPrints | None = None
 
     def __post_init__(self) -> None:
         if self.embeddings.ndim != 2 or self.embeddings.dtype != np.float32:
@@ -69,6 +107,8 @@ class VideoFingerprints:
             raise RciError(
                 f"a video needs 1-{MAX_FINGERPRINTS} fingerprints, got {len(self.embeddings)}"
             )
+        if self.audio is not None:
+            self.audio.check()
         return self
 
 
@@ -197,6 +237,19 @@ class LibraryFolder:
             embeddings=np.ascontiguousarray(embeddings),
             timestamps=np.ascontiguousarray(timestamps),
             duration=float(record["duration"]),
+            audio=self.load_audio(record),
+        )
+
+    def load_audio(self, record: dict) -> AudioPrints | None:
+        """An add record's audio fingerprints; None when it was stored without them."""
+        if "audio" not in record:
+            return None
+        kind, width = record["audio"], int(record["audio_width"])
+        if not record.get("audio_count"):
+            return AudioPrints(kind, np.zeros(0, np.float32), np.zeros((0, width), np.uint8))
+        rows = np.load(self.path / audio_file(record["file"]), mmap_mode="r", allow_pickle=False)
+        return AudioPrints(
+            kind, np.ascontiguousarray(rows["time"]), np.ascontiguousarray(rows["bits"])
         )
 
 
@@ -214,6 +267,8 @@ class LiveRecords:
         self.videos: dict[str, dict] = {}  # video id -> add record, in log order
         self.records = 0  # complete records read, deletes included: the next video's key
         self.fingerprints = 0
+        self.audio_fingerprints = 0
+        self.without_audio = 0  # live videos stored before audio fingerprints existed
         self.offset = 0  # byte offset after the last complete record
         self._inode = inode
         self._generation = generation
@@ -247,17 +302,37 @@ class LiveRecords:
         for record, end in self._folder.iter_entries(self.offset):
             old = self.videos.pop(record["video_id"], None)
             if old is not None:
-                self.fingerprints -= int(old["count"])
+                self._count(old, -1)
             if record["op"] == "add":
                 self.videos[record["video_id"]] = record
-                self.fingerprints += int(record["count"])
+                self._count(record, 1)
             self.records += 1
             self.offset = end
+
+    def _count(self, record: dict, sign: int) -> None:
+        self.fingerprints += sign * int(record["count"])
+        self.audio_fingerprints += sign * int(record.get("audio_count", 0))
+        self.without_audio += sign * ("audio" not in record)
 
 
 def record_key(record: dict) -> int:
     """An add record's video key: the number in its file name."""
     return int(Path(record["file"]).stem)
+
+
+def audio_file(video_file: str) -> str:
+    """The audio fingerprints' file beside a video's fingerprint file."""
+    return video_file.removesuffix(".npy") + ".audio.npy"
+
+
+def audio_rows(audio: AudioPrints) -> np.ndarray:
+    """The (A,) structured array [time float32, bits uint8 (B,)] an audio file holds."""
+    rows = np.empty(
+        len(audio.bits), dtype=[("time", "<f4"), ("bits", "u1", (audio.bits.shape[1],))]
+    )
+    rows["time"] = audio.times
+    rows["bits"] = audio.bits
+    return rows
 
 
 def fingerprint_rows(video: VideoFingerprints) -> np.ndarray:
@@ -306,7 +381,6 @@ class LibraryWriter:
             # The record count only grows (the log is append-only), so keys are never reused.
             name = f"videos/{live.records:09d}.npy"
             rows = fingerprint_rows(video)
-            write_atomic(self.folder.path / name, lambda f: np.save(f, rows))
             record = {
                 "op": "add",
                 "video_id": video.video_id,
@@ -314,9 +388,19 @@ class LibraryWriter:
                 "count": len(video.embeddings),
                 "duration": round(video.duration, 3),
             }
+            if video.audio is not None:
+                record.update(
+                    audio=video.audio.kind,
+                    audio_width=video.audio.bits.shape[1],
+                    audio_count=len(video.audio.bits),
+                )
+                if len(video.audio.bits):
+                    sound = audio_rows(video.audio)
+                    write_atomic(self.folder.path / audio_file(name), lambda f: np.save(f, sound))
+            write_atomic(self.folder.path / name, lambda f: np.save(f, rows))
             self._append(record)
             if old is not None:  # after the record, as for a delete
-                (self.folder.path / old["file"]).unlink(missing_ok=True)
+                self._unlink(old)
         return len(video.embeddings)
 
     def delete(self, video_id: str) -> int:
@@ -331,8 +415,13 @@ class LibraryWriter:
             self._append({"op": "delete", "video_id": video_id})
             # After the record: a crash in between leaves an unread file, never a record
             # without its file. Readers that have not caught up skip adds deleted later.
-            (self.folder.path / added["file"]).unlink(missing_ok=True)
+            self._unlink(added)
         return int(added["count"])
+
+    def _unlink(self, record: dict) -> None:
+        """Remove an add record's files (after a later record made them unread)."""
+        (self.folder.path / record["file"]).unlink(missing_ok=True)
+        (self.folder.path / audio_file(record["file"])).unlink(missing_ok=True)
 
     def _append(self, record: dict) -> None:
         with open(self.folder.log_path, "ab") as f:
@@ -358,6 +447,7 @@ class LibraryWriter:
         kept from the log, or left after a durable delete. Under the lock no write is
         under way, so each such file is one of those."""
         kept = {Path(record["file"]).name for record in live.videos.values()}
+        kept |= {Path(audio_file(record["file"])).name for record in live.videos.values()}
         with os.scandir(self.folder.path / "videos") as entries:
             for entry in entries:
                 if entry.name not in kept:

@@ -154,11 +154,25 @@ def align(
     views = QueryViews.of(query)
     if len(views) == 0 or len(ref) == 0:
         return []
-    S = views.similarities(ref)  # (Tq, Tr) cosine similarities, less any penalty
+    # (Tq, Tr) cosine similarities, less any penalty
+    return align_similarities(views.similarities(ref), query_times, ref_times, params, frame_period)
+
+
+def align_similarities(
+    S: np.ndarray,
+    query_times: np.ndarray,
+    ref_times: np.ndarray,
+    params: AlignParams = AlignParams(),
+    frame_period: float = 1.0,
+) -> list[Segment]:
+    """Copied segments read off a (Tq, Tr) similarity matrix whose rows are at query_times
+    and columns at ref_times (seconds), best first; as align."""
+    if S.size == 0:
+        return []
     i, j, s = _nodes(S, params)
     qt, rt = query_times[i].astype(np.float64), ref_times[j].astype(np.float64)
     alive = np.ones(len(s), dtype=bool)
-    min_matches = min(params.min_matches, len(views), len(ref))
+    min_matches = min(params.min_matches, *S.shape)
     segments: list[Segment] = []
     while alive.any() and len(segments) < params.max_segments:
         path, total = _best_path(qt, rt, s, alive, params)

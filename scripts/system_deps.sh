@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages: the shared libpython the Triton Python backend stub links against, venv
-# support, libb64 for perf_analyzer, gnome-backgrounds (the wallpapers the score-normalization
+# support, libb64 for perf_analyzer, libchromaprint1 (the audio fingerprints,
+# rci/preprocess/audio_prints.py), gnome-backgrounds (the wallpapers the score-normalization
 # background is made of, rci/library/background.py); for the benchmark, ffmpeg, fpcalc (its Chromaprint
 # peer) and the packages whose photographs and audio its sources are made of: small mode's
 # set, and with --full the music and clips the full benchmark adds.
@@ -13,6 +14,7 @@ missing=()
 # grep without -q: -q exits early, ldconfig dies of SIGPIPE and pipefail reports a miss.
 ldconfig -p | grep "libpython${py}.so.1.0" >/dev/null || missing+=("libpython${py}")
 ldconfig -p | grep "libb64.so.0d" >/dev/null || missing+=("libb64-0d")
+ldconfig -p | grep "libchromaprint.so.1" >/dev/null || missing+=("libchromaprint1")
 ${PYTHON:-python3} -c 'import ensurepip' 2>/dev/null || missing+=("python${py}-venv")
 command -v ffmpeg >/dev/null || missing+=("ffmpeg")
 command -v fpcalc >/dev/null || missing+=("libchromaprint-tools")

@@ -3,13 +3,16 @@ and replaced with them, reclaimed after a crash, counted by status."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from rci.errors import RciError
-from rci.library.store import AudioPrints, VideoFingerprints
+from rci.library.index import fingerprint_ids, video_keys
+from rci.library.store import VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from tests.test_library import libraries, snapshot, video
 
 KIND = "test-bits"
@@ -125,3 +128,33 @@ def test_log_record_names_the_audio_fingerprint(tmp_path) -> None:
     assert records[0]["audio"] == KIND and records[0]["audio_count"] == 5
     assert records[0]["audio_width"] == 4
     assert "audio" not in records[1]
+
+
+def chroma_like(n: int, seed: int) -> VideoFingerprints:
+    """A video with n audio windows of this server's fingerprint (random bits)."""
+    v = video(f"v{seed}", 3, seed)
+    rng = np.random.default_rng(seed)
+    v.audio = AudioPrints(
+        AUDIO_PRINT,
+        (np.arange(n) * 0.5).astype(np.float32),
+        rng.integers(0, 256, size=(n, WINDOW_BYTES), dtype=np.uint8),
+    )
+    return v
+
+
+def test_audio_index_follows_adds_deletes_and_replaces(tmp_path) -> None:
+    libs = libraries(tmp_path)
+    a, b = chroma_like(6, 1), chroma_like(4, 2)
+    libs.writer("lib").add(a)
+    libs.writer("lib").add(b)
+    libs.writer("lib").add(with_audio("other-kind", 2, 3, windows=5))  # not comparable
+    index = libs.index("lib")
+    assert index.audio.ntotal == 10
+    D, ids = index.search_audio(b.audio.bits[[2]], 1)
+    assert D[0, 0] == 0 and ids[0, 0] == fingerprint_ids(1, 4)[2]
+    libs.writer("lib").delete("v1")
+    libs.writer("lib").add(dataclasses.replace(chroma_like(3, 4), video_id="v2"), replace=True)
+    index = libs.index("lib")
+    assert index.audio.ntotal == 3
+    D, ids = index.search_audio(chroma_like(3, 4).audio.bits, 1)
+    assert (D[:, 0] == 0).all() and (video_keys(ids[:, 0]) == 4).all()

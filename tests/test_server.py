@@ -152,6 +152,10 @@ def test_status_lists_libraries(client, media):
     assert main["descriptor"] == "sscd_resnet50"
     assert main["videos"] == len(media["library"])
     assert main["fingerprints"] == 24 * 3 + 10 + 6  # three 24 s photo videos, bikes, bunny
+    # The photo videos are silent; the clips' soundtrack gives audio fingerprints, and every
+    # video was fingerprinted (none stored as before audio fingerprints existed).
+    assert 0 < main["audio_fingerprints"] <= 16 / 0.495
+    assert main["videos_without_audio_fingerprints"] == 0
 
 
 def test_empty_library_gives_no_candidates(client, media):
@@ -173,6 +177,15 @@ def test_preprocess_serves_audio_features(server, media):
     assert len(fbank) == pytest.approx(100 * local.duration, abs=20)  # 100 frames per second
     np.testing.assert_allclose(fbank, local.audio_fbank, atol=1e-4)
     np.testing.assert_allclose(mfcc, local.audio_mfcc, atol=1e-4)
+    # Its fingerprints, and (asked for: a call naming no outputs asks for all) their query
+    # views, 5 tempos x 4 phases; the tempo-1, phase-0 view is the fingerprints themselves.
+    prints = result.as_numpy("AUDIO_PRINTS")
+    np.testing.assert_array_equal(prints, local.audio_prints.bits)
+    np.testing.assert_array_equal(result.as_numpy("AUDIO_TIMES"), local.audio_prints.times)
+    assert len(prints) > 0
+    views = result.as_numpy("QUERY_AUDIO_PRINTS")
+    assert views.shape == (20, len(prints), 32)
+    np.testing.assert_array_equal(views[2 * 4], prints)
 
 
 def test_preprocess_serves_the_descriptor_embeddings_of_its_frames(server, tmp_path):

@@ -1,10 +1,13 @@
-"""Triton adapter: store a video's fingerprints in a named library (or replace the video of
-that id when REPLACE is true); returns NUM_FINGERPRINTS, the fingerprints kept."""
+"""Triton adapter: store a video's fingerprints, and its audio fingerprints when given, in a
+named library (or replace the video of that id when REPLACE is true); returns
+NUM_FINGERPRINTS, the fingerprints kept."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from rci.errors import RciError
 from rci.library.store import VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, AudioPrints
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import respond, string_input
 from rci.serving.settings import open_libraries
@@ -23,11 +26,17 @@ class TritonPythonModel:
         )
 
     def _run(self, inputs):
+        audio = None
+        if "AUDIO_PRINTS" in inputs or "AUDIO_TIMES" in inputs:
+            if "AUDIO_PRINTS" not in inputs or "AUDIO_TIMES" not in inputs:
+                raise RciError("AUDIO_PRINTS and AUDIO_TIMES come together")
+            audio = AudioPrints(AUDIO_PRINT, inputs["AUDIO_TIMES"], inputs["AUDIO_PRINTS"])
         video = VideoFingerprints(
             video_id=string_input(inputs, "VIDEO_ID"),
             embeddings=inputs["EMBEDDINGS"],
             timestamps=inputs["TIMESTAMPS"],
             duration=float(inputs["DURATION"][0]),
+            audio=audio,
         )
         replace = "REPLACE" in inputs and bool(inputs["REPLACE"].reshape(-1).any())
         count = self.libraries.add(string_input(inputs, "LIBRARY"), video, replace=replace)

@@ -1,10 +1,12 @@
 """Triton adapter: VIDEO_BYTES -> EMBEDDINGS, MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, TIMESTAMPS,
-DURATION, CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC. Frames go to the model named by parameter
+DURATION, CONTENT_BOXES, AUDIO_FBANK, AUDIO_MFCC, AUDIO_PRINTS, AUDIO_TIMES,
+QUERY_AUDIO_PRINTS. Frames go to the model named by parameter
 `descriptor_model` (BLS) EMBED_FRAMES at a time, so only embeddings leave this model.
 MIRRORED_EMBEDDINGS (the frames flipped, embedded) are computed only for a caller that asks
 for them, as rci_detect does and rci_ingest does not, and when parameter `mirror` is true;
 otherwise they are (0, 512); WHOLE_EMBEDDINGS (frames with an inset picture, embedded
-whole) likewise, with parameter `whole`. Parameter `screen` "false" turns the
+whole) likewise, with parameter `whole`, and QUERY_AUDIO_PRINTS (the audio read at
+several tempos and phases) for a caller that asks. Parameter `screen` "false" turns the
 tilted-screen search off. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
 target: NVDEC and DALI on the instance's GPU)."""
 
@@ -13,6 +15,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from rci.preprocess.audio_prints import check_chromaprint
 from rci.preprocess.media import DecodeLimits, check_size
 from rci.preprocess.pipeline import Embedded, embed_video
 from rci.preprocess.screen import ScreenParams
@@ -32,18 +35,19 @@ class TritonPythonModel:
         self.whole = {"true": True, "false": False}[parameters.pop("whole", "true")]
         screen = {"true": ScreenParams(), "false": None}[parameters.pop("screen", "true")]
         self.limits = from_parameters(DecodeLimits, parameters)
+        check_chromaprint()  # a missing libchromaprint fails the load, not every request
         if decoder == "nvdec":
             from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device, screen=screen)
-            self.run = lambda data, embed, cancelled, mirror, whole: Embedded.of(
-                dali(data.tobytes(), whole=whole), embed, mirror, whole
+            self.run = lambda data, embed, cancelled, mirror, whole, query_audio: Embedded.of(
+                dali(data.tobytes(), whole=whole, query_audio=query_audio), embed, mirror, whole
             )
         elif decoder == "pyav":
-            self.run = lambda data, embed, cancelled, mirror, whole: embed_video(
+            self.run = lambda data, embed, cancelled, mirror, whole, query_audio: embed_video(
                 data, embed, self.limits, cancelled=cancelled, mirror=mirror, whole=whole,
-                screen=screen,
+                screen=screen, query_audio=query_audio,
             )  # fmt: skip
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
@@ -75,7 +79,8 @@ class TritonPythonModel:
 
         mirror = self.mirror and "MIRRORED_EMBEDDINGS" in requested
         whole = self.whole and "WHOLE_EMBEDDINGS" in requested
-        video = self.run(data, embed, cancelled, mirror, whole)
+        query_audio = "QUERY_AUDIO_PRINTS" in requested
+        video = self.run(data, embed, cancelled, mirror, whole, query_audio)
         empty = np.zeros((0, video.embeddings.shape[1]), np.float32)
         return {
             "EMBEDDINGS": video.embeddings,
@@ -86,4 +91,7 @@ class TritonPythonModel:
             "CONTENT_BOXES": video.content_boxes,
             "AUDIO_FBANK": video.audio_fbank,
             "AUDIO_MFCC": video.audio_mfcc,
+            "AUDIO_PRINTS": video.audio_prints.bits,
+            "AUDIO_TIMES": video.audio_prints.times,
+            "QUERY_AUDIO_PRINTS": video.audio_views,
         }

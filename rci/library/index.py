@@ -2,8 +2,9 @@
 
 Each fingerprint's faiss id is `key << FRAME_BITS | frame`, so a neighbour names its video
 without a row map, and ids stay put when other videos come and go. Besides the frames, the
-index keeps one mean descriptor per video for video-level recall. Full-precision
-fingerprints stay in the per-video files, read (memory-mapped) only for recalled candidates.
+index keeps one mean descriptor per video for video-level recall, and the videos' audio
+fingerprints in an exact Hamming index (ids as the frames'). Full-precision fingerprints stay
+in the per-video files, read (memory-mapped) only for recalled candidates.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import faiss
 import numpy as np
 
 from rci.library.store import FRAME_BITS, LibraryFolder, VideoFingerprints, record_key
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 
 SNAPSHOT_POINTER = "CURRENT"  # index/CURRENT names the snapshot readers load
 APPLY_BATCH = 256  # log records loaded before being applied: 256 videos in memory at most
@@ -60,6 +62,7 @@ class LibraryIndex:
         dim = folder.meta.dim
         self.index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.means = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+        self.audio = _audio_index()
         self.records: dict[int, dict] = {}  # key -> add record, in log order
         self.keys: dict[str, int] = {}  # video id -> key
         self.snapshot: dict | None = None
@@ -132,6 +135,7 @@ class LibraryIndex:
         key = record_key(record)
         self.index.add_with_ids(video.embeddings, fingerprint_ids(key, len(video.embeddings)))
         self.means.add_with_ids(mean_descriptor(video.embeddings)[None], np.array([key]))
+        self._add_audio(key, video.audio)
         self.records[key] = record
         self.keys[record["video_id"]] = key
 
@@ -141,7 +145,14 @@ class LibraryIndex:
             return  # never loaded: added and superseded within one refresh
         self.index.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
         self.means.remove_ids(faiss.IDSelectorRange(key, key + 1))
+        self.audio.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
         del self.records[key]
+
+    def _add_audio(self, key: int, audio: AudioPrints | None) -> None:
+        """Index a video's audio windows when this server's fingerprint made them (another
+        one's are not comparable: the video is then found by its pictures only)."""
+        if audio is not None and audio.kind == AUDIO_PRINT and len(audio.bits):
+            self.audio.add_with_ids(audio.bits, fingerprint_ids(key, len(audio.bits)))
 
     def _load_snapshot(self, pointer: dict) -> None:
         """Replace the indexes by the snapshot's; the log is then replayed from its offset."""
@@ -157,6 +168,10 @@ class LibraryIndex:
             self.means.add_with_ids(means, keys)
         self.records = {int(k): r for k, r in zip(keys, records, strict=True)}
         self.keys = {r["video_id"]: int(k) for k, r in zip(keys, records, strict=True)}
+        # Snapshots hold the frames only; the audio windows are few (2 a second, 32 bytes).
+        self.audio = _audio_index()
+        for key, record in self.records.items():
+            self._add_audio(key, self.folder.load_audio(record))
         self.snapshot = pointer
         self._offset = pointer["offset"]
 
@@ -167,6 +182,11 @@ class LibraryIndex:
     def search_means(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Video-mean search: xq (nq, D) -> similarities (nq, k), video keys (nq, k)."""
         return self.means.search(np.ascontiguousarray(xq, dtype=np.float32), k)
+
+    def search_audio(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Audio window search: xq (nq, WINDOW_BYTES) uint8 -> bit errors (nq, k) int32,
+        faiss ids (nq, k), -1 if none."""
+        return self.audio.search(np.ascontiguousarray(xq, dtype=np.uint8), k)
 
     def video(self, video_id: str) -> VideoFingerprints:
         """A video's full-precision fingerprints, read from its file."""
@@ -182,6 +202,10 @@ class LibraryIndex:
         if self.snapshot is None:
             return "exact"
         return describe_snapshot(self.snapshot, self.nprobe)
+
+
+def _audio_index() -> faiss.IndexBinary:
+    return faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(WINDOW_BYTES * 8))
 
 
 def describe_snapshot(pointer: dict, nprobe: int) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.checks import check_duration, check_embeddings, check_times
+from rci.preprocess.audio_prints import AudioPrints
 
 LIBRARY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VIDEO_ID = 256  # characters
@@ -40,37 +41,6 @@ FRAME_BITS = 20
 MAX_FINGERPRINTS = 1 << FRAME_BITS  # per video: 12 days at one frame per second
 AUDIO_KIND = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_AUDIO_WIDTH = 1024  # bytes of one audio window's bits
-
-
-@dataclass
-class AudioPrints:
-    """One video's audio fingerprints: packed bits of each window, with its start time."""
-
-    kind: str  # the fingerprint that made them (rci.describe.audio.AUDIO_PRINT)
-    times: np.ndarray  # (A,) float32 seconds, increasing
-    bits: np.ndarray  # (A, B) uint8, B = bits per window / 8
-
-    def __post_init__(self) -> None:
-        if self.bits.ndim != 2 or self.bits.dtype != np.uint8:
-            raise RciError(
-                f"audio fingerprints must be (A, B) uint8, got {self.bits.dtype} "
-                f"{list(self.bits.shape)}"
-            )
-
-    def check(self) -> AudioPrints:
-        """self if its kind is a name, its windows 1-MAX_AUDIO_WIDTH bytes, its times
-        increasing seconds and its windows at most MAX_FINGERPRINTS; RciError otherwise."""
-        if not AUDIO_KIND.match(self.kind):
-            raise RciError(f"audio fingerprint kind must be a short name, got {quote(self.kind)}")
-        if not 0 < self.bits.shape[1] <= MAX_AUDIO_WIDTH:
-            raise RciError(
-                f"audio fingerprints need 1-{MAX_AUDIO_WIDTH} bytes a window, "
-                f"got {self.bits.shape[1]}"
-            )
-        check_times(self.times, len(self.bits), "AUDIO_TIMES")
-        if len(self.bits) > MAX_FINGERPRINTS:
-            raise RciError(f"at most {MAX_FINGERPRINTS} audio fingerprints, got {len(self.bits)}")
-        return self
 
 
 @dataclass
@@ -108,8 +78,23 @@ class VideoFingerprints:
                 f"a video needs 1-{MAX_FINGERPRINTS} fingerprints, got {len(self.embeddings)}"
             )
         if self.audio is not None:
-            self.audio.check()
+            check_audio(self.audio)
         return self
+
+
+def check_audio(audio: AudioPrints) -> AudioPrints:
+    """audio itself if its kind is a name, its windows 1-MAX_AUDIO_WIDTH bytes, its times
+    increasing seconds and its windows at most MAX_FINGERPRINTS; RciError otherwise."""
+    if not AUDIO_KIND.match(audio.kind):
+        raise RciError(f"audio fingerprint kind must be a short name, got {quote(audio.kind)}")
+    if not 0 < audio.bits.shape[1] <= MAX_AUDIO_WIDTH:
+        raise RciError(
+            f"audio fingerprints need 1-{MAX_AUDIO_WIDTH} bytes a window, got {audio.bits.shape[1]}"
+        )
+    check_times(audio.times, len(audio.bits), "AUDIO_TIMES")
+    if len(audio.bits) > MAX_FINGERPRINTS:
+        raise RciError(f"at most {MAX_FINGERPRINTS} audio fingerprints, got {len(audio.bits)}")
+    return audio
 
 
 def check_video_id(video_id: str) -> str:

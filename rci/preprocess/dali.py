@@ -19,6 +19,7 @@ from nvidia.dali import fn, pipeline_def, types
 from rci.errors import MediaError
 from rci.preprocess import dali_ops
 from rci.preprocess.audio import AudioParams, decode_audio
+from rci.preprocess.audio_prints import fingerprint_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, framed_boxes
 from rci.preprocess.frames import crop_resize as host_crop_resize
 from rci.preprocess.media import DecodeLimits, plan_frames
@@ -74,16 +75,21 @@ class DaliPreprocessor:
             self._pipes[name] = self._fresh(name)
             raise
 
-    def __call__(self, data: bytes, cancelled=None, whole: bool = True) -> Preprocessed:
+    def __call__(
+        self, data: bytes, cancelled=None, whole: bool = True, query_audio: bool = False
+    ) -> Preprocessed:
         """The video's frames, boxes and audio features; with `whole`, its frames with an
-        inset also resized whole (Preprocessed.whole_frames)."""
+        inset also resized whole (Preprocessed.whole_frames); with `query_audio`, the
+        audio's query views. The fingerprints are the cpu target's code on the same samples."""
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
         plan = plan_frames(data, self.limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
         found = framed_boxes(frames, self.borders, screen=self.screen)
         boxes, outer = found.boxes, found.outer
         _, h, w, _ = frames.shape
-        fbank, mfcc = self.audio_features(decode_audio(data, self.audio, self.limits.span))
+        samples = decode_audio(data, self.audio, self.limits.span)
+        fbank, mfcc = self.audio_features(samples)
+        prints, views = fingerprint_audio(samples, self.audio.sample_rate, query_audio)
         rows = np.flatnonzero((outer != boxes).any(axis=1)) if whole else np.zeros(0, int)
         cropped = self.crop_resize(frames, boxes)
         screens = np.flatnonzero(~np.isnan(found.quads).any(axis=(1, 2)))
@@ -100,6 +106,8 @@ class DaliPreprocessor:
             content_boxes=(boxes / np.array([w, h, w, h])).astype(np.float32),
             audio_fbank=fbank,
             audio_mfcc=mfcc,
+            audio_prints=prints,
+            audio_views=views,
         )
 
     def decode_frames(self, data: bytes, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:

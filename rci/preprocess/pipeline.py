@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
+from rci.preprocess.audio_prints import AudioPrints, fingerprint_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, crop_resize, framed_boxes
 from rci.preprocess.media import DecodeLimits, FrameStream
 from rci.preprocess.screen import ScreenParams
@@ -24,6 +25,10 @@ class Preprocessed:
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
     audio_fbank: np.ndarray  # (F, 64) float32 log-mel dB, 100 frames/s; F = 0 without audio
     audio_mfcc: np.ndarray  # (F, 39) float32 MFCC with deltas, normalized over the clip
+    audio_prints: AudioPrints  # (A,) windows; none without audio or when it is quiet
+    # (V, A, 32) uint8: the audio read as a query (rci.preprocess.audio_prints.query_prints); A = 0
+    # when not asked for.
+    audio_views: np.ndarray
     # Frames where an inset was found, resized whole (inside any bars): the video around the
     # picture, (W, 224, 224, 3) uint8, and which frames they are, (W,) int64.
     whole_frames: np.ndarray = field(default_factory=lambda: _no_frames())
@@ -65,6 +70,8 @@ class Embedded:
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1], fractions of the frame
     audio_fbank: np.ndarray  # (F, 64) float32, as Preprocessed
     audio_mfcc: np.ndarray  # (F, 39) float32, as Preprocessed
+    audio_prints: AudioPrints  # as Preprocessed
+    audio_views: np.ndarray  # (V, A, 32) uint8, as Preprocessed
     mirrored: np.ndarray | None = None  # (T, 512) float32: the frames flipped left to right
     # (T, 512) float32: each frame whole where an inset was found in it (the video around a
     # picture-in-picture), else its content as in `embeddings`; None when not asked for or
@@ -89,6 +96,8 @@ class Embedded:
             content_boxes=video.content_boxes,
             audio_fbank=video.audio_fbank,
             audio_mfcc=video.audio_mfcc,
+            audio_prints=video.audio_prints,
+            audio_views=video.audio_views,
         )
 
 
@@ -99,6 +108,7 @@ def preprocess(
     audio: AudioParams = AudioParams(),
     cancelled: Callable[[], bool] | None = None,
     screen: ScreenParams | None = ScreenParams(),
+    query_audio: bool = False,
 ) -> Preprocessed:
     """Sample frames as limits say, find each frame's content box, crop and resize; audio
     features over the same span (the first spread_window seconds in spread sampling).
@@ -117,7 +127,9 @@ def preprocess(
         whole_rows.append(rows + count)
         count += len(frames)
 
-    sampled = _sample(data, limits, borders, audio, cancelled, take, screen, whole=True)
+    sampled = _sample(
+        data, limits, borders, audio, cancelled, take, screen, whole=True, query_audio=query_audio
+    )
     return Preprocessed(
         frames=out[:count],
         whole_frames=np.concatenate(whole_frames),
@@ -136,17 +148,19 @@ def embed_video(
     mirror: bool = False,
     whole: bool = False,
     screen: ScreenParams | None = ScreenParams(),
+    query_audio: bool = False,
 ) -> Embedded:
     """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
     length beyond its (T, 512) embeddings. `mirror`: their mirror images too (a query's
     mirrored copy then matches; the library keeps one view). `whole`: frames with an inset
     also whole (a query showing library video A inside library video B finds both).
-    `screen` None: no tilted-screen search (framed_boxes)."""
+    `screen` None: no tilted-screen search (framed_boxes). `query_audio`: the audio's query
+    views too (audio_views)."""
     views = _Embedder(embed, mirror, whole)
     sampled = _sample(
         data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r), screen,
-        whole,
+        whole, query_audio,
     )  # fmt: skip
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
@@ -199,12 +213,13 @@ def _sample(
     take: Callable[[np.ndarray, int, np.ndarray, np.ndarray], None],
     screen: ScreenParams | None = ScreenParams(),
     whole: bool = False,
+    query_audio: bool = False,
 ) -> dict:
     """Decode, box, crop and resize, handing each run of at most EMBED_FRAMES 224x224 frames
     to take(frames, frames the video is expected to have, whole frames, their rows): with
     `whole`, the frames with an inset are also resized whole (inside any bars), else none
     are. The arrays are reused once take returns. Returns every Preprocessed field but the
-    frames."""
+    frames; audio_views only with `query_audio`."""
     stream = FrameStream(data, limits, cancelled)  # opening it checks the size
     batch = np.empty((EMBED_FRAMES, MODEL_SIZE, MODEL_SIZE, 3), dtype=np.uint8)
     around = np.empty_like(batch)  # the whole frames of those with an inset
@@ -226,12 +241,15 @@ def _sample(
         take(batch[:held], stream.expected, around[: len(rows)], np.array(rows, np.int64))
     audio_samples = decode_audio(data, audio, limits.span, limits.max_seconds)
     features = audio_features(audio_samples, audio)
+    prints, views = fingerprint_audio(audio_samples, audio.sample_rate, query_audio)
     return {
         "timestamps": np.asarray(times, dtype=np.float32),
         "duration": stream.duration,
         "content_boxes": (np.stack(boxes) / np.array([w, h, w, h])).astype(np.float32),
         "audio_fbank": features.fbank,
         "audio_mfcc": features.mfcc,
+        "audio_prints": prints,
+        "audio_views": views,
     }
 
 

@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from client import RciClient, RciClientError
+from rci.library.store import LibraryFolder
 from rci.serving.server import TritonServer
 from tests.conftest import server_options
 from tests.test_crash import WRITER, _library_contents
@@ -94,6 +95,10 @@ def test_parallel_ingest_and_detect(tmp_path, media):
         assert len(acked) == INGESTERS * PER_INGESTER
         with RciClient(url) as client:
             assert client.status()[0]["videos"] == len(ids)
+            # Audio fingerprints (the bare writer's) counted as the log holds them.
+            live, _ = LibraryFolder(data_dir, "main", descriptor="sscd_resnet50", dim=512).current()
+            audio = sum(record.get("audio_count", 0) for record in live.values())
+            assert audio >= 40 * 60 and client.status()[0]["audio_fingerprints"] == audio
             assert client.detect(bikes).reproduced
             # After an even number of swaps x is bikes again, and only that.
             assert "x" in {m.video_id for m in client.detect(bikes, "swap").reproduced}

@@ -53,6 +53,9 @@ def _library_contents(data_dir) -> list[str]:
         assert len(video.embeddings) == record["count"]
         assert np.isfinite(video.embeddings).all()
         np.testing.assert_allclose(np.linalg.norm(video.embeddings, axis=1), 1, atol=1e-3)
+        if "audio" in record:  # its audio fingerprints whole too
+            assert video.audio.bits.shape == (record["audio_count"], record["audio_width"])
+            assert np.isfinite(video.audio.times).all()
     return list(folder.live(records))
 
 
@@ -106,6 +109,7 @@ WRITER = """
 import sys, time, zlib
 import numpy as np
 from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, AudioPrints
 folder = LibraryFolder(sys.argv[1], "main", descriptor="sscd_resnet50", dim=512)
 videos, frames, pause, every = 10_000, 2000, 0.0, 0
 if len(sys.argv) > 3:
@@ -116,7 +120,10 @@ for n in range(videos):
     x = rng.standard_normal((frames, 512)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     t = np.arange(frames, dtype=np.float32)
-    LibraryWriter(folder).add(VideoFingerprints(f"{sys.argv[2]}-{n}", x, t, float(frames)))
+    bits = rng.integers(0, 256, (2 * frames, 32), dtype=np.uint8)  # 2 audio windows a second
+    audio = AudioPrints(AUDIO_PRINT, np.arange(2 * frames, dtype=np.float32) / 2, bits)
+    video = VideoFingerprints(f"{sys.argv[2]}-{n}", x, t, float(frames), audio=audio)
+    LibraryWriter(folder).add(video)
     print(f"+{sys.argv[2]}-{n}", flush=True)
     if every and n % every == every - 1:
         LibraryWriter(folder).delete(f"{sys.argv[2]}-{n - 1}")
@@ -162,8 +169,11 @@ def test_writer_killed_mid_write_loses_nothing_acknowledged(tmp_path):
         assert not deleted & ids, f"trial {trial}: deleted ids back: {deleted & ids}"
         # Files a crash leaves outside the log go at the next process's first write: at most
         # this trial's one remains.
+        # (two files a video: its frames and its audio).
         files = list((tmp_path / "main" / "videos").iterdir())
-        assert len(files) <= len(ids) + 1, f"trial {trial}: {len(files)} files, {len(ids)} videos"
+        assert len(files) <= 2 * len(ids) + 2, (
+            f"trial {trial}: {len(files)} files, {len(ids)} videos"
+        )
     assert deleted, "no delete was acknowledged: the kills came too early"
 
 

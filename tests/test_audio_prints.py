@@ -18,20 +18,9 @@ from rci.preprocess.audio_prints import (
     query_prints,
     unpack_signs,
 )
+from tests.media_factory import melody
 
 RATE = 16000
-
-
-def melody(seconds: float, seed: int = 0) -> np.ndarray:
-    """(S,) float32: random notes of 0.1-0.4 s with two harmonics, like a tune."""
-    rng = np.random.default_rng(seed)
-    out = []
-    while sum(len(x) for x in out) < seconds * RATE:
-        n = int(rng.uniform(0.1, 0.4) * RATE)
-        f = 220.0 * 2 ** (rng.integers(0, 24) / 12)
-        t = np.arange(n) / RATE
-        out.append(0.2 * (np.sin(2 * np.pi * f * t) + 0.5 * np.sin(4 * np.pi * f * t)))
-    return np.concatenate(out)[: int(seconds * RATE)].astype(np.float32)
 
 
 def best_similarity(query: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -12,8 +12,10 @@ import pytest
 from rci.errors import RciError
 from rci.library.index import fingerprint_ids, video_keys
 from rci.library.store import VideoFingerprints
+from rci.match.recall import RecallParams
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
-from tests.test_library import libraries, snapshot, video
+from rci.serving.libraries import Libraries, LibrarySettings
+from tests.test_library import DIM, libraries, snapshot, unit, video
 
 KIND = "test-bits"
 
@@ -158,3 +160,43 @@ def test_audio_index_follows_adds_deletes_and_replaces(tmp_path) -> None:
     assert index.audio.ntotal == 3
     D, ids = index.search_audio(chroma_like(3, 4).audio.bits, 1)
     assert (D[:, 0] == 0).all() and (video_keys(ids[:, 0]) == 4).all()
+
+
+def test_audio_recall_finds_a_video_no_frame_matches(tmp_path) -> None:
+    # No frame passes the visual recall's bar; the audio holds the query's.
+    def served(**recall) -> Libraries:
+        params = RecallParams(min_similarity=0.99, video_candidates=0, **recall)
+        settings = {"lib": LibrarySettings(recall=params)}
+        return Libraries(tmp_path, settings, descriptor="sscd_test", dim=DIM)
+
+    libs = served()
+    target = chroma_like(40, 7)
+    for seed in (5, 6, 7, 8):
+        libs.writer("lib").add(chroma_like(40, seed))
+    views = np.repeat(target.audio.bits[10:30][None], 20, axis=0)  # every tempo and phase
+    views[:, :, 0] ^= 0b111  # 3 bit errors a window: a re-encoded copy
+    query = unit(np.ones((4, DIM), np.float32))
+    assert libs.recall(["lib"], query)[0] == []
+    found, _ = libs.recall(["lib"], query, audio=views)
+    assert [(name, v.video_id) for name, v in found] == [("lib", "v7")]
+    np.testing.assert_array_equal(found[0][1].audio.bits, target.audio.bits)
+    # Off by configuration, and nothing for a query without audio windows.
+    quiet = np.zeros((20, 0, WINDOW_BYTES), np.uint8)
+    assert libs.recall(["lib"], query, audio=quiet)[0] == []
+    assert served(audio_candidates=0).recall(["lib"], query, audio=views)[0] == []
+
+
+@pytest.mark.parametrize(
+    "views, message",
+    [
+        (np.zeros((20, 3, 32), np.float32), "uint8"),
+        (np.zeros((19, 3, 32), np.uint8), r"\(20, A, 32\)"),
+        (np.zeros((20, 3, 31), np.uint8), r"\(20, A, 32\)"),
+        (np.zeros((20, 3), np.uint8), r"\(20, A, 32\)"),
+    ],
+)
+def test_bad_audio_views_are_refused(tmp_path, views, message) -> None:
+    libs = libraries(tmp_path)
+    libs.writer("lib").add(chroma_like(4, 1))
+    with pytest.raises(RciError, match=message):
+        libs.recall(["lib"], unit(np.ones((2, DIM), np.float32)), audio=views)

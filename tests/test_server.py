@@ -4,6 +4,7 @@ import dataclasses
 import json
 import urllib.request
 
+import av
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -18,6 +19,7 @@ from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
 from rci.serving.libraries import Libraries
 from rci.serving.server import ADMIN_HEADER
+from tests.media_factory import drifting, encode_with_audio, melody
 from tests.test_media import encode
 
 MODELS = {
@@ -145,6 +147,28 @@ def test_delete_then_replace_a_video(client, media):
     client.ingest(media["library"]["photos-people-food"], "to-replace", library=library)
     assert [m.video_id for m in client.detect(media["query"], library).reproduced] == ["to-replace"]
     assert client.delete("to-replace", library=library) == 24
+
+
+def test_detect_recalls_a_video_by_its_audio(server, media, tmp_path):
+    """A query whose pictures match nothing but whose sound holds a library video's: that
+    video becomes a candidate through audio recall, and only with the audio."""
+    tune = melody(40.0, seed=11)
+    source = encode_with_audio(tmp_path / "source.mp4", drifting(400, seed=1), tune)
+    with av.open(str(media["unrelated"])) as container:  # photographs, not colour blobs
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    frames = frames[: 20 * 10]
+    query = encode_with_audio(tmp_path / "query.mp4", frames, tune[10 * 16000 : 30 * 16000])
+    silent = encode_with_audio(tmp_path / "silent.mp4", frames, None)
+    with RciClient(server.http_url) as client:
+        client.ingest(source, "tune-source", library="second")
+        try:
+            found = {m.video_id for m in client.detect(query, "second").matches}
+            assert "tune-source" in found
+            assert "tune-source" not in {
+                m.video_id for m in client.detect(silent, "second").matches
+            }
+        finally:
+            client.delete("tune-source", library="second")
 
 
 def test_status_lists_libraries(client, media):

@@ -1,6 +1,6 @@
 """Triton adapter: query EMBEDDINGS (and MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, when given)
 are normalized against the server's background set, then recall candidates from one or
-several LIBRARY names, each with its own parameters; returns the candidates' fingerprints
+several LIBRARY names, each with its own parameters (and by QUERY_AUDIO_PRINTS, when given); returns the candidates' fingerprints
 and libraries, each query frame's penalty (QUERY_PENALTY) and the library videos holding
 it (QUERY_RECURRENCE), both for rci_match."""
 
@@ -46,7 +46,9 @@ class TritonPythonModel:
         )
         if self.background is not None:
             views = self.background.normalized(views)
-        found, recurring = self.libraries.recall(string_list(inputs, "LIBRARY"), views)
+        found, recurring = self.libraries.recall(
+            string_list(inputs, "LIBRARY"), views, audio=inputs.get("QUERY_AUDIO_PRINTS")
+        )
         outputs = pack_candidates([v for _, v in found], EMBEDDING_DIM, [n for n, _ in found])
         penalty = views.penalty
         if penalty is None:

@@ -107,10 +107,17 @@ def _write_noise_audio(
 ) -> None:
     rate = audio.rate
     samples = (np.random.default_rng(0).normal(0, 0.05, int(seconds * rate))).astype(np.float32)
+    mux_audio(container, audio, samples)
+
+
+def mux_audio(
+    container: av.container.OutputContainer, audio: av.AudioStream, samples: np.ndarray
+) -> None:
+    """Encode (S,) float32 mono samples at the stream's rate into `audio`, and flush it."""
     for i in range(0, len(samples), 1024):
         chunk = samples[None, i : i + 1024]
         frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-        frame.sample_rate = rate
+        frame.sample_rate = audio.rate
         container.mux(audio.encode(frame))
     container.mux(audio.encode(None))
 

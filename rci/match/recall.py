@@ -1,9 +1,10 @@
 """Match, step 1 (recall): per-query-frame nearest neighbours vote for library videos; the
-query's mean descriptor adds the videos nearest as a whole; their union goes on to
-alignment."""
+query's mean descriptor adds the videos nearest as a whole; per query audio window, the
+nearest library audio windows vote likewise; their union goes on to alignment."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ from rci.library.checks import check_embeddings, check_times
 from rci.library.index import LibraryIndex, video_keys
 from rci.library.store import VideoFingerprints
 from rci.match.views import QueryViews
+from rci.preprocess.audio_prints import HOP, WINDOW_BYTES, AudioPrintParams
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,23 @@ class RecallParams:
     # A frame recurs in every library video among its neighbours this close to its best
     # similarity (chrome: a bumper's frame is held by each video of its channel).
     recurrence_margin: float = 0.05
+    # Audio: each query window's audio_k nearest library windows (in every tempo view, at
+    # phases 0 and 2) vote for their videos when their cosine (1 - 2 x bit errors / 256)
+    # reaches audio_min_similarity; the top audio_candidates videos join the candidates.
+    audio_k: int = 10
+    audio_candidates: int = 5  # 0 turns audio recall off
+    audio_min_similarity: float = 0.7
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.candidates < 1 or self.video_candidates < 0:
             raise ValueError(
                 "k and candidates must be >= 1 and video_candidates >= 0, got "
                 f"{self.k}, {self.candidates}, {self.video_candidates}"
+            )
+        if self.audio_k < 1 or self.audio_candidates < 0:
+            raise ValueError(
+                f"audio_k must be >= 1 and audio_candidates >= 0, got {self.audio_k}, "
+                f"{self.audio_candidates}"
             )
 
 
@@ -89,8 +102,11 @@ def recall_recurring(
     index: LibraryIndex,
     query: np.ndarray | QueryViews,
     params: RecallParams = RecallParams(),
+    audio: np.ndarray | None = None,
 ) -> tuple[list[VideoFingerprints], np.ndarray]:
-    """recall() and, from the same search, each query frame's recurrence (T,) int32."""
+    """recall() and, from the same search, each query frame's recurrence (T,) int32. With
+    the query's (V, A, 32) uint8 `audio` views, the videos its audio windows vote for
+    join the candidates (recall_audio), each video once."""
     views = QueryViews.of(query)
     if index.ntotal == 0 or len(views) == 0:
         return [], np.zeros(len(views), np.int32)
@@ -108,6 +124,8 @@ def recall_recurring(
         near = Km.reshape(-1)[order][Dm.reshape(-1)[order] >= params.video_min_similarity]
         near = [key for key in dict.fromkeys(near.tolist()) if key >= 0 and key not in keys]
         keys += near[: params.video_candidates]
+    if audio is not None:
+        keys += [key for key in recall_audio(index, audio, params) if key not in keys]
     candidates = []
     for key in keys:
         video_id = index.records[key]["video_id"]
@@ -118,6 +136,41 @@ def recall_recurring(
             if video_id in index.keys:
                 candidates.append(index.video(video_id))
     return candidates, recurring
+
+
+AUDIO_RECALL_PHASES = (0, 2)  # of rci.preprocess.audio_prints.HOP: a window at most 1 item off
+
+
+def recall_audio(index: LibraryIndex, views: np.ndarray, params: RecallParams) -> list[int]:
+    """Video keys for a query's (V, A, 32) uint8 audio views (query_prints), ranked by the
+    votes of its windows (vote()), at most params.audio_candidates of them."""
+    if not params.audio_candidates or index.audio.ntotal == 0 or views.shape[1] == 0:
+        return []
+    k = min(params.audio_k, index.audio.ntotal)
+    chosen = [v for v in range(len(views)) if v % HOP in AUDIO_RECALL_PHASES]
+    found = [index.search_audio(views[v], k) for v in chosen]
+    D = np.hstack([1.0 - 2.0 * d / (WINDOW_BYTES * 8) for d, _ in found])
+    I = np.hstack([i for _, i in found])  # (A, V k): a window votes once per video
+    audio = dataclasses.replace(
+        params, min_similarity=params.audio_min_similarity, candidates=params.audio_candidates
+    )
+    return vote(D, video_keys(I), audio)
+
+
+def check_audio_views(audio: np.ndarray | None, limit: int) -> np.ndarray | None:
+    """A client's QUERY_AUDIO_PRINTS: None when absent, else (V, A, 32) uint8 with one view
+    per tempo and phase and at most `limit` windows; RciError otherwise."""
+    if audio is None:
+        return None
+    views = len(AudioPrintParams().tempos) * HOP
+    if audio.dtype != np.uint8 or audio.ndim != 3 or audio.shape[::2] != (views, WINDOW_BYTES):
+        raise RciError(
+            f"QUERY_AUDIO_PRINTS must be ({views}, A, {WINDOW_BYTES}) uint8, got "
+            f"{audio.dtype} {list(audio.shape)}"
+        )
+    if audio.shape[1] > limit:
+        raise RciError(f"{audio.shape[1]} query audio windows; at most {limit}")
+    return audio
 
 
 def pack_candidates(

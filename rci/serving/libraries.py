@@ -17,6 +17,10 @@ candidates = 5                    # videos by votes
 min_similarity = 0.2              # a neighbour below this cosine casts no vote
 video_candidates = 5              # videos by mean descriptor (0: off)
 video_min_similarity = 0.5        # their loose cosine threshold
+audio_k = 10                      # audio: library windows per query window (flat index)
+audio_candidates = 5              # videos by audio votes (0: no audio recall)
+audio_min_similarity = 0.7        # a window below this cosine (1 - 2 x bit errors / 256)
+                                  # casts no vote
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
 from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
 from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
-from rci.match.recall import RecallParams, recall_recurring
+from rci.match.recall import RecallParams, check_audio_views, recall_recurring
 from rci.match.views import QueryViews, checked_views
 
 # A build that failed (too little memory, say) is not started again for this long: every
@@ -255,14 +259,15 @@ class Libraries:
         return self._indexes[name]
 
     def recall(
-        self, names: list[str], query: np.ndarray | QueryViews
+        self, names: list[str], query: np.ndarray | QueryViews, audio: np.ndarray | None = None
     ) -> tuple[list[tuple[str, VideoFingerprints]], np.ndarray]:
         """(library, candidate) for a query's (T, D) embeddings or its QueryViews (mirrored
-        view, penalties), each named library searched with its own recall parameters, and
-        each query frame's recurrence (T,) int32 summed over the libraries; unknown names
-        fail before any search."""
+        view, penalties) and its (V, A, 32) uint8 audio views if any, each named library
+        searched with its own recall parameters, and each query frame's recurrence (T,)
+        int32 summed over the libraries; unknown names fail before any search."""
         views = QueryViews.of(query)
         checked_views(views.embeddings, views.mirrored, views.penalty, self.dim, whole=views.whole)
+        audio = check_audio_views(audio, 2 * MAX_QUERY_FRAMES)
         if len(views) > MAX_QUERY_FRAMES:
             raise RciError(f"{len(views)} query frames; at most {MAX_QUERY_FRAMES}")
         if not names or len(set(names)) != len(names):
@@ -270,7 +275,7 @@ class Libraries:
         indexes = [self.index(name) for name in names]
         found, recurring = [], np.zeros(len(views), np.int32)
         for name, index in zip(names, indexes, strict=True):
-            videos, counts = recall_recurring(index, views, self.settings[name].recall)
+            videos, counts = recall_recurring(index, views, self.settings[name].recall, audio)
             found += [(name, video) for video in videos]
             recurring += counts
         return found, recurring

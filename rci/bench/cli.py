@@ -188,6 +188,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     records = replay(
         args.out, index, recall_params, align_params, mirror=not args.no_mirror,
         background=background, whole=not args.no_whole, screen=not args.no_screen,
+        audio_recall=not args.no_audio,
     )  # fmt: skip
     manifest = json.loads((args.out / "manifest.json").read_text())
     by_id = {r["query_id"]: r for r in records}
@@ -250,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument("--no-mirror", action="store_true", help="leave the mirrored view out")
     p.add_argument("--no-whole", action="store_true", help="leave the whole-frame view out")
+    p.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="recall by pictures only (features cached before audio recall have no audio)",
+    )
     p.add_argument(
         "--per-edit", action="store_true", help="also decision recall per edit, FPs per kind"
     )

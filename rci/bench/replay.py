@@ -40,6 +40,9 @@ class QueryFeatures:
     mirrored: np.ndarray  # (T, 512) float32: the same frames flipped left to right
     timestamps: np.ndarray  # (T,) float32 seconds
     whole: np.ndarray | None = None  # (T, 512) float32: frames with an inset whole, or None
+    # (V, A, 32) uint8: the audio's query views (rci.preprocess.audio_prints), or None for
+    # features cached before audio recall (replayed without it).
+    audio: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mirrored.shape != self.embeddings.shape:
@@ -66,8 +69,11 @@ def cache_query_features(
         # The served pipeline itself, in process: rci_preprocess runs this function.
         data = (build_dir / query["path"]).read_bytes()
         search = ScreenParams() if screen else None
-        video = embed_video(data, descriptor.embed, mirror=True, whole=True, screen=search)
+        video = embed_video(
+            data, descriptor.embed, mirror=True, whole=True, screen=search, query_audio=True
+        )
         views = {"mirrored": video.mirrored, "timestamps": video.timestamps}
+        views["audio"] = video.audio_views
         if video.whole is not None:
             views["whole"] = video.whole
         np.savez(path, embeddings=video.embeddings, **views)
@@ -79,7 +85,8 @@ def load_query_features(build_dir: Path, query_id: str, screen: bool = True) -> 
     folder = FEATURES if screen else NO_SCREEN
     with np.load(build_dir / folder / f"{query_id}.npz", allow_pickle=False) as data:
         whole = data["whole"] if "whole" in data.files else None
-        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"], whole)
+        audio = data["audio"] if "audio" in data.files else None
+        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"], whole, audio)
 
 
 def served_library(data_dir: Path, library: str, model: DescriptorModel) -> LibraryIndex:
@@ -98,11 +105,13 @@ def replay(
     background: Background | None = None,
     whole: bool = False,
     screen: bool = True,
+    audio_recall: bool = True,
 ) -> list[dict]:
     """Prediction records (runner format, box_iou None) for every query of the build; with
     `mirror`, each query is matched by its frames and their mirror images, with `whole`
     also by its frames with an inset whole, and with `background`, normalized against it;
-    `screen` False: on the features made without the tilted-screen search."""
+    `screen` False: on the features made without the tilted-screen search; `audio_recall`
+    False: candidates by pictures only."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     records = []
     for query in manifest["queries"]:
@@ -114,7 +123,8 @@ def replay(
         )
         if background is not None:
             views = background.normalized(views)
-        candidates, recurring = recall_recurring(index, views, recall_params)
+        audio = features.audio if audio_recall else None
+        candidates, recurring = recall_recurring(index, views, recall_params, audio)
         matches = match_candidates(
             dataclasses.replace(views, recurrence=recurring),
             features.timestamps,

@@ -3,9 +3,11 @@ that meet a copy at any start and at another tempo."""
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
+from rci.preprocess.audio import decode_audio
 from rci.preprocess.audio_prints import (
     AUDIO_PRINT,
     HOP,
@@ -18,7 +20,7 @@ from rci.preprocess.audio_prints import (
     query_prints,
     unpack_signs,
 )
-from tests.media_factory import melody
+from tests.media_factory import drifting, encode_with_audio, melody
 
 RATE = 16000
 
@@ -105,3 +107,59 @@ def test_params_refuse_tempos_ffmpeg_cannot_play() -> None:
         AudioPrintParams(tempos=(0.75, 1.33))  # no 1.0
     with pytest.raises(ValueError, match="tempos"):
         AudioPrintParams(tempos=(0.25, 1.0))
+
+
+def encoded_tune(path, samples: np.ndarray, rate: int, layout: str, codec: str = "aac") -> bytes:
+    """`samples` (at RATE) resampled to `rate`, in every channel of `layout`, in a file of
+    that one audio stream."""
+    wave = np.interp(np.arange(int(len(samples) * rate / RATE)) * RATE / rate,
+                     np.arange(len(samples)), samples).astype(np.float32)  # fmt: skip
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        channels = (
+            stream.layout.nb_channels
+            if hasattr(stream.layout, "nb_channels")
+            else len(stream.layout.channels)
+        )
+        for i in range(0, len(wave), 1024):
+            chunk = np.repeat(wave[None, i : i + 1024], channels, axis=0)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "rate, layout",
+    [(8000, "mono"), (22050, "stereo"), (44100, "5.1"), (48000, "stereo"), (16000, "mono")],
+)
+def test_any_rate_and_layout_gives_the_same_fingerprints(tmp_path, rate, layout) -> None:
+    tune = melody(20.0, seed=5)
+    data = encoded_tune(tmp_path / "tune.mp4", tune, rate, layout)
+    prints, views = fingerprint_audio(decode_audio(data), RATE, query=True)
+    reference = audio_prints(tune, RATE)
+    assert abs(len(prints.bits) - len(reference.bits)) <= 2
+    # Read as a query (the codec's priming shifts the windows): 8 kHz keeps the notes
+    # (220-1760 Hz and their harmonic), and Chromaprint reads chroma.
+    assert np.median(best_similarity(views, reference.bits)) > 0.8
+
+
+def test_audio_longer_than_the_video_is_read_to_its_end(tmp_path) -> None:
+    # A 3 s picture over a 20 s soundtrack: the audio stream decides how far audio goes.
+    tune = melody(20.0, seed=6)
+    data = encode_with_audio(tmp_path / "long.mp4", drifting(30, seed=0), tune)
+    prints = audio_prints(decode_audio(data), RATE)
+    assert prints.times[-1] > 15.0
+
+
+def test_a_track_that_breaks_off_keeps_the_fingerprints_before(tmp_path) -> None:
+    tune = melody(20.0, seed=8)
+    data = bytearray(encoded_tune(tmp_path / "tune.mkv", tune, 44100, "stereo"))
+    middle = len(data) // 2
+    data[middle : middle + 4000] = np.random.default_rng(1).bytes(4000)
+    prints, views = fingerprint_audio(decode_audio(bytes(data)), RATE, query=True)
+    whole = audio_prints(tune, RATE)
+    assert 4 <= len(prints.bits) < len(whole.bits)
+    # What was kept is the tune's start, not noise.
+    assert np.median(best_similarity(views, whole.bits[: len(prints.bits) + 2])) > 0.8

@@ -168,6 +168,41 @@ def test_library_add_refuses_bad_durations(server, protocol, duration):
     assert RciClient(server.http_url).status(["second"]) == before
 
 
+AUDIO_POISON = {  # (AUDIO_PRINTS, AUDIO_TIMES) -> the error's words
+    "float bits": (np.zeros((4, 32), np.float32), np.arange(4, dtype=np.float32), "UINT8"),
+    "times out of order": (np.zeros((4, 32), np.uint8), np.zeros(4, np.float32), "increase"),
+    "nan time": (np.zeros((2, 32), np.uint8), np.array([0, np.nan], np.float32), "NaN"),
+    "a time short": (np.zeros((4, 32), np.uint8), np.arange(3, dtype=np.float32), "one time"),
+    "prints alone": (np.zeros((4, 32), np.uint8), None, "come together"),
+}
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("kind", sorted(AUDIO_POISON))
+def test_library_add_refuses_bad_audio_fingerprints(server, protocol, kind):
+    before = RciClient(server.http_url).status(["second"])
+    bits, times, expected = AUDIO_POISON[kind]
+    inputs = add_inputs(unit_rows(4), np.arange(4, dtype=np.float32), library="second")
+    inputs.append(("AUDIO_PRINTS", bits, "FP32" if bits.dtype == np.float32 else "UINT8"))
+    if times is not None:
+        inputs.append(("AUDIO_TIMES", times, "FP32"))
+    _, error = raw(server, protocol, "rci_library_add", inputs)
+    assert error is not None and expected in error and "internal" not in error, error
+    assert RciClient(server.http_url).status(["second"]) == before
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_recall_called_directly_checks_the_audio_views(server, protocol):
+    inputs = [("EMBEDDINGS", unit_rows(3), "FP32"), ("LIBRARY", text("main"), "BYTES")]
+    ok, error = raw(server, protocol, "rci_recall", [*inputs, ("QUERY_AUDIO_PRINTS",
+                    np.zeros((20, 5, 32), np.uint8), "UINT8")])  # fmt: skip
+    assert error is None, error
+    for views in (np.zeros((19, 5, 32), np.uint8), np.zeros((20, 5, 31), np.uint8)):
+        _, error = raw(server, protocol, "rci_recall",
+                       [*inputs, ("QUERY_AUDIO_PRINTS", views, "UINT8")])  # fmt: skip
+        assert error is not None and "QUERY_AUDIO_PRINTS must be (20, A, 32)" in error, error
+
+
 def match_inputs(lengths, embeddings=None, rows=6):
     query = unit_rows(rows, 1)
     cands = np.stack([unit_rows(rows, 2)] * len(lengths)) if embeddings is None else embeddings

@@ -13,6 +13,7 @@ from rci.library.build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
 from rci.library.index import LibraryIndex, read_pointer
 from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.match.recall import RecallParams, recall
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from rci.serving.libraries import Libraries, LibrarySettings, read_config
 
 DIM = 64
@@ -274,3 +275,35 @@ def test_a_failed_automatic_build_is_not_started_again_on_every_add(tmp_path, mo
         libs.add("main", random_video(rng, f"v{n}"))
     assert libs._builds["main"] is build
     assert read_pointer(libs.folder("main")) is None
+
+
+def with_audio(v: VideoFingerprints, seed: int, windows: int = 8) -> VideoFingerprints:
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 256, size=(windows, WINDOW_BYTES), dtype=np.uint8)
+    v.audio = AudioPrints(AUDIO_PRINT, np.arange(windows, dtype=np.float32) / 2, bits)
+    return v
+
+
+def test_audio_index_stays_whole_across_snapshots(tmp_path) -> None:
+    folder = LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM)
+    writer = LibraryWriter(folder)
+    for n in range(170):
+        writer.add(with_audio(video(f"v{n}", n), n))
+    early = LibraryIndex(folder, use_snapshots=True)  # caught up before any snapshot
+    writer.add(with_audio(video("before", 600), 600))
+    build_snapshot(folder, pq_m=16, log=lambda _: None)
+    writer.add(with_audio(video("new", 500), 500))
+    writer.delete("v3")
+    writer.add(with_audio(video("v5", 501), 501), replace=True)
+    for index in (early, LibraryIndex(folder, use_snapshots=True)):
+        index.refresh()
+        assert index.snapshot is not None
+        assert index.audio.ntotal == 171 * 8 and len(index.audio_keys) == 171
+        for video_id, seed in [("new", 500), ("v5", 501), ("v7", 7), ("before", 600)]:
+            bits = with_audio(video(video_id, seed), seed).audio.bits
+            D, ids = index.search_audio(bits, 1)
+            assert (D[:, 0] == 0).all() and (ids[:, 0] >> 20 == index.keys[video_id]).all()
+        # The deleted video's windows and the replaced one's old windows are gone.
+        for seed in (3, 5):  # v3 deleted, v5 replaced
+            D, _ = index.search_audio(with_audio(video("x", 0), seed).audio.bits, 1)
+            assert (D[:, 0] > 0).all()

@@ -63,6 +63,7 @@ class LibraryIndex:
         self.index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.means = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.audio = _audio_index()
+        self.audio_keys: set[int] = set()  # videos whose audio windows self.audio holds
         self.records: dict[int, dict] = {}  # key -> add record, in log order
         self.keys: dict[str, int] = {}  # video id -> key
         self.snapshot: dict | None = None
@@ -145,14 +146,21 @@ class LibraryIndex:
             return  # never loaded: added and superseded within one refresh
         self.index.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
         self.means.remove_ids(faiss.IDSelectorRange(key, key + 1))
-        self.audio.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
+        self._remove_audio(key)
         del self.records[key]
 
     def _add_audio(self, key: int, audio: AudioPrints | None) -> None:
         """Index a video's audio windows when this server's fingerprint made them (another
         one's are not comparable: the video is then found by its pictures only)."""
+        self._remove_audio(key)  # a video the log replays after a snapshot may be held
         if audio is not None and audio.kind == AUDIO_PRINT and len(audio.bits):
             self.audio.add_with_ids(audio.bits, fingerprint_ids(key, len(audio.bits)))
+            self.audio_keys.add(key)
+
+    def _remove_audio(self, key: int) -> None:
+        if key in self.audio_keys:
+            self.audio.remove_ids(faiss.IDSelectorRange(key << FRAME_BITS, (key + 1) << FRAME_BITS))
+            self.audio_keys.discard(key)
 
     def _load_snapshot(self, pointer: dict) -> None:
         """Replace the indexes by the snapshot's; the log is then replayed from its offset."""
@@ -168,10 +176,17 @@ class LibraryIndex:
             self.means.add_with_ids(means, keys)
         self.records = {int(k): r for k, r in zip(keys, records, strict=True)}
         self.keys = {r["video_id"]: int(k) for k, r in zip(keys, records, strict=True)}
-        # Snapshots hold the frames only; the audio windows are few (2 a second, 32 bytes).
-        self.audio = _audio_index()
+        # Snapshots hold the frames only. The audio index keeps the videos it holds that the
+        # snapshot holds too; the others go, and the snapshot's missing ones are read from
+        # their files (all of them when a server starts on a snapshot).
+        for key in self.audio_keys - set(self.records):
+            self._remove_audio(key)
         for key, record in self.records.items():
-            self._add_audio(key, self.folder.load_audio(record))
+            if key not in self.audio_keys and record.get("audio_count"):
+                try:
+                    self._add_audio(key, self.folder.load_audio(record))
+                except FileNotFoundError:
+                    pass  # deleted or replaced since the build: the log replayed next says so
         self.snapshot = pointer
         self._offset = pointer["offset"]
 

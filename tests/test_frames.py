@@ -189,10 +189,10 @@ def test_preprocess_removes_a_letterbox(letterboxed_video) -> None:
 
 def test_preprocessed_validation() -> None:
     with pytest.raises(ValueError, match="frames"):
-        Preprocessed(np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1, np.float32), 1.0, *[None] * 3)
+        Preprocessed(np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1, np.float32), 1.0, *[None] * 5)
     with pytest.raises(ValueError, match="timestamps"):
         Preprocessed(
-            np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, *[None] * 3
+            np.zeros((1, 224, 224, 3), np.uint8), np.zeros(2, np.float32), 1.0, *[None] * 5
         )
 
 

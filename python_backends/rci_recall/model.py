@@ -1,8 +1,8 @@
 """Triton adapter: query EMBEDDINGS (and MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, when given)
 are normalized against the server's background set, then recall candidates from one or
-several LIBRARY names, each with its own parameters (and by QUERY_AUDIO_PRINTS, when given); returns the candidates' fingerprints
-and libraries, each query frame's penalty (QUERY_PENALTY) and the library videos holding
-it (QUERY_RECURRENCE), both for rci_match."""
+several LIBRARY names, each with its own parameters, also by QUERY_AUDIO_PRINTS when
+given; returns the candidates' fingerprints and libraries, each query frame's penalty
+(QUERY_PENALTY) and the library videos holding it (QUERY_RECURRENCE), both for rci_match."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils

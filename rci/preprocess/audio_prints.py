@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -115,13 +114,9 @@ class _Chromaprint:
             lib.chromaprint_free(ctx)
 
 
-_lock = threading.Lock()
-
-
 @lru_cache(maxsize=1)
 def _chromaprint() -> _Chromaprint:
-    with _lock:
-        return _Chromaprint()
+    return _Chromaprint()  # loaded once per process (two threads may both load it: harmless)
 
 
 def check_chromaprint() -> None:

@@ -7,7 +7,7 @@
 # set, and with --full the music and clips the full benchmark adds.
 set -euo pipefail
 media=(gnome-backgrounds gcompris-qt-data mate-backgrounds asterisk-moh-opsound-wav
-       asterisk-core-sounds-en-wav)
+       asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav)
 [ "${1:-}" = "--full" ] && media+=(wesnoth-1.16-music drascula-music opencv-doc)
 py=$(${PYTHON:-python3} -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 missing=()

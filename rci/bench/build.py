@@ -41,12 +41,17 @@ from rci.bench.sources import (
     render_frames,
     speech_prompts,
     subject,
+    voiceover_track,
     write_clip_source,
     write_source,
 )
 
 SPLITS = ("train", "val", "test")
 SPEECH_GAP = 0.3  # seconds of silence between joined speech prompts
+# Every SHARE_MUSIC_EVERY-th never-copied library video (not a bumper group's) plays the
+# opening of a reference's music, as popular soundtracks are reused: copies of that
+# reference then share audio with a video they do not copy.
+SHARE_MUSIC_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class QueryRecord:
     kind: str  # full | partial | two_source | inside | negative | near_miss
     split: str
     edits: list[dict]
-    audio: str  # kept | removed | replaced | noised
+    audio: str  # kept | removed | replaced | noised | voiceover
     duration: float
     truth: list[QueryTruth] = field(default_factory=list)
     # Negatives that resemble a reference: same_audio | same_frame | similar_subject.
@@ -200,6 +205,18 @@ def _assign_audio(specs: list[SourceSpec | LibrarySpec], mode: Mode) -> None:
         music_at[1] += spec.duration
 
 
+def _share_music(library: list[LibrarySpec], references: list[SourceSpec]) -> None:
+    """Give every SHARE_MUSIC_EVERY-th never-copied video (bumper groups' aside: their
+    jingle opens them) the opening of a music reference's soundtrack, references in turn."""
+    music = [r for r in references if r.audio.get("kind") == "music"]
+    sharing = [s for s in library if s.kind is not LibraryKind.BUMPER_GROUP]
+    for n, spec in enumerate(sharing[::SHARE_MUSIC_EVERY]):
+        ref = music[n % len(music)]
+        seconds = min(spec.duration, ref.duration)
+        spec.audio = {**ref.audio, "end": round(ref.audio["start"] + seconds, 2)}
+        spec.audio["shared_with"] = ref.source_id
+
+
 def source_audio(spec: SourceSpec) -> np.ndarray:
     """The source's mono samples at AUDIO_RATE, exactly its duration long."""
     n = int(round(spec.duration * AUDIO_RATE))
@@ -213,7 +230,8 @@ def source_audio(spec: SourceSpec) -> np.ndarray:
     else:
         whole = decode_audio(spec.audio["file"])
         start = int(spec.audio["start"] * AUDIO_RATE)
-        samples = whole[start : start + n]
+        end = min(start + n, int(spec.audio["end"] * AUDIO_RATE))  # shared music may be shorter
+        samples = whole[start:end]
         samples = np.pad(samples, (0, n - len(samples)))
     return samples.astype(np.float32)
 
@@ -260,6 +278,14 @@ def render_clip(
             f";[0:a]{tempo}{fmt}[clean];anoisesrc=a=0.08:r={AUDIO_RATE}:d={duration:.3f}[hiss];"
             f"[clean][hiss]amix=inputs=2:duration=first[a]"
         )
+    elif audio == "voiceover":  # someone speaking over the kept sound, as loud as it
+        voice = out.with_name(f"{out.stem}-voice.f32")
+        voiceover_track(out.stem, duration).tofile(voice)
+        inputs += ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", "1", "-i", str(voice)]
+        graph += (
+            f";[0:a]{tempo}{fmt}[clean];[{2 + len(extras)}:a]{fmt}[voice];"
+            f"[clean][voice]amix=inputs=2:duration=first[a]"
+        )
     else:  # removed: silence keeps the query's other parts concatenable
         graph += f";anullsrc=r={AUDIO_RATE}:cl=mono,atrim=0:{duration:.3f}[a]"
     command = ["ffmpeg", "-y", "-loglevel", "error", *inputs, "-filter_complex", graph]
@@ -268,6 +294,8 @@ def render_clip(
     if any(e.name == "low_quality" for e in chain):
         command[command.index("23")] = "38"
     _run(command)
+    if audio == "voiceover":
+        voice.unlink()
     return duration
 
 
@@ -315,7 +343,7 @@ SMALL_QUERIES = [
     [E.EditKind.SPEED],
     [E.EditKind.TEMPLATE, E.EditKind.COLOR],
 ]
-AUDIO_MODES = ("kept", "removed", "replaced", "noised")
+AUDIO_MODES = ("kept", "removed", "replaced", "noised", "voiceover")
 
 
 def _query_plans(mode: Mode, rng: np.random.Generator) -> list[list[E.EditKind]]:
@@ -341,6 +369,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
     n_distractors = max(2, mode.sources // 4)
     roles = ["reference"] * (mode.sources - n_distractors) + ["distractor"] * n_distractors
     roles += ["reference"] * (len(specs) - mode.sources)
+    _share_music(library, [s for s, r in zip(specs, roles, strict=True) if r == "reference"])
     splits = split_of(mode.sources, rng) + [SPLITS[n % 3] for n in range(len(specs) - mode.sources)]
     framed_from = mode.sources + len(mode.clips)
     sources, frames = [], {}  # frames: source id -> the edit a framed reference wears

@@ -7,6 +7,8 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+from rci.bench.sources import VOICE_DIR, voice_prompts
+
 
 def package_version(package: str) -> str:
     result = subprocess.run(
@@ -29,6 +31,8 @@ def used_media(manifest: dict) -> dict[str, set[str]]:
             continue
         for file in audio.get("files", []) + ([audio["file"]] if "file" in audio else []):
             used[audio["package"]].add(file)
+    if any(q["audio"] == "voiceover" for q in manifest["queries"]):
+        used[VOICE_DIR[0]].update(voice_prompts())
     return used
 
 

@@ -10,8 +10,10 @@ span is used by two sources, so every source is distinct content.
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +33,10 @@ MUSIC_DIRS = {
     "asterisk-moh-opsound-wav": Path("/usr/share/asterisk/moh"),
 }
 SPEECH_DIR = ("asterisk-core-sounds-en-wav", Path("/usr/share/asterisk/sounds/en"))
+# Voice-overs: another speaker in another language, so no source's speech is in them.
+VOICE_DIR = ("asterisk-core-sounds-fr-wav", Path("/usr/share/asterisk/sounds/fr"))
+VOICE_SECONDS = 240.0  # the voice-over track's length; a query's starts at its own offset
+VOICE_GAP = 0.3  # seconds of silence between its prompts
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 AUDIO_RATE = 16000  # Hz, mono
 MIN_PHOTO_SIDE = 700  # pixels, shorter side
@@ -183,10 +189,13 @@ def audio_catalog(packages: tuple[str, ...]) -> list[AudioTrack]:
     return tracks
 
 
-def speech_prompts() -> dict[str, float]:
-    """The English speech prompts, path -> seconds, in a fixed order (joined into tracks)."""
+def speech_prompts(folder: Path = SPEECH_DIR[1]) -> dict[str, float]:
+    """The speech prompts of `folder` (English: the sources'), path -> seconds, in a fixed
+    order (joined into tracks)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} missing: run scripts/system_deps.sh")
     prompts = {}
-    for path in sorted(SPEECH_DIR[1].glob("*.wav")):
+    for path in sorted(folder.glob("*.wav")):
         with av.open(str(path)) as c:
             prompts[str(path)] = c.duration / av.time_base
     return prompts
@@ -294,3 +303,30 @@ def write_clip_source(path: Path, clip: dict, audio: np.ndarray) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg failed writing {path}: {result.stderr[-1000:]}")
     return path
+
+
+def voiceover_track(name: str, seconds: float) -> np.ndarray:
+    """(N,) float32 samples at AUDIO_RATE: `seconds` of the voice-over track (VOICE_DIR's
+    prompts in order, looped) from an offset drawn from `name`, so queries differ."""
+    track = _voice()
+    start = zlib.crc32(name.encode()) % len(track)
+    n = int(round(seconds * AUDIO_RATE))
+    return np.resize(np.roll(track, -start), n).astype(np.float32)
+
+
+@functools.cache
+def _voice() -> np.ndarray:
+    prompts = voice_prompts()
+    gap = np.zeros(int(VOICE_GAP * AUDIO_RATE), np.float32)
+    return np.concatenate([x for p in prompts for x in (decode_audio(p), gap)])
+
+
+def voice_prompts() -> list[str]:
+    """The VOICE_DIR prompts the voice-over track joins: VOICE_SECONDS of them."""
+    chosen, total = [], 0.0
+    for path, length in speech_prompts(VOICE_DIR[1]).items():
+        if total >= VOICE_SECONDS:
+            break
+        chosen.append(path)
+        total += length + VOICE_GAP
+    return chosen

@@ -206,19 +206,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def print_detection(result: DetectResult, title: str) -> None:
-    """A table of every candidate: id, score, decision and segments."""
+    """A table of every candidate: id, scores, decisions and segments with what found them."""
     table = Table(title=title)
     several = len({m.library for m in result.matches}) > 1
-    for column in ("library video", "score", "reproduced", "query s <-> reference s (score)"):
+    columns = ("library video", "score", "visual", "audio", "reproduced", "audio reuse")
+    for column in (*columns, "query s <-> reference s (score, found by)"):
         table.add_column(column)
     for m in result.matches:
         segments = "\n".join(
             f"{s.query_start:.1f}-{s.query_end:.1f} <-> {s.ref_start:.1f}-{s.ref_end:.1f} "
-            f"({s.score:.2f})"
+            f"({s.score:.2f}, {s.modality})"
             for s in m.segments
         )
         name = f"{m.library}/{m.video_id}" if several else m.video_id
-        table.add_row(name, f"{m.score:.3f}", "YES" if m.reproduced else "no", segments or "-")
+        table.add_row(
+            name,
+            f"{m.score:.3f}",
+            f"{m.visual_score:.3f}",
+            f"{m.audio_score:.3f}",
+            "YES" if m.reproduced else "no",
+            "yes" if m.audio_reuse else "no",
+            segments or "-",
+        )
     console.print(table)
     verdict = (
         ", ".join(f"{m.library}/{m.video_id}" if several else m.video_id for m in result.reproduced)

@@ -13,12 +13,13 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from rci.errors import MediaError, quote
-from rci.match.alignment import Match, unpack_matches
+from rci.match.verdict import Match, unpack_matches
 from rci.preprocess.media import DecodeLimits, check_size
 from rci.serving.auth import TOKEN_HEADER
 
 DETECT_OUTPUTS = [
     "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
+    "VISUAL_SCORES", "AUDIO_SCORES", "AUDIO_REUSE", "SEGMENT_MODALITIES",
     "DURATION", "TIMESTAMPS", "CONTENT_BOXES",
 ]  # fmt: skip
 
@@ -61,7 +62,10 @@ class DetectResult:
                     "video_id": m.video_id,
                     "library": m.library,
                     "score": round(m.score, 4),
+                    "visual_score": round(m.visual_score, 4),
+                    "audio_score": round(m.audio_score, 4),
                     "reproduced": m.reproduced,
+                    "audio_reuse": m.audio_reuse,
                     "segments": [
                         {
                             "query_start": s.query_start,
@@ -69,6 +73,7 @@ class DetectResult:
                             "ref_start": s.ref_start,
                             "ref_end": s.ref_end,
                             "score": round(s.score, 4),
+                            "modality": s.modality,
                         }
                         for s in m.segments
                     ],

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from rci.bench.metrics import SegmentMatch, micro_average_precision, vcsl_f_score
-from rci.match.alignment import AlignParams, Match, align_similarities, without_chrome
+from rci.match.alignment import AlignParams, align_similarities
+from rci.match.verdict import Match, without_chrome
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
 from rci.preprocess.audio_prints import (
     HOP,

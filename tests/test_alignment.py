@@ -13,16 +13,8 @@ import numpy as np
 import pytest
 
 from rci.errors import RciError
-from rci.match.alignment import (
-    AlignParams,
-    Match,
-    Segment,
-    align,
-    match,
-    match_candidates,
-    pack_matches,
-    unpack_matches,
-)
+from rci.match.alignment import AlignParams, Segment, align
+from rci.match.verdict import Match, match, match_candidates, pack_matches, unpack_matches
 from rci.match.views import QueryViews, checked_views
 
 D = 256

@@ -1,6 +1,7 @@
 """Every config.pbtxt of both targets parses with Triton's schema and the graph is consistent."""
 
 import copy
+import dataclasses
 import subprocess
 import sys
 
@@ -171,10 +172,11 @@ def test_preprocess_parameters_load(target, decoder, kind):
 
 
 def test_served_defaults_are_the_library_defaults():
-    """rci_recall's and rci_match's parameters spell out HubParams' and AlignParams'
-    defaults, so offline replays (rci-bench replay) run what the server runs."""
+    """rci_recall's and rci_match's parameters spell out HubParams', AlignParams' and
+    FusionParams' defaults, so offline replays (rci-bench replay) run what the server runs."""
     from rci.match.alignment import AlignParams
     from rci.match.normalize import HubParams
+    from rci.match.verdict import FusionParams
     from rci.serving.backend import from_parameters
 
     configs = target_configs(Target.CPU)
@@ -184,7 +186,10 @@ def test_served_defaults_are_the_library_defaults():
         HubParams()
     )
     match = {k: v.string_value for k, v in configs["rci_match"].parameters.items()}
+    audio = {k.removeprefix("audio_"): match.pop(k) for k in list(match) if k.startswith("audio_")}
     assert from_parameters(AlignParams, match) == AlignParams()
+    assert from_parameters(FusionParams, audio) == FusionParams()
+    assert set(audio) == {f.name for f in dataclasses.fields(FusionParams)}  # all spelled out
 
 
 def model_config_pb2_kind(value: int) -> str:

@@ -264,6 +264,45 @@ def test_match_called_directly_checks_the_views_and_penalties(server, protocol):
         assert error is not None and expected in error and "internal" not in error, error
 
 
+def audio_inputs(views=20, windows=8, candidate_windows=8, lengths=(8,)):
+    """rci_match's audio inputs: the query's views and times, one candidate's windows."""
+    rng = np.random.default_rng(0)
+    times = (0.5 * np.arange(max(windows, candidate_windows))).astype(np.float32)
+    return [
+        ("QUERY_AUDIO_PRINTS", rng.integers(0, 256, (views, windows, 32), np.uint8), "UINT8"),
+        ("QUERY_AUDIO_TIMES", times[:windows], "FP32"),
+        ("CANDIDATE_AUDIO", rng.integers(0, 256, (1, candidate_windows, 32), np.uint8), "UINT8"),
+        ("CANDIDATE_AUDIO_TIMES", times[None, :candidate_windows], "FP32"),
+        ("CANDIDATE_AUDIO_LENGTHS", np.array(lengths, np.int32), "INT32"),
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_match_called_directly_checks_the_audio(server, protocol):
+    ok, error = raw(server, protocol, "rci_match", [*match_inputs([6]), *audio_inputs()])
+    assert error is None, error
+    assert len(ok.as_numpy("SEGMENT_MODALITIES")) == len(ok.as_numpy("SEGMENTS"))
+    assert ok.as_numpy("AUDIO_REUSE").tolist() == [False]
+    nan_times = ("QUERY_AUDIO_TIMES", np.full(8, np.nan, np.float32), "FP32")
+    backwards = ("CANDIDATE_AUDIO_TIMES", np.arange(8, 0, -1, dtype=np.float32)[None], "FP32")
+    for bad, expected in (
+        (audio_inputs(views=3), "QUERY_AUDIO_PRINTS must be (20, A, 32)"),
+        (audio_inputs(lengths=(9,)), "CANDIDATE_AUDIO_LENGTHS must lie in [0, 8]"),
+        (audio_inputs(lengths=(8, 8)), "candidate audio tensors must be"),
+        (audio_inputs()[:1], "come together"),
+        (audio_inputs()[2:3], "come together"),
+        ([nan_times], "QUERY_AUDIO_TIMES"),
+        ([backwards], "CANDIDATE_AUDIO_TIMES[0]"),
+    ):  # fmt: skip
+        names = {name for name, _, _ in bad}
+        inputs = [*match_inputs([6]), *[x for x in audio_inputs() if x[0] not in names], *bad]
+        if expected == "come together":
+            inputs = [*match_inputs([6]), *bad]
+        _, error = raw(server, protocol, "rci_match", inputs)
+        assert error is not None and expected in error and "internal" not in error, error
+        assert error.startswith(("400", "StatusCode.INVALID_ARGUMENT"))
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_recall_called_directly_refuses_nan(server, protocol):
     query = unit_rows(3)

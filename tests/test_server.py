@@ -12,9 +12,9 @@ import tritonclient.http as httpclient
 from client import RciClient, RciClientError
 from rci.describe.descriptor import Descriptor, DescriptorModel
 from rci.library.background import background_path, read_background
-from rci.match.alignment import match_candidates
 from rci.match.normalize import Background
 from rci.match.recall import recall_recurring
+from rci.match.verdict import match_candidates
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
 from rci.serving.libraries import Libraries
@@ -162,13 +162,50 @@ def test_detect_recalls_a_video_by_its_audio(server, media, tmp_path):
     with RciClient(server.http_url) as client:
         client.ingest(source, "tune-source", library="second")
         try:
-            found = {m.video_id for m in client.detect(query, "second").matches}
-            assert "tune-source" in found
+            found = {m.video_id: m for m in client.detect(query, "second").matches}
+            # The same music under other pictures: reported as audio reuse, not reproduced.
+            shared = found["tune-source"]
+            assert shared.audio_reuse and not shared.reproduced
+            assert shared.audio_score > 0.9 and shared.visual_score < 0.35
+            assert {s.modality for s in shared.segments} == {"audio"}
             assert "tune-source" not in {
                 m.video_id for m in client.detect(silent, "second").matches
             }
         finally:
             client.delete("tune-source", library="second")
+
+
+def test_detect_finds_a_copy_by_its_sound_where_every_frame_defeats_the_pictures(
+    server, media, tmp_path
+):
+    """A library video's pictures at a tenth of their contrast under heavy noise, its sound
+    kept: no frame is similar enough for the visual path (no visual segment), yet the
+    pictures along the sound's alignment agree beyond chance, so it is reproduced, found by
+    its audio. Its sound removed, the same pictures find nothing."""
+    with av.open(str(media["library"]["photos-people-food"])) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    tune = melody(len(frames) / 25 + 1, seed=12)[: len(frames) * 16000 // 25]
+    source = encode_with_audio(tmp_path / "source.mp4", frames, tune, fps=25)
+    rng = np.random.default_rng(0)
+    faint = 128 + 0.1 * (frames.astype(np.float32) - 128) + rng.normal(0, 30, frames.shape)
+    faint = faint.clip(0, 255).astype(np.uint8)
+    copy = encode_with_audio(tmp_path / "copy.mp4", faint, tune, fps=25)
+    mute = encode_with_audio(tmp_path / "mute.mp4", faint, None, fps=25)
+    with RciClient(server.http_url) as client:
+        client.ingest(source, "faint-source", library="second")
+        try:
+            found = {m.video_id: m for m in client.detect(copy, "second").matches}
+            m = found["faint-source"]
+            assert m.reproduced and not m.audio_reuse
+            assert m.visual_score == 0.0 and m.audio_score > 0.9
+            (segment,) = m.segments
+            assert segment.modality == "audio"
+            assert segment.query_start < 2.0 and segment.query_end > 20.0
+            assert abs(segment.ref_start - segment.query_start) < 1.0
+            muted = {m.video_id: m for m in client.detect(mute, "second").matches}
+            assert "faint-source" not in muted or not muted["faint-source"].reproduced
+        finally:
+            client.delete("faint-source", library="second")
 
 
 def test_status_lists_libraries(client, media):

@@ -1,10 +1,12 @@
 """Triton adapter: align the query (its mirrored and whole views, penalties and recurrence,
-when given) with each candidate; returns scores, decisions, segments."""
+when given) with each candidate, and the query's audio with the candidates' when given;
+returns scores of each modality, decisions, audio reuse, segments and their modalities."""
 
 import triton_python_backend_utils as pb_utils
 
-from rci.match.alignment import AlignParams, match_candidates, pack_matches
-from rci.match.recall import candidate_libraries, unpack_candidates
+from rci.match.alignment import AlignParams
+from rci.match.recall import candidate_libraries, unpack_candidate_audio, unpack_candidates
+from rci.match.verdict import FusionParams, checked_query_audio, match_candidates, pack_matches
 from rci.match.views import checked_views
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import from_parameters, model_parameters, respond
@@ -12,9 +14,15 @@ from rci.serving.backend import from_parameters, model_parameters, respond
 
 class TritonPythonModel:
     def initialize(self, args):
-        """Read alignment parameters and the decision threshold from the config."""
+        """Read the alignment parameters, the decision threshold and the audio's (audio_*)
+        from the config."""
         self.tokens = Tokens.from_environment()
-        self.params = from_parameters(AlignParams, model_parameters(args))
+        parameters = model_parameters(args)
+        audio = {k: parameters.pop(k) for k in list(parameters) if k.startswith("audio_")}
+        self.params = from_parameters(AlignParams, parameters)
+        self.fusion = from_parameters(
+            FusionParams, {k.removeprefix("audio_"): v for k, v in audio.items()}
+        )
 
     def execute(self, requests):
         """One response per request."""
@@ -23,6 +31,7 @@ class TritonPythonModel:
         )
 
     def _run(self, inputs):
+        candidates = unpack_candidates(inputs)
         matches = match_candidates(
             checked_views(
                 inputs["EMBEDDINGS"],
@@ -32,8 +41,13 @@ class TritonPythonModel:
                 whole=inputs.get("WHOLE_EMBEDDINGS"),
             ),
             inputs["TIMESTAMPS"],
-            unpack_candidates(inputs),
+            candidates,
             self.params,
             libraries=candidate_libraries(inputs),
+            audio=checked_query_audio(
+                inputs.get("QUERY_AUDIO_PRINTS"), inputs.get("QUERY_AUDIO_TIMES")
+            ),
+            candidate_audio=unpack_candidate_audio(inputs, len(candidates)),
+            fusion=self.fusion,
         )
         return pack_matches(matches)

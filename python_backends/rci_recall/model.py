@@ -1,8 +1,9 @@
 """Triton adapter: query EMBEDDINGS (and MIRRORED_EMBEDDINGS, WHOLE_EMBEDDINGS, when given)
 are normalized against the server's background set, then recall candidates from one or
 several LIBRARY names, each with its own parameters, also by QUERY_AUDIO_PRINTS when
-given; returns the candidates' fingerprints and libraries, each query frame's penalty
-(QUERY_PENALTY) and the library videos holding it (QUERY_RECURRENCE), both for rci_match."""
+given; returns the candidates' fingerprints (their audio's too, when the query has audio)
+and libraries, each query frame's penalty (QUERY_PENALTY) and the library videos holding
+it (QUERY_RECURRENCE), all for rci_match."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -46,10 +47,14 @@ class TritonPythonModel:
         )
         if self.background is not None:
             views = self.background.normalized(views)
-        found, recurring = self.libraries.recall(
-            string_list(inputs, "LIBRARY"), views, audio=inputs.get("QUERY_AUDIO_PRINTS")
+        audio = inputs.get("QUERY_AUDIO_PRINTS")
+        found, recurring = self.libraries.recall(string_list(inputs, "LIBRARY"), views, audio)
+        outputs = pack_candidates(
+            [v for _, v in found],
+            EMBEDDING_DIM,
+            [n for n, _ in found],
+            audio=audio is not None and audio.shape[1] > 0,
         )
-        outputs = pack_candidates([v for _, v in found], EMBEDDING_DIM, [n for n, _ in found])
         penalty = views.penalty
         if penalty is None:
             penalty = np.zeros((len(views.views()), len(views)), np.float32)

@@ -18,14 +18,17 @@ Pair = tuple[str, str]  # (query id, reference id)
 
 
 def match_records(matches) -> list[dict]:
-    """Matches (served or in-process: video_id, score, reproduced, segments) in the runner
-    format."""
+    """Matches (served or in-process: rci.match.verdict.Match) in the runner format."""
     return [
         {
             "ref_id": m.video_id,
             "score": m.score,
             "reproduced": m.reproduced,
             "segments": [s.as_row() for s in m.segments],
+            "visual_score": m.visual_score,
+            "audio_score": m.audio_score,
+            "audio_reuse": m.audio_reuse,
+            "modalities": [s.modality for s in m.segments],
         }
         for m in matches
     ]

@@ -30,8 +30,9 @@ from scipy.fft import dctn
 from rci.bench.metrics import match_records
 from rci.errors import MediaError
 from rci.library.store import VideoFingerprints
-from rci.match.alignment import AlignParams, match_candidates
+from rci.match.alignment import AlignParams
 from rci.match.recall import RecallParams, vote
+from rci.match.verdict import match_candidates
 from rci.preprocess.media import sample_video
 
 CHROMAPRINT_ITEM = 4096 / 3 / 11025  # seconds per fingerprint item (fpcalc's defaults)

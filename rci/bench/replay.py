@@ -21,9 +21,10 @@ from rci.bench.run import score
 from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel
 from rci.library.index import LibraryIndex
 from rci.library.store import LibraryFolder
-from rci.match.alignment import AlignParams, match_candidates
+from rci.match.alignment import AlignParams
 from rci.match.normalize import Background
 from rci.match.recall import RecallParams, recall_recurring
+from rci.match.verdict import FusionParams, QueryAudio, match_candidates
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import embed_video
 from rci.preprocess.screen import ScreenParams
@@ -40,9 +41,11 @@ class QueryFeatures:
     mirrored: np.ndarray  # (T, 512) float32: the same frames flipped left to right
     timestamps: np.ndarray  # (T,) float32 seconds
     whole: np.ndarray | None = None  # (T, 512) float32: frames with an inset whole, or None
-    # (V, A, 32) uint8: the audio's query views (rci.preprocess.audio_prints), or None for
-    # features cached before audio recall (replayed without it).
+    # (V, A, 32) uint8: the audio's query views (rci.preprocess.audio_prints) and (A,)
+    # float32 their windows' times in seconds, or None for features cached before the audio
+    # channel (replayed without it).
     audio: np.ndarray | None = None
+    audio_times: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mirrored.shape != self.embeddings.shape:
@@ -74,6 +77,7 @@ def cache_query_features(
         )
         views = {"mirrored": video.mirrored, "timestamps": video.timestamps}
         views["audio"] = video.audio_views
+        views["audio_times"] = video.audio_prints.times
         if video.whole is not None:
             views["whole"] = video.whole
         np.savez(path, embeddings=video.embeddings, **views)
@@ -86,7 +90,10 @@ def load_query_features(build_dir: Path, query_id: str, screen: bool = True) -> 
     with np.load(build_dir / folder / f"{query_id}.npz", allow_pickle=False) as data:
         whole = data["whole"] if "whole" in data.files else None
         audio = data["audio"] if "audio" in data.files else None
-        return QueryFeatures(data["embeddings"], data["mirrored"], data["timestamps"], whole, audio)
+        times = data["audio_times"] if "audio_times" in data.files else None
+        return QueryFeatures(
+            data["embeddings"], data["mirrored"], data["timestamps"], whole, audio, times
+        )
 
 
 def served_library(data_dir: Path, library: str, model: DescriptorModel) -> LibraryIndex:
@@ -106,12 +113,14 @@ def replay(
     whole: bool = False,
     screen: bool = True,
     audio_recall: bool = True,
+    audio_match: bool = True,
+    fusion: FusionParams = FusionParams(),
 ) -> list[dict]:
     """Prediction records (runner format, box_iou None) for every query of the build; with
     `mirror`, each query is matched by its frames and their mirror images, with `whole`
     also by its frames with an inset whole, and with `background`, normalized against it;
     `screen` False: on the features made without the tilted-screen search; `audio_recall`
-    False: candidates by pictures only."""
+    False: candidates by pictures only; `audio_match` False: verdicts by pictures only."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     records = []
     for query in manifest["queries"]:
@@ -125,11 +134,17 @@ def replay(
             views = background.normalized(views)
         audio = features.audio if audio_recall else None
         candidates, recurring = recall_recurring(index, views, recall_params, audio)
+        sound = None
+        if audio_match and features.audio is not None and features.audio_times is not None:
+            sound = QueryAudio(features.audio, features.audio_times)
         matches = match_candidates(
             dataclasses.replace(views, recurrence=recurring),
             features.timestamps,
             [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
             align_params,
+            audio=sound,
+            candidate_audio=[c.audio for c in candidates] if sound is not None else None,
+            fusion=fusion,
         )
         records.append(
             {"query_id": query["query_id"], "matches": match_records(matches), "box_iou": None}

@@ -11,23 +11,12 @@ and the others it matches are that picture recurring in the reference.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from rci.errors import RciError, quote
-from rci.library.checks import check_embeddings, check_times
 from rci.match.intervals import intersection_length
-from rci.match.views import QueryViews, check_views
-
-# Similarities one pair may need (float32: 256 MB): 30 min of query at 1 fps against 10 h
-# of reference. A client calling rci_match directly cannot ask for more.
-MAX_PAIR_CELLS = 1 << 26
-# ... and one request's pairs all together (alignment is a Python loop per pair): what the
-# ensemble sends by default is 10 candidates per library searched.
-MAX_CANDIDATES = 256
-MAX_REQUEST_CELLS = 1 << 28
+from rci.match.views import QueryViews
 
 
 @dataclass(frozen=True)
@@ -63,28 +52,26 @@ class AlignParams:
 
 @dataclass(frozen=True)
 class Segment:
-    """A copied span: query [query_start, query_end) s shows reference [ref_start, ref_end) s."""
+    """A copied span: query [query_start, query_end) s shows reference [ref_start, ref_end) s.
+
+    modality: what found it, "visual", "audio" or "both" (rci.match.verdict); score is the
+    mean similarity of its matched frames (of its audio windows for an audio segment);
+    audio_score that of its audio windows and support the pictures' agreement along them
+    (rci.match.verdict.visual_support), 0 for a visual segment.
+    """
 
     query_start: float
     query_end: float
     ref_start: float
     ref_end: float
-    score: float  # mean cosine similarity of the matched frames
+    score: float
     matches: int
+    modality: str = "visual"
+    audio_score: float = 0.0
+    support: float = 0.0
 
     def as_row(self) -> list[float]:
         return [self.query_start, self.query_end, self.ref_start, self.ref_end, self.score]
-
-
-@dataclass(frozen=True)
-class Match:
-    """A candidate's verdict: segments best first and the video-level score."""
-
-    video_id: str
-    score: float
-    reproduced: bool
-    segments: list[Segment]
-    library: str = ""  # the library the video was found in
 
 
 def _nodes(S: np.ndarray, params: AlignParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,9 +157,24 @@ def align_similarities(
     if S.size == 0:
         return []
     i, j, s = _nodes(S, params)
+    return align_nodes(i, j, s, query_times, ref_times, params, frame_period, S.shape)
+
+
+def align_nodes(
+    i: np.ndarray,
+    j: np.ndarray,
+    s: np.ndarray,
+    query_times: np.ndarray,
+    ref_times: np.ndarray,
+    params: AlignParams,
+    frame_period: float,
+    shape: tuple[int, int],
+) -> list[Segment]:
+    """Copied segments from matches: query row i (at query_times[i] s) shows reference
+    column j with similarity s, sorted by (i, j), in a (Tq, Tr) = shape grid; best first."""
     qt, rt = query_times[i].astype(np.float64), ref_times[j].astype(np.float64)
     alive = np.ones(len(s), dtype=bool)
-    min_matches = min(params.min_matches, *S.shape)
+    min_matches = min(params.min_matches, *shape)
     segments: list[Segment] = []
     while alive.any() and len(segments) < params.max_segments:
         path, total = _best_path(qt, rt, s, alive, params)
@@ -217,160 +219,3 @@ def one_reference_moment_each(segments: list[Segment], max_overlap: float) -> li
         if covered <= max_overlap * (seg.query_end - seg.query_start):
             kept.append(seg)
     return kept
-
-
-def match(
-    video_id: str,
-    query: np.ndarray | QueryViews,
-    query_times: np.ndarray,
-    ref: np.ndarray,
-    ref_times: np.ndarray,
-    params: AlignParams = AlignParams(),
-) -> Match:
-    """Align and score one candidate; score is the best segment's mean similarity (0 if none)."""
-    segments = align(query, query_times, ref, ref_times, params)
-    score = max((seg.score for seg in segments), default=0.0)
-    return Match(
-        video_id=video_id, score=score, reproduced=score >= params.threshold, segments=segments
-    )
-
-
-def match_candidates(
-    query: np.ndarray | QueryViews,
-    query_times: np.ndarray,
-    candidates: list[tuple[str, np.ndarray, np.ndarray]],
-    params: AlignParams = AlignParams(),
-    libraries: list[str] | None = None,
-) -> list[Match]:
-    """Match every (video_id, embeddings (T, D), timestamps (T,)) candidate, labelled with
-    its library when `libraries` (one name per candidate) is given; best score first.
-    The query (its embeddings, or QueryViews) must be unit rows with increasing times, and
-    each pair's similarity matrix at most MAX_PAIR_CELLS (RciError otherwise)."""
-    views = QueryViews.of(query)
-    query = views.embeddings
-    check_embeddings(query, "EMBEDDINGS")
-    check_times(query_times, len(query), "TIMESTAMPS")
-    check_views(views)
-    if len(candidates) > MAX_CANDIDATES:
-        raise RciError(f"{len(candidates)} candidates; at most {MAX_CANDIDATES} per request")
-    cells = len(query) * sum(len(emb) for _, emb, _ in candidates)
-    if cells > MAX_REQUEST_CELLS:
-        raise RciError(f"{cells} similarities over all pairs; at most {MAX_REQUEST_CELLS}")
-    for video_id, emb, _ in candidates:
-        if emb.shape[1] != query.shape[1]:
-            raise RciError(
-                f"candidate {quote(video_id)} has {emb.shape[1]} columns, "
-                f"the query {query.shape[1]}"
-            )
-        if len(query) * len(emb) > MAX_PAIR_CELLS:
-            raise RciError(
-                f"{len(query)} query frames x {len(emb)} of candidate {quote(video_id)} exceed "
-                f"{MAX_PAIR_CELLS} similarities per pair"
-            )
-    labels = [""] * len(candidates) if libraries is None else libraries
-    matches = [
-        dataclasses.replace(match(vid, views, query_times, emb, times, params), library=lib)
-        for (vid, emb, times), lib in zip(candidates, labels, strict=True)
-    ]
-    recurring = None
-    if views.recurrence is not None:
-
-        def recurring(seg: Segment) -> float:
-            inside = (query_times >= seg.query_start) & (query_times < seg.query_end)
-            return float(np.median(views.recurrence[inside])) if inside.any() else 0.0
-
-    return sorted(without_chrome(matches, params, recurring), key=lambda m: -m.score)
-
-
-def without_chrome(matches: list[Match], params: AlignParams, recurring=None) -> list[Match]:
-    """`matches` less their chrome segments (AlignParams.chrome_seconds), rescored.
-
-    A short segment counts as shared when at least chrome_videos matches (itself included)
-    have a segment covering half or more of its query span, or when `recurring(segment)`
-    (the library videos holding its query frames, median over them) reaches chrome_videos.
-    Long segments always stay: a video copied many times is still copied.
-    """
-    if not params.chrome_videos:
-        return matches
-
-    def shared(seg: Segment) -> bool:
-        span = seg.query_end - seg.query_start
-        if span > params.chrome_seconds:
-            return False
-        if recurring is not None and recurring(seg) >= params.chrome_videos:
-            return True
-        holders = sum(
-            any(
-                intersection_length(
-                    [(seg.query_start, seg.query_end)], [(o.query_start, o.query_end)]
-                )
-                >= 0.5 * span
-                for o in m.segments
-            )
-            for m in matches
-        )
-        return holders >= params.chrome_videos
-
-    out = []
-    for m in matches:
-        kept = [seg for seg in m.segments if not shared(seg)]
-        if len(kept) == len(m.segments):
-            out.append(m)
-            continue
-        score = max((seg.score for seg in kept), default=0.0)
-        out.append(
-            dataclasses.replace(m, segments=kept, score=score, reproduced=score >= params.threshold)
-        )
-    return out
-
-
-def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
-    """Matches as tensors: VIDEO_IDS (N,) bytes, VIDEO_LIBRARIES (N,) bytes, SCORES (N,)
-    float32, REPRODUCED (N,) bool, SEGMENTS (S, 5) float32 [query_start, query_end,
-    ref_start, ref_end, score] in seconds, SEGMENT_VIDEO (S,) int32, the row in VIDEO_IDS
-    each segment belongs to."""
-    rows = [seg.as_row() for m in matches for seg in m.segments]
-    owner = [n for n, m in enumerate(matches) for _ in m.segments]
-    return {
-        "VIDEO_IDS": np.array([m.video_id.encode() for m in matches], dtype=object),
-        "VIDEO_LIBRARIES": np.array([m.library.encode() for m in matches], dtype=object),
-        "SCORES": np.array([m.score for m in matches], dtype=np.float32),
-        "REPRODUCED": np.array([m.reproduced for m in matches], dtype=bool),
-        "SEGMENTS": np.array(rows, dtype=np.float32).reshape(-1, 5),
-        "SEGMENT_VIDEO": np.array(owner, dtype=np.int32),
-    }
-
-
-def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
-    """Inverse of pack_matches (segment match counts are not carried and read as 0)."""
-    ids = tensors["VIDEO_IDS"].reshape(-1)
-    libraries = tensors.get("VIDEO_LIBRARIES")
-    libraries = [b""] * len(ids) if libraries is None else libraries.reshape(-1)
-    segments: dict[int, list[Segment]] = {}
-    for row, owner in zip(
-        tensors["SEGMENTS"].reshape(-1, 5), tensors["SEGMENT_VIDEO"].reshape(-1), strict=True
-    ):
-        q0, q1, r0, r1, score = (float(x) for x in row)
-        segments.setdefault(int(owner), []).append(Segment(q0, q1, r0, r1, score, matches=0))
-    return [
-        Match(
-            video_id=_text(raw),
-            score=float(score),
-            reproduced=bool(flag),
-            segments=segments.get(n, []),
-            library=_text(library),
-        )
-        for n, (raw, score, flag, library) in enumerate(
-            zip(
-                ids,
-                tensors["SCORES"].reshape(-1),
-                tensors["REPRODUCED"].reshape(-1),
-                libraries,
-                strict=True,
-            )
-        )
-    ]
-
-
-def _text(raw) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

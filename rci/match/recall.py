@@ -14,7 +14,13 @@ from rci.library.checks import check_embeddings, check_times
 from rci.library.index import LibraryIndex, video_keys
 from rci.library.store import VideoFingerprints
 from rci.match.views import QueryViews
-from rci.preprocess.audio_prints import HOP, WINDOW_BYTES, AudioPrintParams
+from rci.preprocess.audio_prints import (
+    AUDIO_PRINT,
+    HOP,
+    WINDOW_BYTES,
+    AudioPrintParams,
+    AudioPrints,
+)
 
 
 @dataclass(frozen=True)
@@ -174,11 +180,16 @@ def check_audio_views(audio: np.ndarray | None, limit: int) -> np.ndarray | None
 
 
 def pack_candidates(
-    candidates: list[VideoFingerprints], dim: int, libraries: list[str] | None = None
+    candidates: list[VideoFingerprints],
+    dim: int,
+    libraries: list[str] | None = None,
+    audio: bool = False,
 ) -> dict[str, np.ndarray]:
     """Candidates as padded tensors: CANDIDATE_IDS (N,) bytes, CANDIDATE_LIBRARIES (N,)
     bytes, CANDIDATE_EMBEDDINGS (N, L, dim) float32, CANDIDATE_TIMESTAMPS (N, L) float32,
-    CANDIDATE_LENGTHS (N,) int32."""
+    CANDIDATE_LENGTHS (N,) int32, and their audio fingerprints (with `audio`, else none):
+    CANDIDATE_AUDIO (N, La, WINDOW_BYTES) uint8, CANDIDATE_AUDIO_TIMES (N, La) float32,
+    CANDIDATE_AUDIO_LENGTHS (N,) int32, 0 for a video without."""
     labels = [""] * len(candidates) if libraries is None else libraries
     longest = max((len(c.embeddings) for c in candidates), default=0)
     embeddings = np.zeros((len(candidates), longest, dim), dtype=np.float32)
@@ -186,12 +197,25 @@ def pack_candidates(
     for n, c in enumerate(candidates):
         embeddings[n, : len(c.embeddings)] = c.embeddings
         timestamps[n, : len(c.timestamps)] = c.timestamps
+    sounds = [c.audio if audio and c.audio is not None else None for c in candidates]
+    lengths = [0 if a is None else len(a.times) for a in sounds]
+    windows = np.zeros((len(candidates), max(lengths, default=0), WINDOW_BYTES), np.uint8)
+    times = np.zeros(windows.shape[:2], np.float32)
+    for n, a in enumerate(sounds):
+        if a is not None and a.bits.shape[1] == WINDOW_BYTES:
+            windows[n, : lengths[n]] = a.bits
+            times[n, : lengths[n]] = a.times
+        else:  # another fingerprint's windows: not comparable with the query's
+            lengths[n] = 0
     return {
         "CANDIDATE_IDS": np.array([c.video_id.encode() for c in candidates], dtype=object),
         "CANDIDATE_LIBRARIES": np.array([lib.encode() for lib in labels], dtype=object),
         "CANDIDATE_EMBEDDINGS": embeddings,
         "CANDIDATE_TIMESTAMPS": timestamps,
         "CANDIDATE_LENGTHS": np.array([len(c.embeddings) for c in candidates], dtype=np.int32),
+        "CANDIDATE_AUDIO": windows,
+        "CANDIDATE_AUDIO_TIMES": times,
+        "CANDIDATE_AUDIO_LENGTHS": np.array(lengths, dtype=np.int32),
     }
 
 
@@ -227,6 +251,36 @@ def unpack_candidates(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndar
 def candidate_libraries(tensors: dict[str, np.ndarray]) -> list[str]:
     """The library of each packed candidate, in CANDIDATE_IDS order."""
     return [_text(raw, "CANDIDATE_LIBRARIES") for raw in tensors["CANDIDATE_LIBRARIES"].reshape(-1)]
+
+
+def unpack_candidate_audio(tensors: dict[str, np.ndarray], count: int) -> list[AudioPrints | None]:
+    """The audio fingerprints pack_candidates packed, one per candidate (None for none), or
+    all None when the tensors are absent; shapes, lengths and times are checked."""
+    names = ("CANDIDATE_AUDIO", "CANDIDATE_AUDIO_TIMES", "CANDIDATE_AUDIO_LENGTHS")
+    given = [tensors.get(name) for name in names]
+    if all(x is None for x in given):
+        return [None] * count
+    if any(x is None for x in given):
+        raise RciError(f"{', '.join(names)} come together or not at all")
+    windows, times, lengths = given
+    lengths = lengths.reshape(-1)
+    if windows.dtype != np.uint8 or windows.ndim != 3 or windows.shape[2] != WINDOW_BYTES:
+        raise RciError(
+            f"CANDIDATE_AUDIO must be (N, La, {WINDOW_BYTES}) uint8, got {windows.dtype} "
+            f"{list(windows.shape)}"
+        )
+    if times.shape != windows.shape[:2] or len(lengths) != count or len(windows) != count:
+        raise RciError(
+            f"candidate audio tensors must be ({count}, La, {WINDOW_BYTES}), ({count}, La) and "
+            f"({count},), got {list(windows.shape)}, {list(times.shape)}, {list(lengths.shape)}"
+        )
+    if count and (lengths.min() < 0 or lengths.max() > windows.shape[1]):
+        raise RciError(f"CANDIDATE_AUDIO_LENGTHS must lie in [0, {windows.shape[1]}]")
+    sounds: list[AudioPrints | None] = []
+    for row, length in enumerate(lengths.tolist()):
+        t = check_times(times[row, :length], length, f"CANDIDATE_AUDIO_TIMES[{row}]")
+        sounds.append(AudioPrints(AUDIO_PRINT, t, windows[row, :length]) if length else None)
+    return sounds
 
 
 def _text(raw, name: str) -> str:

@@ -17,7 +17,15 @@ from rci.bench.never_copied import LibraryKind, pool_photos
 from rci.bench.peers import ChromaprintPeer, PeerKind, SignaturePeer, VideohashPeer, phash
 from rci.bench.rcc import iter_files
 from rci.bench.replay import cache_query_features, replay, served_library
-from rci.bench.run import choose_threshold, never_copied, run, score, traps
+from rci.bench.run import (
+    AUDIO_MODES,
+    audio_reuse_truth,
+    choose_threshold,
+    never_copied,
+    run,
+    score,
+    traps,
+)
 from rci.bench.samples import read_frames
 from rci.bench.sources import (
     GCOMPRIS_RCC,
@@ -132,6 +140,27 @@ def test_manifest_is_complete_and_consistent(bench):
         if q["trap"] == "same_frame":
             frame = sources[q["resembles"][0]]["frame"]
             assert q["edits"] == [{"name": frame["name"], "params": frame["params"]}]
+
+
+def test_audio_slices_and_shared_music(bench):
+    """Every audio mode has queries; some never-copied videos play a reference's music (the
+    same file from the same point), and audio reuse's truth holds the same-audio near
+    misses; the voice-over's speech package is credited."""
+    out, manifest = bench
+    assert {q["audio"] for q in manifest["queries"]} == set(AUDIO_MODES)
+    sources = {s["id"]: s for s in manifest["sources"]}
+    sharing = [s for s in sources.values() if s["provenance"]["audio"].get("shared_with")]
+    assert sharing and all(s["role"] == "library" for s in sharing)
+    for s in sharing:
+        mine = s["provenance"]["audio"]
+        theirs = sources[mine["shared_with"]]["provenance"]["audio"]
+        assert (mine["file"], mine["start"]) == (theirs["file"], theirs["start"])
+    truth = audio_reuse_truth(manifest)
+    same_audio = [q for q in manifest["queries"] if q["trap"] == "same_audio"]
+    assert same_audio and all((q["query_id"], q["resembles"][0]) in truth for q in same_audio)
+    assert not truth & {(q["query_id"], t["ref_id"]) for q in manifest["queries"]
+                        for t in q["truth"]}  # fmt: skip
+    assert "asterisk-core-sounds-fr-wav" in (out / "CREDITS.md").read_text()
 
 
 def test_never_copied_library_videos(bench):
@@ -328,15 +357,30 @@ def test_runner_scores_the_served_system(bench, server):
     # tritonserver alone holds more than this; the stubs add to it.
     assert report["cost"]["server_peak_memory_mb"] > 200
     systems = report["systems"]
-    assert set(systems) == {
-        "rci (all)", "rci (audio kept)", "rci (test split)", "rci-refs-only (all)", "phash (all)",
-        "chromaprint (audio kept)", "signature (test split)", "videohash (all)",
-    }  # fmt: skip
+    slices = ["all", *(f"audio {m}" for m in AUDIO_MODES), "test split"]
+    names = ["rci", "rci-refs-only", "rci visual", "rci audio", "phash", "chromaprint", "videohash"]
+    assert set(systems) == {f"{n} ({s})" for n in names for s in slices} | {
+        "signature (test split)"
+    }
+    # The same audio under other pictures: never reproduced, flagged as audio reuse.
+    by_id = {p["query_id"]: p for p in report["predictions"]}
+    for q in manifest["queries"]:
+        if q["trap"] == "same_audio":
+            found = {m["ref_id"]: m for m in by_id[q["query_id"]]["matches"]}
+            assert not any(m["reproduced"] for m in found.values())
+            assert all(found[r]["audio_reuse"] for r in q["resembles"]), found
+    assert systems["rci (all)"]["overall"]["audio_reuse_recall"] > 0
+    assert "Audio slices" in (out / "results.md").read_text()
     assert systems["rci (all)"]["overall"] == overall
     test_queries = [q for q in manifest["queries"] if q["split"] == "test"]
     assert systems["signature (test split)"]["overall"]["queries"] == len(test_queries)
     assert set(systems["rci (all)"]["traps"]) == {q["trap"] for q in manifest["queries"]} - {""}
-    assert set(report["thresholds"]) == {p.value for p in PeerKind} | {"rci", "rci-refs-only"}
+    assert set(report["thresholds"]) == {p.value for p in PeerKind} | {
+        "rci",
+        "rci-refs-only",
+        "rci visual",
+        "rci audio",
+    }
     # False positives against never-copied videos, per kind, with and without them ingested.
     kinds = {k.value for k in LibraryKind} | {"framed_reference", "all"}
     assert kinds <= set(systems["rci (all)"]["never_copied"]) <= kinds | {"uncopied_reference"}

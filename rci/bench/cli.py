@@ -161,6 +161,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
     from rci.match.alignment import AlignParams
     from rci.match.recall import RecallParams
+    from rci.match.verdict import FusionParams
     from rci.serving.backend import from_parameters
 
     model = DescriptorModel.parse(args.descriptor)
@@ -172,8 +173,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     recall_params = from_parameters(
         RecallParams, {k: v for k, v in settings.items() if k in recall_fields}
     )
+    rest = {k: v for k, v in settings.items() if k not in recall_fields}
+    fusion = from_parameters(  # rci_match's audio_* parameters
+        FusionParams, {k.removeprefix("audio_"): v for k, v in rest.items() if k[:6] == "audio_"}
+    )
     align_params = from_parameters(
-        AlignParams, {k: v for k, v in settings.items() if k not in recall_fields}
+        AlignParams, {k: v for k, v in rest.items() if not k.startswith("audio_")}
     )
     data_dir = args.data_dir or args.out / "server-data"
     index = served_library(data_dir, args.library, model)
@@ -188,7 +193,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     records = replay(
         args.out, index, recall_params, align_params, mirror=not args.no_mirror,
         background=background, whole=not args.no_whole, screen=not args.no_screen,
-        audio_recall=not args.no_audio,
+        audio_recall=not args.no_audio, audio_match=not args.no_audio, fusion=fusion,
     )  # fmt: skip
     manifest = json.loads((args.out / "manifest.json").read_text())
     by_id = {r["query_id"]: r for r in records}
@@ -254,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-audio",
         action="store_true",
-        help="recall by pictures only (features cached before audio recall have no audio)",
+        help="pictures only: no audio recall, no audio alignment (visual-only RCI)",
     )
     p.add_argument(
         "--per-edit", action="store_true", help="also decision recall per edit, FPs per kind"
@@ -267,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-normalize", action="store_true", help="no score normalization")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="a RecallParams or AlignParams field (e.g. threshold=0.6); repeatable",
+        help="a RecallParams or AlignParams field (e.g. threshold=0.6), or one of rci_match's "
+        "audio_* parameters (e.g. audio_support=0.08); repeatable",
     )  # fmt: skip
     p.add_argument(
         "--background", type=Path, default=None,

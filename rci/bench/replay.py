@@ -24,7 +24,7 @@ from rci.library.store import LibraryFolder
 from rci.match.alignment import AlignParams
 from rci.match.normalize import Background
 from rci.match.recall import RecallParams, recall_recurring
-from rci.match.verdict import FusionParams, QueryAudio, match_candidates
+from rci.match.verdict import FusionParams, Match, QueryAudio, match_candidates
 from rci.match.views import QueryViews
 from rci.preprocess.pipeline import embed_video
 from rci.preprocess.screen import ScreenParams
@@ -121,8 +121,33 @@ def replay(
     also by its frames with an inset whole, and with `background`, normalized against it;
     `screen` False: on the features made without the tilted-screen search; `audio_recall`
     False: candidates by pictures only; `audio_match` False: verdicts by pictures only."""
+    matches = replay_matches(
+        build_dir, index, recall_params, align_params, mirror, background, whole, screen,
+        audio_recall, audio_match, fusion,
+    )  # fmt: skip
+    return [
+        {"query_id": query_id, "matches": match_records(found), "box_iou": None}
+        for query_id, found in matches.items()
+    ]
+
+
+def replay_matches(
+    build_dir: Path,
+    index: LibraryIndex,
+    recall_params: RecallParams = RecallParams(),
+    align_params: AlignParams = AlignParams(),
+    mirror: bool = False,
+    background: Background | None = None,
+    whole: bool = False,
+    screen: bool = True,
+    audio_recall: bool = True,
+    audio_match: bool = True,
+    fusion: FusionParams = FusionParams(),
+) -> dict[str, list[Match]]:
+    """replay()'s matches, by query id in manifest order, before they become records (their
+    segments keep the audio score and support a verdict is decided from)."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
-    records = []
+    out = {}
     for query in manifest["queries"]:
         features = load_query_features(build_dir, query["query_id"], screen)
         views = QueryViews(
@@ -137,7 +162,7 @@ def replay(
         sound = None
         if audio_match and features.audio is not None and features.audio_times is not None:
             sound = QueryAudio(features.audio, features.audio_times)
-        matches = match_candidates(
+        out[query["query_id"]] = match_candidates(
             dataclasses.replace(views, recurrence=recurring),
             features.timestamps,
             [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
@@ -146,10 +171,7 @@ def replay(
             candidate_audio=[c.audio for c in candidates] if sound is not None else None,
             fusion=fusion,
         )
-        records.append(
-            {"query_id": query["query_id"], "matches": match_records(matches), "box_iou": None}
-        )
-    return records
+    return out
 
 
 def scores_by_split(manifest: dict, records: list[dict]) -> dict[str, dict]:

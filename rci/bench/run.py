@@ -25,6 +25,8 @@ from rci.bench.metrics import (
     vcsl_f_score,
 )
 from rci.bench.peers import PeerKind, make_peer, predict
+from rci.match.alignment import AlignParams
+from rci.match.verdict import FusionParams
 
 
 def run(
@@ -84,6 +86,10 @@ def run(
     if REFS_ONLY in passes:
         (saved / f"{REFS_ONLY}.json").write_text(json.dumps(passes[REFS_ONLY]))
     systems, seconds, errors, notes = dict(passes), {}, {}, {}
+    for modality in ("visual", "audio"):  # the same run, one modality deciding alone
+        view = modality_view(predictions, modality)
+        if view is not None:
+            systems[f"rci {modality}"] = view
     for kind in peers:
         path = saved / f"{kind.value}.json"
         if reuse_peers and path.exists():
@@ -128,11 +134,15 @@ def _detect(client: RciClient, build_dir: Path, query: dict, library: str) -> di
     }
 
 
-def score(queries: list[dict], predictions: list[dict]) -> dict:
-    """All metrics over these queries and their predictions (same order)."""
+def score(
+    queries: list[dict], predictions: list[dict], reuse: set[tuple[str, str]] | None = None
+) -> dict:
+    """All metrics over these queries and their predictions (same order); with `reuse`, the
+    (query, video) pairs that share audio without copying pictures (audio_reuse_truth),
+    the precision and recall of the predictions' audio_reuse flags too."""
     truth_pairs = {(q["query_id"], t["ref_id"]) for q in queries for t in q["truth"]}
     pair_scores: dict[tuple[str, str], float] = {}
-    decided, predicted_segments, true_segments = set(), [], []
+    decided, flagged, predicted_segments, true_segments = set(), set(), [], []
     listed = {(q["query_id"], m["ref_id"]) for q, p in zip(queries, predictions, strict=True)
               for m in p["matches"]}  # fmt: skip
     for q, p in zip(queries, predictions, strict=True):
@@ -152,6 +162,8 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
             pair_scores[pair] = max(pair_scores.get(pair, 0.0), m["score"])
             if m["reproduced"]:
                 decided.add(pair)
+            if m.get("audio_reuse"):
+                flagged.add(pair)
             for q0, q1, r0, r1, s in m["segments"]:
                 predicted_segments.append(
                     SegmentMatch(q["query_id"], m["ref_id"], q0, q1, r0, r1, s)
@@ -169,6 +181,13 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
         # Recall's ceiling: true sources among the candidates handed to alignment.
         "source_recall": len(truth_pairs & listed) / len(truth_pairs) if truth_pairs else None,
     }
+    if reuse is not None and any("audio_reuse" in m for p in predictions for m in p["matches"]):
+        ids = {q["query_id"] for q in queries}
+        expected = {pair for pair in reuse if pair[0] in ids}
+        hits = len(expected & flagged)
+        out["audio_reuse_pairs"] = len(expected)
+        out["audio_reuse_precision"] = hits / len(flagged) if flagged else None
+        out["audio_reuse_recall"] = hits / len(expected) if expected else None
     if truth_pairs:
         out["pair_uap"] = micro_average_precision(truth_pairs, pair_scores)
         out["segment_ap"] = segment_average_precision(true_segments, predicted_segments)
@@ -177,44 +196,94 @@ def score(queries: list[dict], predictions: list[dict]) -> dict:
     return out
 
 
-AUDIO_ONLY = {PeerKind.CHROMAPRINT.value}
 SPLIT_BOUND = {PeerKind.SIGNATURE.value}
+AUDIO_MODES = ("kept", "noised", "voiceover", "replaced", "removed")
+SHARED_SECONDS = 5.0  # audio shared this long is reuse; shorter is chrome (a jingle)
+
+
+def audio_reuse_truth(manifest: dict) -> set[tuple[str, str]]:
+    """(query, library video) pairs whose audio is shared but whose pictures are not
+    copied: the same-audio near misses and their reference, and a query carrying a
+    reference's sound (kept, noised, voiced over) with each never-copied video that plays
+    SHARED_SECONDS or more of the same span of it (manifest audio `shared_with`)."""
+    pairs = {(q["query_id"], r) for q in manifest["queries"] if q.get("trap") == "same_audio"
+             for r in q["resembles"]}  # fmt: skip
+    sharing = [s for s in manifest["sources"] if s["provenance"]["audio"].get("shared_with")]
+    for q in manifest["queries"]:
+        if q["audio"] not in ("kept", "noised", "voiceover") or q["kind"] == "inside":
+            continue
+        for t in q["truth"]:
+            for s in sharing:
+                audio = s["provenance"]["audio"]
+                played = audio["end"] - audio["start"]  # from the reference's start
+                overlap = min(t["ref_end"], played) - max(t["ref_start"], 0.0)
+                if audio["shared_with"] == t["ref_id"] and overlap >= SHARED_SECONDS:
+                    pairs.add((q["query_id"], s["id"]))
+    return pairs
+
+
+def modality_view(records: list[dict], modality: str) -> list[dict]:
+    """Prediction records as one modality of RCI alone decides them: its score (visual or
+    audio), its segments (those it found, alone or with the other), its decision at its
+    served threshold; audio_reuse dropped. Records without per-modality scores: None."""
+    scored = f"{modality}_score"
+    threshold = AlignParams().threshold if modality == "visual" else FusionParams().threshold
+    out = []
+    for r in records:
+        matches = []
+        for m in r["matches"]:
+            if scored not in m:
+                return None
+            rows = [seg for seg, k in zip(m["segments"], m["modalities"], strict=True)
+                    if k in (modality, "both")]  # fmt: skip
+            matches.append(
+                {
+                    "ref_id": m["ref_id"],
+                    "score": m[scored],
+                    "segments": rows,
+                    "reproduced": m[scored] >= threshold,
+                }  # fmt: skip
+            )
+        out.append({**r, "matches": matches})
+    return out
 
 
 def compare(manifest: dict, systems: dict[str, list[dict]]) -> dict:
-    """Scores keyed "name (slice)": overall, per_edit, traps. RCI is scored on every slice; a
-    peer on its own: audio-only peers on the queries whose audio was kept, split-bound peers
-    on their split, the others on all queries. Negatives and near misses are in every slice."""
+    """Scores keyed "name (slice)": overall, per_edit, traps, never_copied. Every system is
+    scored on every slice (all queries; the queries of each audio mode; a split-bound
+    peer's split), a split-bound peer on its split only; per edit on its first slice.
+    Negatives and near misses are in every slice."""
     queries = manifest["queries"]
+    reuse = audio_reuse_truth(manifest)
     unrelated = ("negative", "near_miss")
     slices = {"all": queries}
-    own_slice = {name: "all" for name in systems}
+    for mode in AUDIO_MODES:
+        chosen = [q for q in queries if q["audio"] == mode and q["kind"] not in unrelated]
+        if chosen:
+            slices[f"audio {mode}"] = chosen + [q for q in queries if q["kind"] in unrelated]
+    own = {}
     for name, records in systems.items():
-        if name in AUDIO_ONLY:
-            slices["audio kept"] = [
-                q for q in queries if q["audio"] == "kept" or q["kind"] in unrelated
-            ]
-            own_slice[name] = "audio kept"
-        elif name in SPLIT_BOUND:
+        if name in SPLIT_BOUND:
             split = {
                 q["split"] for q in queries if q["query_id"] in {r["query_id"] for r in records}
             }
-            own_slice[name] = f"{'/'.join(sorted(split))} split"
-            slices[own_slice[name]] = [q for q in queries if q["split"] in split]
+            own[name] = [f"{'/'.join(sorted(split))} split"]
+            slices[own[name][0]] = [q for q in queries if q["split"] in split]
+    for name in systems:  # the others on every slice, split-bound peers' too (side by side)
+        own.setdefault(name, list(slices))
     out = {}
     for name, records in systems.items():
         by_id = {r["query_id"]: r for r in records}
-        for slice_name, chosen in slices.items():
-            if name != "rci" and slice_name != own_slice[name]:
-                continue
+        for n, slice_name in enumerate(own[name]):
+            chosen = slices[slice_name]
             # Every edit's slice has the same negatives, so its uAP stays comparable.
             negatives = [q for q in chosen if q["kind"] == "negative"]
             per_edit = {}
-            for edit in sorted({e["name"] for q in chosen for e in q["edits"]}):
+            for edit in sorted({e["name"] for q in chosen for e in q["edits"]}) if n == 0 else []:
                 picked = [q for q in chosen if edit in {e["name"] for e in q["edits"]}] + negatives
                 per_edit[edit] = score(picked, [by_id[q["query_id"]] for q in picked])
             out[f"{name} ({slice_name})"] = {
-                "overall": score(chosen, [by_id[q["query_id"]] for q in chosen]),
+                "overall": score(chosen, [by_id[q["query_id"]] for q in chosen], reuse),
                 "per_edit": per_edit,
                 "traps": traps(chosen, by_id),
                 "never_copied": never_copied(manifest, chosen, by_id),
@@ -336,6 +405,35 @@ def _by_system(systems: dict, label: str, part: str, cell: Callable[[dict], str]
     return lines
 
 
+def _audio_tables(systems: dict) -> list[str]:
+    """Pair uAP and VCSL F of every system on every audio slice, and audio reuse."""
+    names = list(dict.fromkeys(k.rsplit(" (", 1)[0] for k in systems))
+    slices = list(dict.fromkeys(k.rsplit(" (", 1)[1][:-1] for k in systems if "audio" in k))
+    if not slices:
+        return []
+    table = {n: {s: systems.get(f"{n} ({s})") for s in ["all", *slices]} for n in names}
+    lines = ["", "## Audio slices", "", "Pair uAP / VCSL F per audio slice (each slice with"]
+    lines += ["the negatives and near misses):", ""]
+    lines += ["| system | " + " | ".join(["all", *slices]) + " |"]
+    lines += ["| --- " * (len(slices) + 2) + "|"]
+    for name, row in table.items():
+        cells = [
+            "-" if v is None else
+            f"{_fmt(v['overall'].get('pair_uap'))} / {_fmt(v['overall'].get('vcsl_f'))}"
+            for v in row.values()
+        ]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    reuse = {n: systems[f"{n} (all)"]["overall"] for n in names if f"{n} (all)" in systems}
+    reuse = {n: v for n, v in reuse.items() if "audio_reuse_pairs" in v}
+    if reuse:
+        lines += ["", "Audio reuse (the same audio, pictures not copied), all queries:", ""]
+        lines += ["| system | pairs | precision | recall |", "| --- | --- | --- | --- |"]
+        for name, v in reuse.items():
+            cells = [v["audio_reuse_pairs"], v["audio_reuse_precision"], v["audio_reuse_recall"]]
+            lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The report's tables: overall, per split, per edit, and cost."""
     lines = [
@@ -352,7 +450,9 @@ def markdown(report: dict) -> str:
     rows += [(f"edit {k}", v) for k, v in report["per_edit"].items()]
     for name, values in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(values.get(c)) for c in COLUMNS) + " |")
-    systems = report.get("systems", {})
+    everything = report.get("systems", {})
+    # Tables by edit, near miss and never-copied kind: each system on its first slice.
+    systems = {k: v for k, v in everything.items() if v["per_edit"] or "split)" in k}
     if len(systems) > 1:
         lines += ["", "## RCI and its peers, same data", ""]
         lines += ["| system | " + " | ".join(COLUMNS) + " |", "| --- " * (len(COLUMNS) + 1) + "|"]
@@ -364,6 +464,7 @@ def markdown(report: dict) -> str:
             systems, "edit", "per_edit",
             lambda row: f"{_fmt(row.get('vcsl_f'))} ({_fmt(row.get('pair_uap'))})",
         )  # fmt: skip
+    lines += _audio_tables(everything)
     if any(len(v["never_copied"]) > 1 for v in systems.values()):
         lines += ["", "Library videos no query copies, by kind: queries that reported one"]
         lines += ["reproduced / queries (wrong pairs):", ""]

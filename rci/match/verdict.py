@@ -45,7 +45,7 @@ class FusionParams:
     """The sound's alignment and its weight in the verdict; similarities are 1 - 2 x bit
     errors / bits, support is cosine."""
 
-    min_similarity: float = 0.45  # an audio window pair below this is not a node
+    node_similarity: float = 0.45  # an audio window pair below this is not a node
     bias: float = 0.4  # subtracted from each node's similarity in a path's score
     threshold: float = 0.76  # an audio segment this similar plays the same audio
     support: float = 0.1  # the pictures agree along an audio segment from this support
@@ -56,7 +56,7 @@ class FusionParams:
 
     def alignment(self, visual: AlignParams) -> AlignParams:
         """The audio alignment's parameters: the pictures' gaps and speeds, its own nodes."""
-        return dataclasses.replace(visual, min_similarity=self.min_similarity, bias=self.bias)
+        return dataclasses.replace(visual, min_similarity=self.node_similarity, bias=self.bias)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Choose the verdict's audio threshold and picture support (rci_match's audio_threshold and
+audio_support) on a built benchmark's train and val splits.
+
+Recall and alignment are replayed once as the server runs them (rci.bench.replay, on the
+library a served `rci-bench run` left, with audio); each (threshold, support) pair then
+re-decides the same segments. Printed per pair: pair uAP, VCSL F, decision F1, the
+same-audio near misses reported reproduced, never-copied videos reported, and audio
+reuse's precision and recall; and visual-only RCI (no audio recall or alignment) beside.
+
+    .venv/bin/python scripts/choose_fusion.py --out .rci/bench-full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rci.bench.metrics import match_records
+from rci.bench.replay import cache_query_features, replay, replay_matches, served_library
+from rci.bench.run import audio_reuse_truth, never_copied, score, traps
+from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
+from rci.library.background import background_path, read_background
+from rci.match.alignment import AlignParams
+from rci.match.normalize import Background, HubParams
+from rci.match.verdict import FusionParams, decide
+
+THRESHOLDS = (0.65, 0.7, 0.76, 0.82, 0.88)
+SUPPORTS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(".rci/bench-full"))
+    parser.add_argument("--library", default="bench")
+    parser.add_argument("--splits", default="train,val")
+    args = parser.parse_args()
+    model = DescriptorModel.parse("sscd_resnet50")
+    cache_query_features(args.out, model)
+    manifest = json.loads((args.out / "manifest.json").read_text())
+    splits = args.splits.split(",")
+    queries = [q for q in manifest["queries"] if q["split"] in splits]
+    data_dir = args.out / "server-data"
+    index = served_library(data_dir, args.library, model)
+    background = Background(read_background(background_path(data_dir, model), EMBEDDING_DIM),
+                            HubParams())  # fmt: skip
+    options = dict(mirror=True, background=background, whole=True)
+    reuse = audio_reuse_truth(manifest)
+
+    def row(name: str, records: list[dict]) -> str:
+        by_id = {r["query_id"]: r for r in records}
+        chosen = [by_id[q["query_id"]] for q in queries]
+        s = score(queries, chosen, reuse)
+        trap = traps(queries, by_id).get("same_audio", {"false_positives": 0, "queries": 0})
+        flagged = never_copied(manifest, queries, by_id)["all"]["false_pairs"]
+        cells = [s["pair_uap"], s["vcsl_f"], s["decision_f1"]]
+        reuse_cells = [s.get("audio_reuse_precision"), s.get("audio_reuse_recall")]
+        text = " | ".join(f"{c:.3f}" for c in cells)
+        text += f" | {trap['false_positives']}/{trap['queries']} | {flagged} | "
+        text += " | ".join("-" if c is None else f"{c:.3f}" for c in reuse_cells)
+        return f"| {name} | {text} |"
+
+    print(f"{len(queries)} queries ({args.splits}), {len(reuse)} audio reuse pairs in all")
+    print("| verdict | pair uAP | VCSL F | decision F1 | same audio reproduced | never-copied "
+          "pairs reproduced | reuse P | reuse R |")  # fmt: skip
+    print("|---" * 8 + "|")
+    visual = replay(args.out, index, audio_recall=False, audio_match=False, **options)
+    print(row("visual only", visual))
+    matches = replay_matches(args.out, index, **options)
+    params = AlignParams()
+    for threshold in THRESHOLDS:
+        for support in SUPPORTS:
+            fusion = FusionParams(threshold=threshold, support=support)
+            records = [
+                {"query_id": qid,
+                 "matches": match_records([decide(m, m.segments, params, fusion) for m in found]),
+                 "box_iou": None}
+                for qid, found in matches.items()
+            ]  # fmt: skip
+            print(row(f"audio {threshold}, support {support}", records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -68,10 +68,10 @@ class DetectResult:
                     "audio_reuse": m.audio_reuse,
                     "segments": [
                         {
-                            "query_start": s.query_start,
-                            "query_end": s.query_end,
-                            "ref_start": s.ref_start,
-                            "ref_end": s.ref_end,
+                            "query_start": round(s.query_start, 3),
+                            "query_end": round(s.query_end, 3),
+                            "ref_start": round(s.ref_start, 3),
+                            "ref_end": round(s.ref_end, 3),
                             "score": round(s.score, 4),
                             "modality": s.modality,
                         }

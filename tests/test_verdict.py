@@ -24,7 +24,7 @@ from rci.match.verdict import (
     visual_support,
     with_audio,
 )
-from rci.preprocess.audio_prints import AUDIO_PRINT, AudioPrints
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_SECONDS, AudioPrints
 
 VIEWS = 20  # 5 tempos x 4 phases
 PLAIN = 2 * 4  # the tempo-1, phase-0 view
@@ -66,7 +66,8 @@ def test_audio_alignment_finds_the_shared_span_through_noise():
     params = FusionParams().alignment(AlignParams())
     (seg,) = align_audio(query_views(plain, 10), times(len(plain)), ref, times(len(ref)), params)
     assert seg.query_start == pytest.approx(10 * WINDOW_PERIOD, abs=1e-4)
-    assert seg.query_end == pytest.approx(70 * WINDOW_PERIOD, abs=1e-4)
+    # It ends where its last window's audio does.
+    assert seg.query_end == pytest.approx(69 * WINDOW_PERIOD + WINDOW_SECONDS, abs=1e-4)
     assert seg.ref_start == pytest.approx(40 * WINDOW_PERIOD, abs=1e-4)
     assert seg.score == pytest.approx(0.8, abs=0.03)
     # Unrelated sound aligns nothing.

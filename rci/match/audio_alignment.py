@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from rci.match.alignment import AlignParams, Segment, align_nodes
-from rci.preprocess.audio_prints import HOP, ITEM_SECONDS, WINDOW_BYTES
+from rci.preprocess.audio_prints import HOP, ITEM_SECONDS, WINDOW_BYTES, WINDOW_SECONDS
 
 WINDOW_PERIOD = HOP * ITEM_SECONDS  # seconds between a video's audio windows
 
@@ -72,4 +72,5 @@ def align_audio(
     if not len(s):
         return []
     shape = (views.shape[1], len(ref))
-    return align_nodes(i, j, s, query_times, ref_times, params, WINDOW_PERIOD, shape)
+    # A segment ends where its last window's audio does (WINDOW_SECONDS after its start).
+    return align_nodes(i, j, s, query_times, ref_times, params, WINDOW_SECONDS, shape)

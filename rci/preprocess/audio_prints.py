@@ -30,6 +30,11 @@ ITEM_SECONDS = 4096 / 3 / 11025  # Chromaprint's default algorithm: 11025 Hz, ho
 WIDTH = 8  # items per window: 256 bits
 HOP = 4  # items between windows
 WINDOW_BYTES = WIDTH * 4
+# Audio one item reads: its 4096-sample frame and the 19 frames after it that Chromaprint's
+# chroma smoothing (5) and widest classifier (16) reach, at hop 1365 (11025 Hz); so a
+# window starting at t reads [t, t + WINDOW_SECONDS). Checked: a 24 s track gives 172 items.
+ITEM_SPAN = (4096 + 19 * 1365) / 11025
+WINDOW_SECONDS = (WIDTH - 1) * ITEM_SECONDS + ITEM_SPAN
 
 
 @dataclass

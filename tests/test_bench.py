@@ -3,6 +3,7 @@ and the metrics' sanity (perfect predictions score 1, shuffled ones score low)."
 
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -532,12 +533,19 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1280x720, 3 sampled frames" in out  # a 720p clip, sampled at 1 frame per second
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
-    rows = rows[1:]  # the header
+    rows = [r for r in rows if not r.startswith("| stage ")]  # the headers
     assert [r.split(" | ")[0][2:] for r in rows] == [
         "decode + sample (PyAV)", "content box", "crop + resize (Pillow)",
         "audio (PyAV + numpy)", "preprocess, all",
+        "ingest, all (embed_video)",
+        "detect preprocessing, all (embed_video, 3 views, audio views)",
+        "audio: decode (PyAV)", "audio: log-mel, MFCC", "audio: fingerprints (Chromaprint)",
+        "audio: fingerprints + 20 query views", "audio: alignment, 15 candidates",
     ]  # fmt: skip
-    assert all(float(r.split(" | ")[1]) > 0 for r in rows)
+    # A 3 s clip has no whole audio window (3.59 s): nothing to align, in no time.
+    assert all(float(r.split(" | ")[1]) > 0 for r in rows[:-1])
+    shares = re.search(r"audio's share: ingest ([\d.]+)%, detect ([\d.]+)%", out)
+    assert shares and all(0 < float(x) < 100 for x in shares.groups())
 
 
 def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):

@@ -84,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from rci.bench.speed import cpu_stages, gpu_stages, make_clip, table
+    from rci.bench.speed import audio_cost, cpu_stages, gpu_stages, make_clip, table
     from rci.preprocess.media import sample_video
 
     data = make_clip(args.clip, args.seconds).read_bytes()
@@ -96,6 +96,12 @@ def cmd_speed(args: argparse.Namespace) -> int:
     if args.gpu:
         print()
         print(table(gpu_stages(data, args.repeats), frames, seconds, "gpu target (NVDEC, DALI)"))
+    stages, shares = audio_cost(data, args.repeats)
+    print()
+    print(table(stages, frames, seconds, "audio beside the whole (cpu target, sscd_resnet50)"))
+    print()
+    print(f"audio's share: ingest {shares['ingest']:.1%}, detect {shares['detect']:.1%} "
+          "(audio decode, log-mel and MFCC, fingerprints, query views, alignment)")  # fmt: skip
     return 0
 
 

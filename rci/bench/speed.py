@@ -1,6 +1,7 @@
 """Preprocessing speed by stage on a 720p H.264 clip with AAC audio: decode and sample,
 content box, crop and resize, audio features; the cpu target's code, and with `gpu` the
-gpu target's (NVDEC and DALI). Medians of repeated runs after one warm-up run."""
+gpu target's (NVDEC and DALI). Then what the audio channel costs beside the whole of
+ingest's and detect's per-video work. Medians of repeated runs after one warm-up run."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rci.bench.samples import clip_path
-from rci.preprocess.audio import audio_features, decode_audio
+from rci.describe.descriptor import Descriptor, DescriptorModel
+from rci.match.alignment import AlignParams
+from rci.match.audio_alignment import align_audio
+from rci.match.verdict import FusionParams
+from rci.preprocess.audio import AudioParams, audio_features, decode_audio
+from rci.preprocess.audio_prints import fingerprint_audio
 from rci.preprocess.frames import content_boxes, crop_resize
 from rci.preprocess.media import DecodeLimits, sample_video
-from rci.preprocess.pipeline import preprocess
+from rci.preprocess.pipeline import embed_video, preprocess
+
+AUDIO_CANDIDATES = 15  # what detect aligns by default: 5 by votes, 5 whole, 5 by audio
 
 
 def make_clip(path: Path, seconds: int = 60) -> Path:
@@ -85,6 +93,52 @@ def gpu_stages(data: bytes, repeats: int) -> dict[str, float]:
         "audio features (DALI GPU)": _median_seconds(lambda: run.audio_features(samples), repeats),
         "preprocess, all": _median_seconds(lambda: run(data), repeats),
     }
+
+
+def audio_cost(data: bytes, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(stage -> median seconds, path -> audio's share of it). Paths: ingest's and detect's
+    per-video work in process (embed_video: decode, boxes, the descriptor, audio; detect
+    also mirrored and whole views and the audio's 20 query views, then audio alignment
+    with AUDIO_CANDIDATES candidates as long as the clip). Audio recall's search is in
+    docs/audio.md ("Scale"): it grows with the library."""
+    descriptor = Descriptor(DescriptorModel.parse("sscd_resnet50"))
+    rate = AudioParams().sample_rate
+    samples = decode_audio(data)
+    prints, views = fingerprint_audio(samples, rate, query=True)
+    params = FusionParams().alignment(AlignParams())
+
+    def align_all() -> None:
+        for _ in range(AUDIO_CANDIDATES):
+            align_audio(views, prints.times, prints.bits, prints.times, params)
+
+    stages = {
+        "ingest, all (embed_video)": _median_seconds(
+            lambda: embed_video(data, descriptor.embed), repeats
+        ),
+        "detect preprocessing, all (embed_video, 3 views, audio views)": _median_seconds(
+            lambda: embed_video(data, descriptor.embed, mirror=True, whole=True, query_audio=True),
+            repeats,
+        ),
+        "audio: decode (PyAV)": _median_seconds(lambda: decode_audio(data), repeats),
+        "audio: log-mel, MFCC": _median_seconds(lambda: audio_features(samples), repeats),
+        "audio: fingerprints (Chromaprint)": _median_seconds(
+            lambda: fingerprint_audio(samples, rate), repeats
+        ),
+        "audio: fingerprints + 20 query views": _median_seconds(
+            lambda: fingerprint_audio(samples, rate, query=True), repeats
+        ),
+        f"audio: alignment, {AUDIO_CANDIDATES} candidates": _median_seconds(align_all, repeats),
+    }
+    common = stages["audio: decode (PyAV)"] + stages["audio: log-mel, MFCC"]
+    ingest = common + stages["audio: fingerprints (Chromaprint)"]
+    detect = common + stages["audio: fingerprints + 20 query views"]
+    detect += stages[f"audio: alignment, {AUDIO_CANDIDATES} candidates"]
+    total = stages["detect preprocessing, all (embed_video, 3 views, audio views)"]
+    shares = {
+        "ingest": ingest / stages["ingest, all (embed_video)"],
+        "detect": detect / (total + stages[f"audio: alignment, {AUDIO_CANDIDATES} candidates"]),
+    }
+    return stages, shares
 
 
 def table(stages: dict[str, float], frames: int, seconds: float, title: str) -> str:

@@ -23,6 +23,7 @@ from rci.match.verdict import (
     unpack_matches,
     visual_support,
     with_audio,
+    without_chrome,
 )
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_SECONDS, AudioPrints
 
@@ -249,3 +250,17 @@ def test_fusion_parameters_are_checked():
         FusionParams(support=0.0)
     with pytest.raises(ValueError):
         FusionParams(threshold=float("nan"))
+
+
+def test_shared_music_never_makes_a_short_copied_picture_chrome():
+    """A 4 s copied picture of one video, while three other videos share the query's music
+    over the same span: the picture stays; a 4 s sound three videos share (a jingle) goes."""
+    params, fusion = AlignParams(), FusionParams()
+    picture = Segment(10.0, 14.0, 0.0, 4.0, 0.8, 4)
+    music = Segment(8.0, 16.0 - 3.5, 30.0, 34.5, 0.9, 8, "audio", 0.9, 0.0)
+    copied = decide(Match("copied", 0.0, False, []), [picture], params, fusion)
+    sharing = [decide(Match(f"m{n}", 0.0, False, []), [music], params, fusion) for n in range(3)]
+    kept = {m.video_id: m for m in without_chrome([copied, *sharing], params, fusion=fusion)}
+    assert kept["copied"].segments == [picture] and kept["copied"].reproduced
+    assert all(kept[f"m{n}"].segments == [] for n in range(3))  # the jingle: chrome
+    assert not any(kept[f"m{n}"].audio_reuse for n in range(3))

@@ -275,18 +275,23 @@ def without_chrome(
     """`matches` less their chrome segments (AlignParams.chrome_seconds), rescored.
 
     A short segment counts as shared when at least chrome_videos matches (itself included)
-    have a segment covering half or more of its query span, or when `recurring(segment)`
-    (the library videos holding its query frames, median over them) reaches chrome_videos.
-    Long segments always stay: a video copied many times is still copied.
+    have a segment of its kind (pictures: visual or both; sound: audio or both) covering
+    half or more of its query span, or, for pictures, when `recurring(segment)` (the
+    library videos holding its query frames, median over them) reaches chrome_videos.
+    Long segments always stay: a video copied many times is still copied. Kinds stay apart
+    so that music several videos share never makes a short copied picture chrome.
     """
     if not params.chrome_videos:
         return matches
+
+    def heard(seg: Segment) -> bool:
+        return seg.modality == "audio"
 
     def shared(seg: Segment) -> bool:
         span = seg.query_end - seg.query_start
         if span > params.chrome_seconds:
             return False
-        if recurring is not None and recurring(seg) >= params.chrome_videos:
+        if recurring is not None and not heard(seg) and recurring(seg) >= params.chrome_videos:
             return True
         holders = sum(
             any(
@@ -295,6 +300,7 @@ def without_chrome(
                 )
                 >= 0.5 * span
                 for o in m.segments
+                if o.modality == "both" or heard(o) == heard(seg)
             )
             for m in matches
         )

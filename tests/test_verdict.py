@@ -250,6 +250,8 @@ def test_fusion_parameters_are_checked():
         FusionParams(support=0.0)
     with pytest.raises(ValueError):
         FusionParams(threshold=float("nan"))
+    with pytest.raises(ValueError):
+        FusionParams(node_similarity=float("nan"))
 
 
 def test_shared_music_never_makes_a_short_copied_picture_chrome():

@@ -53,6 +53,8 @@ class FusionParams:
     def __post_init__(self) -> None:
         if not (0.0 < self.threshold <= 1.0 and 0.0 < self.support <= 2.0):
             raise ValueError(f"threshold must be in (0, 1] and support in (0, 2], got {self}")
+        if not (-1.0 <= self.node_similarity <= 1.0 and -1.0 <= self.bias <= 1.0):
+            raise ValueError(f"node_similarity and bias must be in [-1, 1], got {self}")
 
     def alignment(self, visual: AlignParams) -> AlignParams:
         """The audio alignment's parameters: the pictures' gaps and speeds, its own nodes."""

@@ -164,7 +164,10 @@ def score(
                 decided.add(pair)
             if m.get("audio_reuse"):
                 flagged.add(pair)
-            for q0, q1, r0, r1, s in m["segments"]:
+            kinds = m.get("modalities") or ["visual"] * len(m["segments"])
+            for (q0, q1, r0, r1, s), kind in zip(m["segments"], kinds, strict=True):
+                if kind == "audio" and not m["reproduced"]:
+                    continue  # shared sound without the pictures: reuse, not a copy claim
                 predicted_segments.append(
                     SegmentMatch(q["query_id"], m["ref_id"], q0, q1, r0, r1, s)
                 )
@@ -204,15 +207,19 @@ SHARED_SECONDS = 5.0  # audio shared this long is reuse; shorter is chrome (a ji
 def audio_reuse_truth(manifest: dict) -> set[tuple[str, str]]:
     """(query, library video) pairs whose audio is shared but whose pictures are not
     copied: the same-audio near misses and their reference, and a query carrying a
-    reference's sound (kept, noised, voiced over) with each never-copied video that plays
-    SHARED_SECONDS or more of the same span of it (manifest audio `shared_with`)."""
+    reference's sound (kept, noised, voiced over; an inside query, the one it plays) with each
+    never-copied video that plays SHARED_SECONDS or more of the same span of it (manifest
+    audio `shared_with`)."""
     pairs = {(q["query_id"], r) for q in manifest["queries"] if q.get("trap") == "same_audio"
              for r in q["resembles"]}  # fmt: skip
     sharing = [s for s in manifest["sources"] if s["provenance"]["audio"].get("shared_with")]
     for q in manifest["queries"]:
-        if q["audio"] not in ("kept", "noised", "voiceover") or q["kind"] == "inside":
+        heard = q["truth"]  # whose sound the query carries
+        if q["kind"] == "inside":  # one reference over another: the sound of one of them
+            heard = heard[:1] if q["audio"] == "kept" else heard[1:2]
+        elif q["audio"] not in ("kept", "noised", "voiceover"):
             continue
-        for t in q["truth"]:
+        for t in heard:
             for s in sharing:
                 audio = s["provenance"]["audio"]
                 played = audio["end"] - audio["start"]  # from the reference's start

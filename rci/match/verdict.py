@@ -47,8 +47,8 @@ class FusionParams:
 
     node_similarity: float = 0.45  # an audio window pair below this is not a node
     bias: float = 0.4  # subtracted from each node's similarity in a path's score
-    threshold: float = 0.76  # an audio segment this similar plays the same audio
-    support: float = 0.1  # the pictures agree along an audio segment from this support
+    threshold: float = 0.82  # an audio segment this similar plays the same audio
+    support: float = 0.15  # the pictures agree along an audio segment from this similarity
 
     def __post_init__(self) -> None:
         if not (0.0 < self.threshold <= 1.0 and 0.0 < self.support <= 2.0):
@@ -99,10 +99,10 @@ class Match:
 def visual_support(
     S: np.ndarray, query_times: np.ndarray, ref_times: np.ndarray, seg: Segment
 ) -> float:
-    """How much more the pictures agree along `seg` than at large: over the query frames in
-    its span, the mean of (the similarity at the reference moment it maps them to) less
-    (that frame's median similarity over the reference). Both take the best of three
-    neighbouring reference frames. S: (Tq, Tr) at query_times (Tq,) and ref_times (Tr,) s."""
+    """How well the pictures agree along `seg`: over the query frames in its span, the mean
+    similarity at the reference moment it maps them to (the best of the nearest reference
+    frame and its two neighbours). S: (Tq, Tr), normalized similarities (hub-like frames
+    already pay their penalty), at query_times (Tq,) and ref_times (Tr,) seconds."""
     rows = np.nonzero((query_times >= seg.query_start) & (query_times < seg.query_end))[0]
     if S.size == 0 or not len(rows):
         return 0.0
@@ -112,8 +112,7 @@ def visual_support(
     left = np.maximum(right - 1, 0)
     nearest = np.where(mapped - ref_times[left] < ref_times[right] - mapped, left, right)
     local = maximum_filter1d(S[rows], size=3, axis=1, mode="nearest")
-    on_path = local[np.arange(len(rows)), nearest]
-    return float(np.mean(on_path - np.median(local, axis=1)))
+    return float(np.mean(local[np.arange(len(rows)), nearest]))
 
 
 def with_audio(visual: list[Segment], audio: list[Segment], max_gap: float) -> list[Segment]:
@@ -161,7 +160,14 @@ def audio_visual_score(seg: Segment, params: AlignParams, fusion: FusionParams) 
 
 
 def decide(m: Match, segments: list[Segment], params: AlignParams, fusion: FusionParams) -> Match:
-    """`m` with `segments` and the verdict they give."""
+    """`m` with `segments` and the verdict they give. Audio below fusion.threshold is not
+    the same audio: an audio segment that weak is dropped, a both segment becomes visual."""
+    segments = [
+        s if s.modality == "visual" or s.audio_score >= fusion.threshold
+        else dataclasses.replace(s, modality="visual", audio_score=0.0, support=0.0)
+        for s in segments
+        if s.modality != "audio" or s.audio_score >= fusion.threshold
+    ]  # fmt: skip
     visual = max((s.score for s in segments if s.modality != "audio"), default=0.0)
     audio = max((s.audio_score for s in segments), default=0.0)
     score = max([visual] + [audio_visual_score(s, params, fusion) for s in segments])

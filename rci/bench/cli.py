@@ -197,7 +197,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         path = args.background or background_path(data_dir, model)
         background = Background(read_background(path, EMBEDDING_DIM), hub)
     records = replay(
-        args.out, index, recall_params, align_params, mirror=not args.no_mirror,
+        args.out, index, recall_params=recall_params, align_params=align_params,
+        mirror=not args.no_mirror,
         background=background, whole=not args.no_whole, screen=not args.no_screen,
         audio_recall=not args.no_audio, audio_match=not args.no_audio, fusion=fusion,
     )  # fmt: skip

@@ -103,31 +103,12 @@ def served_library(data_dir: Path, library: str, model: DescriptorModel) -> Libr
     return LibraryIndex(folder)
 
 
-def replay(
-    build_dir: Path,
-    index: LibraryIndex,
-    recall_params: RecallParams = RecallParams(),
-    align_params: AlignParams = AlignParams(),
-    mirror: bool = False,
-    background: Background | None = None,
-    whole: bool = False,
-    screen: bool = True,
-    audio_recall: bool = True,
-    audio_match: bool = True,
-    fusion: FusionParams = FusionParams(),
-) -> list[dict]:
-    """Prediction records (runner format, box_iou None) for every query of the build; with
-    `mirror`, each query is matched by its frames and their mirror images, with `whole`
-    also by its frames with an inset whole, and with `background`, normalized against it;
-    `screen` False: on the features made without the tilted-screen search; `audio_recall`
-    False: candidates by pictures only; `audio_match` False: verdicts by pictures only."""
-    matches = replay_matches(
-        build_dir, index, recall_params, align_params, mirror, background, whole, screen,
-        audio_recall, audio_match, fusion,
-    )  # fmt: skip
+def replay(build_dir: Path, index: LibraryIndex, **options) -> list[dict]:
+    """Prediction records (runner format, box_iou None) for every query of the build;
+    `options` are replay_matches'."""
     return [
         {"query_id": query_id, "matches": match_records(found), "box_iou": None}
-        for query_id, found in matches.items()
+        for query_id, found in replay_matches(build_dir, index, **options).items()
     ]
 
 
@@ -144,8 +125,12 @@ def replay_matches(
     audio_match: bool = True,
     fusion: FusionParams = FusionParams(),
 ) -> dict[str, list[Match]]:
-    """replay()'s matches, by query id in manifest order, before they become records (their
-    segments keep the audio score and support a verdict is decided from)."""
+    """Every query's matches, by query id in manifest order (their segments keep the audio
+    score and support a verdict is decided from). With `mirror`, each query is matched by
+    its frames and their mirror images, with `whole` also by its frames with an inset whole,
+    and with `background`, normalized against it; `screen` False: on the features made
+    without the tilted-screen search; `audio_recall` False: candidates by pictures only;
+    `audio_match` False: verdicts by pictures only."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     out = {}
     for query in manifest["queries"]:

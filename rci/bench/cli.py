@@ -87,7 +87,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from rci.bench.speed import audio_cost, cpu_stages, gpu_stages, make_clip, table
     from rci.preprocess.media import sample_video
 
-    data = make_clip(args.clip, args.seconds).read_bytes()
+    data = make_clip(args.clip, args.seconds, args.music).read_bytes()
     video = sample_video(data)
     frames, seconds = len(video.frames), video.duration
     print(f"{args.clip}: {seconds:.1f} s, {video.frames.shape[2]}x{video.frames.shape[1]}, "
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("speed", help="preprocessing speed by stage on a 720p H.264 clip")
     p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
     p.add_argument("--seconds", type=int, default=60, help="length of the clip to make")
+    p.add_argument(
+        "--music", type=Path, help="audio file the clip to make plays (default: a 440 Hz tone)"
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--gpu", action="store_true", help="also the gpu target (DALI and a GPU)")
     p.set_defaults(func=cmd_speed)

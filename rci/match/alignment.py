@@ -94,30 +94,26 @@ def _best_path(
     gain = s - params.bias
     best = np.where(alive, gain, -np.inf)
     prev = np.full(n, -1)
-    for b in range(n):
-        if not alive[b]:
+    # Nodes at one query time never link to each other (an edge moves forward in both
+    # videos), so each query time's nodes are extended together from the earlier ones.
+    starts = np.flatnonzero(np.r_[True, qt[1:] != qt[:-1]])
+    stops = np.r_[starts[1:], n]
+    lows = np.searchsorted(qt, qt[starts] - params.max_gap, side="left")
+    for lo, b0, b1 in zip(lows.tolist(), starts.tolist(), stops.tolist(), strict=True):
+        b = np.arange(b0, b1)[alive[b0:b1]]
+        # Only a positive path is worth extending; the first best wins a tie, as argmax does.
+        a = np.arange(lo, b0)[best[lo:b0] > 0]
+        if len(b) == 0 or len(a) == 0:
             continue
-        # Candidates a: earlier in both videos, within max_gap, slope within the speed range.
-        lo = np.searchsorted(qt, qt[b] - params.max_gap, side="left")
-        a = np.arange(lo, b)
-        if len(a) == 0:
-            continue
-        dq = qt[b] - qt[a]
-        dr = rt[b] - rt[a]
-        ok = (
-            alive[a]
-            & (dq > 0)
-            & (dr > 0)
-            & (dr <= params.max_gap)
-            & (dr >= params.min_speed * dq)
-            & (dr <= params.max_speed * dq)
-        )
-        if ok.any():
-            cand = a[ok]
-            top = cand[np.argmax(best[cand])]
-            if best[top] > 0:
-                best[b] = best[top] + gain[b]
-                prev[b] = top
+        dq = qt[b0] - qt[a]  # > 0: earlier query times only
+        dr = rt[b][:, None] - rt[a][None, :]
+        ok = (dr > 0) & (dr <= params.max_gap)
+        ok &= (dr >= params.min_speed * dq) & (dr <= params.max_speed * dq)
+        reach = np.where(ok, best[a][None, :], -np.inf)
+        top = np.argmax(reach, axis=1)
+        linked = ok.any(axis=1)
+        best[b[linked]] = best[a[top[linked]]] + gain[b[linked]]
+        prev[b[linked]] = a[top[linked]]
     end = int(np.argmax(best))
     path = [end]
     while prev[path[-1]] >= 0:

@@ -33,6 +33,7 @@ def test_config_gives_each_library_its_parameters(tmp_path) -> None:
 [libraries.copyright]
 index = "ivfpq"
 nprobe = 64
+audio_nprobe = 16
 nlist = 4096
 k = 20
 candidates = 8
@@ -50,6 +51,7 @@ video_min_similarity = 0.4
     assert config["copyright"] == LibrarySettings(
         index="ivfpq",
         nprobe=64,
+        audio_nprobe=16,
         nlist=4096,
         fingerprint_interval=2.0,
         recall=RecallParams(k=20, candidates=8, min_similarity=0.3, video_candidates=0),
@@ -58,6 +60,7 @@ video_min_similarity = 0.4
     libs = Libraries(tmp_path / "data", config, descriptor="d", dim=64)
     assert libs.names == ["main", "copyright", "blocklist"]
     assert libs.index("copyright").use_snapshots and libs.index("copyright").nprobe == 64
+    assert libs.index("copyright").audio_nprobe == 16
     assert not libs.index("main").use_snapshots
 
 
@@ -73,6 +76,7 @@ video_min_similarity = 0.4
         ("[libraries.main]\nk = [1]\n", "k must be int"),
         ("[libraries.main]\nk = 2.5\n", "k must be int"),
         ("[libraries.main]\nnprobe = 64.0\n", "nprobe must be int"),
+        ("[libraries.main]\naudio_nprobe = 0\n", "audio_nprobe and pq_m must be >= 1"),
         ("[libraries.main]\nindex = 1\n", "index must be str"),
         ("[library.main]\n", "expected \\[libraries.NAME\\] tables"),
         ("libraries = 3\n", "expected \\[libraries.NAME\\] tables"),

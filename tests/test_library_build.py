@@ -284,26 +284,33 @@ def with_audio(v: VideoFingerprints, seed: int, windows: int = 8) -> VideoFinger
     return v
 
 
-def test_audio_index_stays_whole_across_snapshots(tmp_path) -> None:
+# 8 windows a video: 1,368 in all, searched exactly; 64: 10,944, past MIN_AUDIO_WINDOWS, so
+# the snapshot holds a binary IVF over them.
+@pytest.mark.parametrize("windows, kind", [(8, "exact"), (64, "BIVF256 nprobe 4")])
+def test_audio_index_stays_whole_across_snapshots(tmp_path, windows, kind) -> None:
     folder = LibraryFolder(tmp_path, "lib", descriptor="d", dim=DIM)
     writer = LibraryWriter(folder)
     for n in range(170):
-        writer.add(with_audio(video(f"v{n}", n), n))
-    early = LibraryIndex(folder, use_snapshots=True)  # caught up before any snapshot
-    writer.add(with_audio(video("before", 600), 600))
-    build_snapshot(folder, pq_m=16, log=lambda _: None)
-    writer.add(with_audio(video("new", 500), 500))
+        writer.add(with_audio(video(f"v{n}", n), n, windows))
+    writer.add(video("silent", 700))
+    early = LibraryIndex(folder, use_snapshots=True, audio_nprobe=4)  # before any snapshot
+    writer.add(with_audio(video("before", 600), 600, windows))
+    pointer = build_snapshot(folder, pq_m=16, log=lambda _: None)
+    assert (pointer.get("audio_windows", 0) == 171 * windows) == (kind != "exact")
+    writer.add(with_audio(video("new", 500), 500, windows))
     writer.delete("v3")
-    writer.add(with_audio(video("v5", 501), 501), replace=True)
-    for index in (early, LibraryIndex(folder, use_snapshots=True)):
+    writer.add(with_audio(video("v5", 501), 501, windows), replace=True)
+    for index in (early, LibraryIndex(folder, use_snapshots=True, audio_nprobe=4)):
         index.refresh()
         assert index.snapshot is not None
-        assert index.audio.ntotal == 171 * 8 and len(index.audio_keys) == 171
+        assert index.describe().endswith(f"audio {kind}" if kind == "exact" else "windows)")
+        assert f"audio {kind}" in index.describe()
+        assert index.audio.ntotal == 171 * windows and len(index.audio_keys) == 171
         for video_id, seed in [("new", 500), ("v5", 501), ("v7", 7), ("before", 600)]:
-            bits = with_audio(video(video_id, seed), seed).audio.bits
+            bits = with_audio(video(video_id, seed), seed, windows).audio.bits
             D, ids = index.search_audio(bits, 1)
             assert (D[:, 0] == 0).all() and (ids[:, 0] >> 20 == index.keys[video_id]).all()
         # The deleted video's windows and the replaced one's old windows are gone.
         for seed in (3, 5):  # v3 deleted, v5 replaced
-            D, _ = index.search_audio(with_audio(video("x", 0), seed).audio.bits, 1)
+            D, _ = index.search_audio(with_audio(video("x", 0), seed, windows).audio.bits, 1)
             assert (D[:, 0] > 0).all()

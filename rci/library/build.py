@@ -2,7 +2,9 @@
 
 Run by `rci build-index` (offline or beside a serving server). The snapshot covers the log
 up to the offset read at the start; readers load it on their next refresh and replay the
-log from that offset, so videos added or deleted during the build are not lost.
+log from that offset, so videos added or deleted during the build are not lost. A library
+with MIN_AUDIO_WINDOWS audio windows or more gets a binary IVF over them in the same
+snapshot: exact Hamming search grows with the library (docs/audio.md, "Scale").
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import numpy as np
 from rci.errors import RciError
 from rci.library.index import SNAPSHOT_POINTER, fingerprint_ids, mean_descriptor, read_pointer
 from rci.library.store import FileLock, LibraryFolder, fsync_dir, record_key, write_atomic
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES
 
 MIN_FINGERPRINTS = 10_000  # below this, exact search is both faster and better
 TRAIN_PER_LIST = 64  # training vectors per IVF list (faiss warns below 39)
 MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantizer want 39 points each
 MAX_TRAIN = 1_000_000  # 39 per list up to 2^14 lists; bounds training time and memory (2 GB)
+# Below this many audio windows (about 1.4 hours of sound) exact search takes 0.02 s a query.
+MIN_AUDIO_WINDOWS = 10_000
 
 
 def has_grown(pointer: dict, fingerprints: int, growth: float) -> bool:
@@ -45,19 +50,59 @@ def _training_sample(
 ) -> np.ndarray:
     """Up to `size` fingerprints drawn evenly across the videos, (n, D) float32."""
     total = sum(r["count"] for r in records)
+    rows = (rows for _, rows in _loaded(records, lambda r: folder.load_video(r).embeddings))
+    return _sample(rows, total, size, rng, (0, folder.meta.dim), np.float32)
+
+
+def _sample(rows, total: int, size: int, rng: np.random.Generator, empty: tuple, dtype):
+    """Up to `size` rows drawn evenly from (n_i, ...) arrays holding `total` rows in all."""
     share = min(1.0, 1.05 * size / max(total, 1))  # a margin, then trimmed to `size`
-    parts = []
-    for record in records:
-        try:
-            rows = folder.load_video(record).embeddings
-        except FileNotFoundError:
-            continue  # deleted during the build; its delete record follows the offset
-        take = rng.random(len(rows)) < share
-        parts.append(rows[take])
+    parts = [part[rng.random(len(part)) < share] for part in rows]
     if not parts:
-        return np.zeros((0, folder.meta.dim), np.float32)
+        return np.zeros(empty, dtype)
     sample = np.concatenate(parts)
     return sample[rng.permutation(len(sample))[:size]] if len(sample) > size else sample
+
+
+def _loaded(records: list[dict], load):
+    """(key, load(record)) of each record whose files are still there: one deleted during
+    the build has its delete record after the snapshot's offset."""
+    for record in records:
+        try:
+            yield record_key(record), load(record)
+        except FileNotFoundError:
+            continue
+
+
+def _audio_of(folder: LibraryFolder, records: list[dict]):
+    """(key, (A, WINDOW_BYTES) uint8 windows) of each record `records` names."""
+    return _loaded(records, lambda r: folder.load_audio(r).bits)
+
+
+def train_audio_index(
+    folder: LibraryFolder, records: list[dict], rng: np.random.Generator, log
+) -> tuple[faiss.IndexBinary, np.ndarray] | None:
+    """A binary IVF over the videos' audio windows (ids as the frames') and the keys of the
+    videos it holds, or None below MIN_AUDIO_WINDOWS windows."""
+    # Another fingerprint's windows are not comparable: those videos are found by pictures.
+    records = [r for r in records if r.get("audio") == AUDIO_PRINT and r.get("audio_count")]
+    total = sum(r["audio_count"] for r in records)
+    if total < MIN_AUDIO_WINDOWS:
+        return None
+    nlist = auto_nlist(total)
+    size = min(MAX_TRAIN, max(TRAIN_PER_LIST * nlist, MIN_TRAIN))
+    bits = (b for _, b in _audio_of(folder, records))
+    sample = _sample(bits, total, size, rng, (0, WINDOW_BYTES), np.uint8)
+    if len(sample) < 39 * nlist:  # videos deleted during the build
+        return None
+    log(f"training BIVF{nlist} on {len(sample)} of {total} audio windows")
+    index = faiss.index_binary_factory(WINDOW_BYTES * 8, f"BIVF{nlist}")
+    index.train(sample)
+    keys = []
+    for key, rows in _audio_of(folder, records):
+        index.add_with_ids(np.ascontiguousarray(rows), fingerprint_ids(key, len(rows)))
+        keys.append(key)
+    return index, np.array(keys, np.int64)
 
 
 def build_snapshot(
@@ -136,13 +181,19 @@ def _build(folder: LibraryFolder, *, nlist: int, pq_m: int, seed: int, log) -> d
         "fingerprints": int(index.ntotal),
         "videos": len(kept),
     }
-    _publish(folder, pointer, index, kept, means)
+    audio = train_audio_index(folder, kept, rng, log)
+    if audio is not None:
+        pointer["audio_nlist"] = int(audio[0].nlist)
+        pointer["audio_windows"] = int(audio[0].ntotal)
+    _publish(folder, pointer, index, kept, means, audio)
     pointer["seconds"] = round(time.perf_counter() - start, 1)
     log(f"published snapshot {pointer['name']}: {pointer['fingerprints']} fingerprints")
     return pointer
 
 
-def _publish(folder: LibraryFolder, pointer: dict, index, records: list[dict], means: list) -> None:
+def _publish(
+    folder: LibraryFolder, pointer: dict, index, records: list[dict], means: list, audio
+) -> None:
     """Write the snapshot folder, then swing index/CURRENT to it in one rename."""
     root = folder.path / "index"
     path = root / pointer["name"]
@@ -152,6 +203,11 @@ def _publish(folder: LibraryFolder, pointer: dict, index, records: list[dict], m
     faiss.write_index(index, str(path / "frames.faiss"))  # by name: no second copy in memory
     with open(path / "frames.faiss", "rb") as f:
         os.fsync(f.fileno())
+    if audio is not None:
+        faiss.write_index_binary(audio[0], str(path / "audio.faiss"))
+        with open(path / "audio.faiss", "rb") as f:
+            os.fsync(f.fileno())
+        write_atomic(path / "audio_keys.npy", lambda f: np.save(f, audio[1]))
     write_atomic(path / "videos.json", lambda f: f.write(body))
     write_atomic(path / "means.npy", lambda f: np.save(f, matrix))
     fsync_dir(path)

@@ -3,8 +3,9 @@
 Each fingerprint's faiss id is `key << FRAME_BITS | frame`, so a neighbour names its video
 without a row map, and ids stay put when other videos come and go. Besides the frames, the
 index keeps one mean descriptor per video for video-level recall, and the videos' audio
-fingerprints in an exact Hamming index (ids as the frames'). Full-precision fingerprints stay
-in the per-video files, read (memory-mapped) only for recalled candidates.
+fingerprints in a Hamming index (ids as the frames'): exact, or the binary IVF a snapshot
+holds. Full-precision fingerprints stay in the per-video files, read (memory-mapped) only
+for recalled candidates.
 """
 
 from __future__ import annotations
@@ -50,15 +51,22 @@ class LibraryIndex:
     """Frame and video-mean indexes over one library, refreshed from its log.
 
     `use_snapshots` is the library's choice of IVF-PQ: while no snapshot exists, or with
-    it off, search is exact. `nprobe` is how many IVF lists a query frame visits.
+    it off, search is exact. `nprobe` is how many IVF lists a query frame visits,
+    `audio_nprobe` how many lists of the snapshot's binary IVF an audio window visits.
     """
 
     def __init__(
-        self, folder: LibraryFolder, *, use_snapshots: bool = False, nprobe: int = 128
+        self,
+        folder: LibraryFolder,
+        *,
+        use_snapshots: bool = False,
+        nprobe: int = 128,
+        audio_nprobe: int = 32,
     ) -> None:
         self.folder = folder
         self.use_snapshots = use_snapshots
         self.nprobe = nprobe
+        self.audio_nprobe = audio_nprobe
         dim = folder.meta.dim
         self.index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.means = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
@@ -169,6 +177,11 @@ class LibraryIndex:
         faiss.extract_index_ivf(index).nprobe = self.nprobe
         records = json.loads((path / "videos.json").read_text())
         means = np.load(path / "means.npy")
+        audio = audio_keys = None
+        if "audio_nlist" in pointer:  # read before anything changes: a bad file changes nothing
+            audio = faiss.read_index_binary(str(path / "audio.faiss"))
+            audio.nprobe = self.audio_nprobe
+            audio_keys = {int(k) for k in np.load(path / "audio_keys.npy")}
         self.index = index
         self.means = faiss.IndexIDMap(faiss.IndexFlatIP(self.folder.meta.dim))
         keys = np.array([record_key(r) for r in records], dtype=np.int64)
@@ -176,13 +189,16 @@ class LibraryIndex:
             self.means.add_with_ids(means, keys)
         self.records = {int(k): r for k, r in zip(keys, records, strict=True)}
         self.keys = {r["video_id"]: int(k) for k, r in zip(keys, records, strict=True)}
-        # Snapshots hold the frames only. The audio index keeps the videos it holds that the
-        # snapshot holds too; the others go, and the snapshot's missing ones are read from
-        # their files (all of them when a server starts on a snapshot).
+        if audio is not None:  # the snapshot's binary IVF replaces the audio index
+            self.audio, self.audio_keys = audio, audio_keys
+        # Otherwise the audio index keeps the videos it holds that the snapshot holds too;
+        # the others go, and the snapshot's missing ones are read from their files (all of
+        # them when a server starts on a snapshot without audio).
         for key in self.audio_keys - set(self.records):
             self._remove_audio(key)
         for key, record in self.records.items():
-            if key not in self.audio_keys and record.get("audio_count"):
+            mine = record.get("audio") == AUDIO_PRINT and record.get("audio_count")
+            if key not in self.audio_keys and mine:
                 try:
                     self._add_audio(key, self.folder.load_audio(record))
                 except FileNotFoundError:
@@ -216,16 +232,22 @@ class LibraryIndex:
             return f"{'exact' if self.snapshot is None else 'IVF-PQ'} ({self.snapshot_error})"
         if self.snapshot is None:
             return "exact"
-        return describe_snapshot(self.snapshot, self.nprobe)
+        return describe_snapshot(self.snapshot, self.nprobe, self.audio_nprobe)
 
 
 def _audio_index() -> faiss.IndexBinary:
     return faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(WINDOW_BYTES * 8))
 
 
-def describe_snapshot(pointer: dict, nprobe: int) -> str:
-    """A snapshot's IVF-PQ layout and size, as status shows it."""
-    return (
+def describe_snapshot(pointer: dict, nprobe: int, audio_nprobe: int) -> str:
+    """A snapshot's IVF-PQ layout and size, and its audio index's, as status shows it."""
+    frames = (
         f"IVF{pointer['nlist']},PQ{pointer['pq_m']} nprobe {nprobe} "
         f"(trained on {pointer['fingerprints']} fingerprints)"
+    )
+    if "audio_nlist" not in pointer:
+        return f"{frames}; audio exact"
+    return (
+        f"{frames}; audio BIVF{pointer['audio_nlist']} nprobe {audio_nprobe} "
+        f"({pointer['audio_windows']} windows)"
     )

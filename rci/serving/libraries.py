@@ -21,6 +21,9 @@ audio_k = 10                      # audio: library windows per query window (fla
 audio_candidates = 5              # videos by audio votes (0: no audio recall)
 audio_min_similarity = 0.7        # a window below this cosine (1 - 2 x bit errors / 256)
                                   # casts no vote
+audio_nprobe = 32                 # with "ivfpq", snapshots also hold a binary IVF over the
+                                  # audio windows (from 10,000 of them): lists an audio
+                                  # window visits
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class LibrarySettings:
 
     index: str = "flat"
     nprobe: int = 128  # keeps a copy's source in the top 10: 0.99 at 1M, 0.94 at 10M
+    audio_nprobe: int = 32
     nlist: int = 0
     pq_m: int = 32
     train_at: int = 1_000_000
@@ -71,8 +75,8 @@ class LibrarySettings:
     def __post_init__(self) -> None:
         if self.index not in ("flat", "ivfpq"):
             raise ValueError(f"index must be 'flat' or 'ivfpq', got {self.index!r}")
-        if self.nprobe < 1 or self.nlist < 0 or self.pq_m < 1 or self.train_at < 0:
-            raise ValueError("nprobe and pq_m must be >= 1, nlist and train_at >= 0")
+        if min(self.nprobe, self.audio_nprobe, self.pq_m) < 1 or min(self.nlist, self.train_at) < 0:
+            raise ValueError("nprobe, audio_nprobe and pq_m must be >= 1, nlist and train_at >= 0")
         if not (self.rebuild_growth == 0 or self.rebuild_growth > 1):
             raise ValueError(f"rebuild_growth must be 0 or > 1, got {self.rebuild_growth}")
         if not 0 <= self.fingerprint_interval <= 60:
@@ -252,7 +256,10 @@ class Libraries:
             folder = self.folder(name)  # an unknown name fails here
             settings = self.settings[name]
             self._indexes[name] = LibraryIndex(
-                folder, use_snapshots=settings.index == "ivfpq", nprobe=settings.nprobe
+                folder,
+                use_snapshots=settings.index == "ivfpq",
+                nprobe=settings.nprobe,
+                audio_nprobe=settings.audio_nprobe,
             )
         else:
             self._indexes[name].refresh()
@@ -294,7 +301,11 @@ class Libraries:
             live = folder.live_records.catch_up()
             fingerprints = live.fingerprints
             pointer = read_pointer(folder) if settings.index == "ivfpq" else None
-            index = "exact" if pointer is None else describe_snapshot(pointer, settings.nprobe)
+            index = (
+                "exact"
+                if pointer is None
+                else describe_snapshot(pointer, settings.nprobe, settings.audio_nprobe)
+            )
             if settings.index == "ivfpq" and pointer is None:  # say what comes next
                 at = max(settings.train_at, MIN_FINGERPRINTS)
                 later = f"from {at} fingerprints" if settings.auto_build else "by rci build-index"

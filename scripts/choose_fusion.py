@@ -81,7 +81,7 @@ def main() -> int:
         key = (-trap["false_positives"], s["decision_f1"] + reuse_f1, s["pair_uap"], s["vcsl_f"])
         return f"| {name} | {text} |", key
 
-    print(f"{len(queries)} queries ({args.splits}), {len(reuse)} audio reuse pairs in all")
+    print(f"{len(queries)} queries ({args.splits}), {len(reuse.pairs)} audio reuse pairs in all")
     print("| verdict | pair uAP | VCSL F | decision F1 | same audio reproduced | never-copied "
           "pairs reproduced | reuse P | reuse R |")  # fmt: skip
     print("|---" * 8 + "|")

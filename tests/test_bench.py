@@ -158,9 +158,29 @@ def test_audio_slices_and_shared_music(bench):
         assert (mine["file"], mine["start"]) == (theirs["file"], theirs["start"])
     truth = audio_reuse_truth(manifest)
     same_audio = [q for q in manifest["queries"] if q["trap"] == "same_audio"]
-    assert same_audio and all((q["query_id"], q["resembles"][0]) in truth for q in same_audio)
-    assert not truth & {(q["query_id"], t["ref_id"]) for q in manifest["queries"]
-                        for t in q["truth"]}  # fmt: skip
+    assert same_audio and all((q["query_id"], q["resembles"][0]) in truth.pairs for q in same_audio)
+    copies = {(q["query_id"], t["ref_id"]) for q in manifest["queries"] for t in q["truth"]}
+    assert not (truth.pairs | truth.unsure) & copies and not truth.pairs & truth.unsure
+    # A query playing a reference's music pairs with the never-copied video that shares it.
+    shared = {s["provenance"]["audio"]["shared_with"]: s for s in sharing}
+    heard = [
+        (q["query_id"], shared[t["ref_id"]]["id"])
+        for q in manifest["queries"] if q["audio"] == "kept" and q["kind"] != "inside"
+        for t in q["truth"] if t["ref_id"] in shared
+        # the never-copied video plays the reference's first seconds
+        and min(t["ref_end"], shared[t["ref_id"]]["duration"]) - t["ref_start"] >= 5
+    ]  # fmt: skip
+    assert heard and all(pair in truth.pairs for pair in heard)
+    # What else a query plays is recorded: a negative is its host, sound and all; another
+    # stretch of the host's music track in the library is neither reuse nor a false flag.
+    paths = {s["path"]: s for s in sources.values()}
+    for q in (q for q in manifest["queries"] if q["kind"] == "negative"):
+        host = paths[q["path"]]
+        assert q["other_sound"] == [host["id"]]
+        track = host["provenance"]["audio"].get("file")
+        same = {s["id"] for s in sources.values() if s["role"] in ("reference", "library")
+                and track and s["provenance"]["audio"].get("file") == track}  # fmt: skip
+        assert {(q["query_id"], s) for s in same} <= truth.unsure
     assert "asterisk-core-sounds-fr-wav" in (out / "CREDITS.md").read_text()
 
 

@@ -10,8 +10,10 @@ from client import RciClient, RciClientError
 from client.cli import main as cli
 from rci.describe.descriptor import EMBEDDING_DIM
 from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from rci.serving.server import TritonServer
 from tests.conftest import server_options
+from tests.triton_calls import raw
 
 CONFIG = """
 [libraries.main]
@@ -42,8 +44,15 @@ def configured(tmp_path_factory, media):
                "counts": counts}  # fmt: skip
 
 
+def _pad_audio(n: int) -> AudioPrints:
+    """64 random audio windows, 0.5 s apart: pad video n's."""
+    bits = np.random.default_rng(1000 + n).integers(0, 256, (64, WINDOW_BYTES), dtype=np.uint8)
+    return AudioPrints(AUDIO_PRINT, np.arange(64, dtype=np.float32) / 2, bits)
+
+
 def _pad(data, n_videos: int) -> None:
-    """Unrelated videos written by a second writer, to give IVF-PQ enough to train on."""
+    """Unrelated videos written by a second writer, to give IVF-PQ enough to train on, each
+    with 64 audio windows: 10,880 in all, enough for a binary IVF over the audio."""
     writer = LibraryWriter(
         LibraryFolder(data, "main", descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
     )
@@ -51,7 +60,9 @@ def _pad(data, n_videos: int) -> None:
     for n in range(n_videos):
         frames = rng.normal(size=(60, EMBEDDING_DIM)).astype(np.float32)
         frames /= np.linalg.norm(frames, axis=1, keepdims=True)
-        writer.add(VideoFingerprints(f"pad{n}", frames, np.arange(60, dtype=np.float32), 60.0))
+        video = VideoFingerprints(f"pad{n}", frames, np.arange(60, dtype=np.float32), 60.0)
+        video.audio = _pad_audio(n)
+        writer.add(video)
 
 
 def test_each_library_keeps_its_own_fingerprint_interval(configured, media):
@@ -105,7 +116,18 @@ def test_ivfpq_snapshot_built_beside_the_running_server(configured, media):
     assert cli([*args, "--libraries-config", str(configured["config"])]) == 0
     status = {s["name"]: s for s in client.status()}
     assert status["main"]["index"].startswith("IVF64,PQ32 nprobe 16")
+    assert "; audio BIVF256 nprobe 32 (10880 windows)" in status["main"]["index"]
     assert not status["main"]["build_advised"]
+    # A query that only sounds like pad7 (every window 3 bits off, no frame like it) finds it
+    # through the snapshot's audio index.
+    views = np.repeat(_pad_audio(7).bits[8:40][None], 20, axis=0)
+    views[:, :, 0] ^= 0b111
+    query = np.ones((3, EMBEDDING_DIM), np.float32) / np.sqrt(EMBEDDING_DIM)
+    inputs = [("EMBEDDINGS", query, "FP32"), ("LIBRARY", np.array([b"main"], object), "BYTES"),
+              ("QUERY_AUDIO_PRINTS", views, "UINT8")]  # fmt: skip
+    found, error = raw(configured["server"], "http", "rci_recall", inputs)
+    assert error is None, error
+    assert b"pad7" in found.as_numpy("CANDIDATE_IDS").tolist()
     assert status["sparse"]["index"] == "exact"
     # The copy is still found, with its segment, now through IVF-PQ recall.
     result = client.detect(media["query"])

@@ -132,6 +132,9 @@ class QueryRecord:
     # Negatives that resemble a reference: same_audio | same_frame | similar_subject.
     trap: str = ""
     resembles: list[str] = field(default_factory=list)  # the references they resemble
+    # Sources no truth names whose sound the query plays too: host material around a copy,
+    # a replacement soundtrack (audio reuse's truth reads them).
+    other_sound: list[str] = field(default_factory=list)
 
 
 def _run(command: list[str]) -> None:
@@ -458,6 +461,7 @@ def build(out: Path, mode: Mode = SMALL, seed: int = 0) -> dict:
                 host["duration"],
                 trap="similar_subject" if alike else "",
                 resembles=alike,
+                other_sound=[host["id"]],
             )  # fmt: skip
         )
     queries += _near_misses(out, mode, sources, frames, hosts, rng)
@@ -517,6 +521,7 @@ def _partial_copy(
         audio=audio,
         duration=round(before + copied + after, 3),
         truth=[truth],
+        other_sound=[host["id"]],
     )
 
 
@@ -532,6 +537,7 @@ def _full_copy(
     return QueryRecord(
         query_id, str(path.relative_to(out)), "full", ref["split"],
         _edit_records(chain), audio, round(copied, 3), [truth],
+        other_sound=[other["id"]] if audio == "replaced" else [],
     )  # fmt: skip
 
 
@@ -573,7 +579,7 @@ def _two_source(
     _embed(out, path, host, before, after, clips)
     return QueryRecord(
         query_id, str(path.relative_to(out)), "two_source", refs[0]["split"],
-        _edit_records(chain), audio, round(at + after, 3), truths,
+        _edit_records(chain), audio, round(at + after, 3), truths, other_sound=[host["id"]],
     )  # fmt: skip
 
 
@@ -649,6 +655,7 @@ def _near_misses(
                 round(duration, 3),
                 trap="same_frame",
                 resembles=[ref["id"]],
+                other_sound=[host["id"]],
             )  # fmt: skip
         )
     for n in range(mode.same_audio):
@@ -793,6 +800,7 @@ def _group_queries(
                     round(duration, 3),
                     trap=trap,
                     resembles=list(ids),
+                    other_sound=[host["id"]],
                 )  # fmt: skip
             )
             misses += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -134,9 +135,7 @@ def _detect(client: RciClient, build_dir: Path, query: dict, library: str) -> di
     }
 
 
-def score(
-    queries: list[dict], predictions: list[dict], reuse: set[tuple[str, str]] | None = None
-) -> dict:
+def score(queries: list[dict], predictions: list[dict], reuse: ReuseTruth | None = None) -> dict:
     """All metrics over these queries and their predictions (same order); with `reuse`, the
     (query, video) pairs that share audio without copying pictures (audio_reuse_truth),
     the precision and recall of the predictions' audio_reuse flags too."""
@@ -186,10 +185,12 @@ def score(
     }
     if reuse is not None and any("audio_reuse" in m for p in predictions for m in p["matches"]):
         ids = {q["query_id"] for q in queries}
-        expected = {pair for pair in reuse if pair[0] in ids}
+        expected = {pair for pair in reuse.pairs if pair[0] in ids}
+        counted = flagged - reuse.unsure
         hits = len(expected & flagged)
         out["audio_reuse_pairs"] = len(expected)
-        out["audio_reuse_precision"] = hits / len(flagged) if flagged else None
+        out["audio_reuse_unsure_flagged"] = len(flagged & reuse.unsure)
+        out["audio_reuse_precision"] = hits / len(counted) if counted else None
         out["audio_reuse_recall"] = hits / len(expected) if expected else None
     if truth_pairs:
         out["pair_uap"] = micro_average_precision(truth_pairs, pair_scores)
@@ -204,29 +205,64 @@ AUDIO_MODES = ("kept", "noised", "voiceover", "replaced", "removed")
 SHARED_SECONDS = 5.0  # audio shared this long is reuse; shorter is chrome (a jingle)
 
 
-def audio_reuse_truth(manifest: dict) -> set[tuple[str, str]]:
-    """(query, library video) pairs whose audio is shared but whose pictures are not
-    copied: the same-audio near misses and their reference, and a query carrying a
-    reference's sound (kept, noised, voiced over; an inside query, the one it plays) with each
-    never-copied video that plays SHARED_SECONDS or more of the same span of it (manifest
-    audio `shared_with`)."""
-    pairs = {(q["query_id"], r) for q in manifest["queries"] if q.get("trap") == "same_audio"
-             for r in q["resembles"]}  # fmt: skip
-    sharing = [s for s in manifest["sources"] if s["provenance"]["audio"].get("shared_with")]
+@dataclass(frozen=True)
+class ReuseTruth:
+    """(query, library video) pairs for audio reuse: `pairs` share SHARED_SECONDS or more of
+    one recording while the pictures are not copied; `unsure` play other parts of the same
+    music track, which may or may not repeat what the query plays (a loop, a chorus): a
+    flag there is not counted against precision, and none is required there."""
+
+    pairs: set[tuple[str, str]]
+    unsure: set[tuple[str, str]]
+
+
+def _track_span(audio: dict, start: float, end: float) -> tuple[str, float, float] | None:
+    """The music track and the span of it that a video's [start, end) s plays."""
+    if audio.get("kind") != "music":
+        return None
+    played = audio["end"] - audio["start"]
+    lo, hi = max(start, 0.0), min(end, played)
+    return (audio["file"], audio["start"] + lo, audio["start"] + hi) if hi > lo else None
+
+
+def audio_reuse_truth(manifest: dict) -> ReuseTruth:
+    """Audio reuse's truth: the same-audio near misses and the reference whose sound they
+    play; and a query carrying a reference's sound (kept, noised, voiced over; an inside
+    query, the one it plays) or another source's (`other_sound`: host material, a
+    replacement soundtrack) with every other library video that plays SHARED_SECONDS or
+    more of the same stretch of that music track (a never-copied video sharing the
+    reference's music, manifest audio `shared_with`), unsure where it plays another
+    stretch of that track."""
+    sources = {s["id"]: s["provenance"]["audio"] for s in manifest["sources"]}
+    library = [s for s in manifest["sources"] if s["role"] in ("reference", "library")]
+    pairs, unsure = set(), set()
     for q in manifest["queries"]:
-        heard = q["truth"]  # whose sound the query carries
-        if q["kind"] == "inside":  # one reference over another: the sound of one of them
-            heard = heard[:1] if q["audio"] == "kept" else heard[1:2]
-        elif q["audio"] not in ("kept", "noised", "voiceover"):
-            continue
+        if q.get("trap") == "same_audio":  # a reference's whole sound under other pictures
+            heard = [{"ref_id": r, "ref_start": 0.0, "ref_end": float("inf")}
+                     for r in q["resembles"]]  # fmt: skip
+            pairs |= {(q["query_id"], r) for r in q["resembles"]}
+        elif q["kind"] == "inside":  # one reference over another: the sound of one of them
+            heard = q["truth"][:1] if q["audio"] == "kept" else q["truth"][1:2]
+        elif q["audio"] in ("kept", "noised", "voiceover"):
+            heard = q["truth"]
+        else:
+            heard = []
+        heard = heard + [{"ref_id": s, "ref_start": 0.0, "ref_end": float("inf")}
+                         for s in q.get("other_sound", [])]  # fmt: skip
         for t in heard:
-            for s in sharing:
+            span = _track_span(sources[t["ref_id"]], t["ref_start"], t["ref_end"])
+            if span is None:
+                continue
+            for s in library:
                 audio = s["provenance"]["audio"]
-                played = audio["end"] - audio["start"]  # from the reference's start
-                overlap = min(t["ref_end"], played) - max(t["ref_start"], 0.0)
-                if audio["shared_with"] == t["ref_id"] and overlap >= SHARED_SECONDS:
-                    pairs.add((q["query_id"], s["id"]))
-    return pairs
+                if s["id"] == t["ref_id"] or audio.get("file") != span[0]:
+                    continue
+                other = _track_span(audio, 0.0, float("inf"))
+                shared = 0.0 if other is None else min(span[2], other[2]) - max(span[1], other[1])
+                pair = (q["query_id"], s["id"])
+                (pairs if shared >= SHARED_SECONDS else unsure).add(pair)
+    truth = {(q["query_id"], t["ref_id"]) for q in manifest["queries"] for t in q["truth"]}
+    return ReuseTruth(pairs - truth, unsure - pairs - truth)
 
 
 def modality_view(records: list[dict], modality: str) -> list[dict]:
@@ -433,10 +469,13 @@ def _audio_tables(systems: dict) -> list[str]:
     reuse = {n: systems[f"{n} (all)"]["overall"] for n in names if f"{n} (all)" in systems}
     reuse = {n: v for n, v in reuse.items() if "audio_reuse_pairs" in v}
     if reuse:
-        lines += ["", "Audio reuse (the same audio, pictures not copied), all queries:", ""]
-        lines += ["| system | pairs | precision | recall |", "| --- | --- | --- | --- |"]
+        lines += ["", "Audio reuse (the same audio, pictures not copied), all queries; flags on "
+                  "other stretches of the same track are not counted:", ""]  # fmt: skip
+        lines += ["| system | pairs | precision | recall | flags on the same track |",
+                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
         for name, v in reuse.items():
-            cells = [v["audio_reuse_pairs"], v["audio_reuse_precision"], v["audio_reuse_recall"]]
+            cells = [v["audio_reuse_pairs"], v["audio_reuse_precision"], v["audio_reuse_recall"],
+                     v["audio_reuse_unsure_flagged"]]  # fmt: skip
             lines.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
     return lines
 

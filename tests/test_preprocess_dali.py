@@ -99,6 +99,10 @@ def test_same_outputs_as_the_cpu_target(letterboxed, dali_cpu) -> None:
     assert ours.audio_fbank.shape == theirs.audio_fbank.shape and len(ours.audio_fbank) > 500
     np.testing.assert_allclose(ours.audio_fbank, theirs.audio_fbank, atol=2e-3)  # dB
     np.testing.assert_allclose(ours.audio_mfcc, theirs.audio_mfcc, atol=1e-3)
+    # The fingerprints come from the same samples by the same code: equal, bit for bit.
+    assert len(theirs.audio_prints.bits) > 0
+    np.testing.assert_array_equal(ours.audio_prints.bits, theirs.audio_prints.bits)
+    np.testing.assert_array_equal(ours.audio_prints.times, theirs.audio_prints.times)
 
 
 def test_video_without_audio(tmp_path, dali_cpu) -> None:

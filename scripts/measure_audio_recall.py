@@ -11,10 +11,13 @@ Random windows have no clusters, which is IVF's hardest case.
 Benchmark (--bench OUT, a benchmark build whose served run filled OUT/server-data): per
 query that carries a reference's sound (kept, noised, voiced over), whether audio recall
 (rci.match.recall.recall_audio, the served parameters) puts that reference among its
-candidates, exact and through the BIVF a build would train on that library.
+candidates, exact and through the BIVF a build would train on that library; with --filler
+N, N random windows join the library first (a larger library's lists and competition).
 
     .venv/bin/python scripts/measure_audio_recall.py
     .venv/bin/python scripts/measure_audio_recall.py --sizes 0 --bench .rci/bench-full
+    .venv/bin/python scripts/measure_audio_recall.py --sizes 0 --bench .rci/bench-full \
+        --filler 1000000
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rci.library.build import auto_nlist, train_audio_index
-from rci.library.index import LibraryIndex
-from rci.library.store import LibraryFolder
+from rci.bench.replay import served_library
+from rci.describe.descriptor import DescriptorModel
+from rci.library.build import TRAIN_PER_LIST, auto_nlist, train_audio_index
+from rci.library.index import fingerprint_ids
 from rci.match.recall import RecallParams, recall_audio
 from rci.preprocess.audio_prints import WINDOW_BYTES
 
@@ -82,19 +86,34 @@ def scale(sizes: list[int], repeats: int) -> None:
                 print(f"| {n:,} | {hours:.0f} | {label} | {seconds:.3f} | {cells} |")
 
 
-def bench(out: Path) -> None:
+def bench(out: Path, filler: int) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
-    folder = LibraryFolder(out / "server-data", "bench")
-    index = LibraryIndex(folder)
-    exact = index.audio
+    index = served_library(out / "server-data", "bench", DescriptorModel.parse("sscd_resnet50"))
+    folder = index.folder
     live, _ = folder.current()
-    trained = train_audio_index(
-        folder, list(live.values()), np.random.default_rng(0), log=lambda _: None
-    )
-    if trained is None:
-        print(f"{folder.path}: too few audio windows for a BIVF")
-        return
-    ivf = trained[0]
+    rng = np.random.default_rng(0)
+    if filler:  # random windows of a video no query plays: the library at a larger scale
+        extra = rng.integers(0, 256, (filler, WINDOW_BYTES), dtype=np.uint8)
+        ids = fingerprint_ids(max(index.keys.values()) + 1, filler)
+        index.audio.add_with_ids(extra, ids)
+        real = np.concatenate([folder.load_audio(r).bits for r in live.values()
+                               if r.get("audio_count")])  # fmt: skip
+        nlist = auto_nlist(index.audio.ntotal)
+        ivf = faiss.index_binary_factory(WINDOW_BYTES * 8, f"BIVF{nlist}")
+        both = np.concatenate([real, extra])
+        ivf.train(both[rng.permutation(len(both))[: TRAIN_PER_LIST * nlist]])
+        for key, video_id in ((k, v) for v, k in index.keys.items()):
+            audio = index.video(video_id).audio
+            if audio is not None and len(audio.bits):
+                ivf.add_with_ids(audio.bits, fingerprint_ids(key, len(audio.bits)))
+        ivf.add_with_ids(extra, ids)
+    else:
+        trained = train_audio_index(folder, list(live.values()), rng, log=lambda _: None)
+        if trained is None:
+            print(f"{folder.path}: too few audio windows for a BIVF")
+            return
+        ivf = trained[0]
+    exact = index.audio
     keys = {key: video_id for video_id, key in index.keys.items()}
     params = RecallParams()
     queries = []
@@ -105,7 +124,7 @@ def bench(out: Path) -> None:
         with np.load(out / "features" / f"{q['query_id']}.npz") as data:
             queries.append(({t["ref_id"] for t in heard}, data["audio"]))
     print(f"{len(queries)} queries carrying a reference's sound; library "
-          f"{exact.ntotal:,} windows of {len(index.audio_keys)} videos\n")  # fmt: skip
+          f"{exact.ntotal:,} windows ({filler:,} of them random)\n")  # fmt: skip
     print("| index | reference among the audio candidates | search s per query (median) |")
     print("|---|---|---|")
     for label, audio, nprobe in [("exact", exact, 0)] + [
@@ -119,7 +138,7 @@ def bench(out: Path) -> None:
             began = time.perf_counter()
             keys_found = recall_audio(index, views, params)
             times.append(time.perf_counter() - began)
-            found += bool(refs & {keys[k] for k in keys_found})
+            found += bool(refs & {keys.get(k) for k in keys_found})
         print(f"| {label} | {found}/{len(queries)} | {np.median(times):.4f} |")
 
 
@@ -128,6 +147,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="library windows; 0: none")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bench", type=Path, help="a benchmark build with its served library")
+    parser.add_argument("--filler", type=int, default=0, help="random windows added to --bench")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     sizes = [int(x) for x in args.sizes.split(",") if int(x)]
@@ -135,7 +155,7 @@ def main() -> int:
         scale(sizes, args.repeats)
     if args.bench:
         print()
-        bench(args.bench)
+        bench(args.bench, args.filler)
     return 0
 
 

@@ -378,7 +378,8 @@ def test_runner_scores_the_served_system(bench, server):
     # tritonserver alone holds more than this; the stubs add to it.
     assert report["cost"]["server_peak_memory_mb"] > 200
     systems = report["systems"]
-    slices = ["all", *(f"audio {m}" for m in AUDIO_MODES), "test split"]
+    splits = [f"{s} split" for s in sorted({q["split"] for q in manifest["queries"]})]
+    slices = ["all", *(f"audio {m}" for m in AUDIO_MODES), *splits]
     names = ["rci", "rci-refs-only", "rci visual", "rci audio", "phash", "chromaprint", "videohash"]
     assert set(systems) == {f"{n} ({s})" for n in names for s in slices} | {
         "signature (test split)"
@@ -417,9 +418,17 @@ def test_runner_scores_the_served_system(bench, server):
     text = (out / "results.md").read_text()
     assert "RCI and its peers" in text and "Near misses" in text and "val split" in text
     assert "Library videos no query copies" in text
+    assert "per split" in text and "| rci visual | " in text
     # The bumper group's 3 videos share the same-bumper near miss's first 2 s: chrome, so
     # none is reported (each was, at 0.99, before chrome was dropped).
     assert systems["rci (all)"]["traps"]["same_bumper"]["false_positives"] == 0
+    # Scoring again from the saved predictions, with no server, gives the same report.
+    (out / "results.md").write_text("")
+    assert cli.main(["report", "--out", str(out)]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["systems"] == json.loads(json.dumps(systems))
+    assert again["cost"] == json.loads(json.dumps(report["cost"]))
+    assert (out / "results.md").read_text() == text
 
 
 def test_replay_reproduces_the_served_predictions(bench, server, data_dir):

@@ -53,6 +53,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rci.bench.run import rescore
+
+    report = rescore(args.out)
+    print((args.out / "results.md").read_text())
+    print(json.dumps(report["overall"], indent=1))
+    return 0
+
+
 def cmd_boxes(args: argparse.Namespace) -> int:
     from rci.bench.boxes import box_report, markdown
     from rci.preprocess.inset import InsetParams
@@ -290,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a HubParams field (k, floor, beta); repeatable")  # fmt: skip
     p.add_argument("--predictions", type=Path, default=None, help="write the records here")
     p.set_defaults(func=cmd_replay)
+    p = sub.add_parser("report", help="score a run's saved predictions again, no server")
+    p.add_argument("--out", type=Path, default=Path(".rci/bench"))
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("speed", help="preprocessing speed by stage on a 720p H.264 clip")
     p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
     p.add_argument("--seconds", type=int, default=60, help="length of the clip to make")

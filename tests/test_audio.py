@@ -161,3 +161,17 @@ def test_a_track_that_breaks_off_keeps_what_came_before(tmp_path) -> None:
     data[middle : middle + 2000] = np.random.default_rng(1).bytes(2000)
     samples = decode_audio(bytes(data))
     assert 0.5 * 16000 < len(samples) < 4.0 * 16000
+
+
+def test_long_tracks_are_computed_in_blocks_with_the_same_result() -> None:
+    from rci.preprocess.audio import BLOCK_FRAMES, log_mel, power_spectrum
+
+    params = AudioParams()
+    # 2.5 blocks and a ragged end: frames on both sides of every block boundary.
+    seconds = 2.5 * BLOCK_FRAMES / params.frame_rate + 0.0123
+    x = np.random.default_rng(3).standard_normal(int(seconds * params.sample_rate))
+    x = (0.1 * x).astype(np.float32)
+    whole = log_mel(power_spectrum(x, params), params)  # every frame at once
+    blocked = audio_features(x, params).fbank
+    assert blocked.shape == whole.shape and len(whole) > 2 * BLOCK_FRAMES
+    np.testing.assert_allclose(blocked, whole, atol=1e-4)  # dB; FFT batch rounding only

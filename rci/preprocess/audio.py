@@ -20,6 +20,8 @@ import scipy.signal
 from rci.errors import MediaError
 from rci.preprocess.media import BufferFile
 
+BLOCK_FRAMES = 6000  # feature frames computed at once (60 s): about 20 MB of spectrum
+
 
 @dataclass(frozen=True)
 class AudioParams:
@@ -162,13 +164,23 @@ def mel_filters(params: AudioParams) -> np.ndarray:
 def power_spectrum(samples: np.ndarray, params: AudioParams = AudioParams()) -> np.ndarray:
     """(F, nfft // 2 + 1) power of pre-emphasized, Hann-windowed frames; F = 0 when the
     clip is shorter than one frame."""
+    return _power(_frames(samples, params), params)
+
+
+def _frames(samples: np.ndarray, params: AudioParams) -> np.ndarray:
+    """(F, frame_length) float32 view of the pre-emphasized samples, one row a hop."""
     if samples.size < params.frame_length:
-        return np.zeros((0, params.nfft // 2 + 1), dtype=np.float32)
+        return np.zeros((0, params.frame_length), dtype=np.float32)
     x = samples.astype(np.float32)
     emphasized = np.concatenate([x[:1], x[1:] - params.preemphasis * x[:-1]])
-    frames = np.lib.stride_tricks.sliding_window_view(emphasized, params.frame_length)
-    frames = frames[:: params.hop_length] * window(params)
-    spectrum = np.fft.rfft(frames, n=params.nfft, axis=1)
+    return np.lib.stride_tricks.sliding_window_view(emphasized, params.frame_length)[
+        :: params.hop_length
+    ]
+
+
+def _power(frames: np.ndarray, params: AudioParams) -> np.ndarray:
+    """(F, nfft // 2 + 1) float32 power spectrum of (F, frame_length) frames, windowed."""
+    spectrum = np.fft.rfft(frames * window(params), n=params.nfft, axis=1)
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 
@@ -211,5 +223,10 @@ def mfcc(fbank: np.ndarray, params: AudioParams = AudioParams()) -> np.ndarray:
 
 def audio_features(samples: np.ndarray, params: AudioParams = AudioParams()) -> AudioFeatures:
     """Filter bank and MFCC of (S,) float32 samples at params.sample_rate."""
-    fbank = log_mel(power_spectrum(samples, params), params)
+    frames = _frames(samples, params)
+    # A block of frames at a time: the whole spectrum of 30 minutes would take 2 GB.
+    fbank = np.zeros((len(frames), params.n_mels), dtype=np.float32)
+    for start in range(0, len(frames), BLOCK_FRAMES):
+        block = frames[start : start + BLOCK_FRAMES]
+        fbank[start : start + len(block)] = log_mel(_power(block, params), params)
     return AudioFeatures(fbank=fbank, mfcc=mfcc(fbank, params))

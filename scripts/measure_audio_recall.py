@@ -34,6 +34,7 @@ from rci.bench.replay import served_library
 from rci.describe.descriptor import DescriptorModel
 from rci.library.build import TRAIN_PER_LIST, auto_nlist, train_audio_index
 from rci.library.index import fingerprint_ids
+from rci.library.store import record_key
 from rci.match.recall import RecallParams, recall_audio
 from rci.preprocess.audio_prints import WINDOW_BYTES
 
@@ -96,16 +97,14 @@ def bench(out: Path, filler: int) -> None:
         extra = rng.integers(0, 256, (filler, WINDOW_BYTES), dtype=np.uint8)
         ids = fingerprint_ids(max(index.keys.values()) + 1, filler)
         index.audio.add_with_ids(extra, ids)
-        real = np.concatenate([folder.load_audio(r).bits for r in live.values()
-                               if r.get("audio_count")])  # fmt: skip
+        sounds = {record_key(r): folder.load_audio(r).bits for r in live.values()
+                  if r.get("audio_count")}  # fmt: skip
         nlist = auto_nlist(index.audio.ntotal)
         ivf = faiss.index_binary_factory(WINDOW_BYTES * 8, f"BIVF{nlist}")
-        both = np.concatenate([real, extra])
+        both = np.concatenate([*sounds.values(), extra])
         ivf.train(both[rng.permutation(len(both))[: TRAIN_PER_LIST * nlist]])
-        for key, video_id in ((k, v) for v, k in index.keys.items()):
-            audio = index.video(video_id).audio
-            if audio is not None and len(audio.bits):
-                ivf.add_with_ids(audio.bits, fingerprint_ids(key, len(audio.bits)))
+        for key, bits in sounds.items():
+            ivf.add_with_ids(bits, fingerprint_ids(key, len(bits)))
         ivf.add_with_ids(extra, ids)
     else:
         trained = train_audio_index(folder, list(live.values()), rng, log=lambda _: None)

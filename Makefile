@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev system-deps lint clean
+.PHONY: demo test install install-dev install-train system-deps lint clean
 
 demo: install  ## build samples, serve, ingest, detect an edited copy, stop
 	$(BIN)/rci demo
@@ -28,6 +28,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
+
+# MatchLite's training (rci-matchlite train, docs/matchlite.md): torch and onnx. Never
+# needed to serve or test: the trained student ships with the package.
+install-train: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,train]'
 
 clean:
 	rm -rf $(VENV) .rci

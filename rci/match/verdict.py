@@ -17,7 +17,7 @@ support is reported as `audio_reuse`, never as `reproduced`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -27,6 +27,7 @@ from rci.library.checks import check_embeddings, check_times
 from rci.match.alignment import AlignParams, Segment, align_similarities
 from rci.match.audio_alignment import align_audio
 from rci.match.intervals import intersection_length
+from rci.match.pair_input import PairGrid, pair_grid
 from rci.match.recall import check_audio_views
 from rci.match.views import QueryViews, check_views
 from rci.preprocess.audio_prints import AudioPrints
@@ -94,6 +95,12 @@ class Match:
     visual_score: float = 0.0
     audio_score: float = 0.0
     audio_reuse: bool = False  # the same audio, without the pictures: not a reproduction
+    # MatchLite's (rci_matchlite) probability of a copy and the query's share copied; None
+    # where no learned scorer ran (matching in process, rci_match called alone).
+    probability: float | None = None
+    copied_fraction: float | None = None
+    # What the learned scorer reads of the pair (rci.match.pair_input); None: no frames.
+    grid: PairGrid | None = field(default=None, compare=False, repr=False)
 
 
 def visual_support(
@@ -201,6 +208,18 @@ def match(
     if len(views) and len(ref):
         S = views.similarities(ref)  # (Tq, Tr), less any penalty
     segments = align_similarities(S, query_times, ref_times, params)
+    grid = None
+    if S.size:
+        heard = audio is not None and ref_audio is not None
+        grid = pair_grid(
+            S,
+            query_times,
+            ref_times,
+            audio.views if heard else None,
+            audio.times if heard else None,
+            ref_audio.bits if heard else None,
+            ref_audio.times if heard else None,
+        )
     if audio is not None and ref_audio is not None and len(ref_audio.times):
         found = align_audio(
             audio.views, audio.times, ref_audio.bits, ref_audio.times, fusion.alignment(params)
@@ -210,7 +229,7 @@ def match(
             for a in found
         ]
         segments = with_audio(segments, found, params.max_gap)
-    return decide(Match(video_id, 0.0, False, []), segments, params, fusion)
+    return decide(Match(video_id, 0.0, False, [], grid=grid), segments, params, fusion)
 
 
 def match_candidates(
@@ -348,8 +367,9 @@ def pack_matches(matches: list[Match]) -> dict[str, np.ndarray]:
 
 def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
     """Inverse of pack_matches (segment match counts, audio scores and support are not
-    carried and read as 0). Tensors a server before the audio channel sent lack the audio
-    outputs: every segment is then visual and the visual score the score."""
+    carried and read as 0), with rci_matchlite's PROBABILITIES and COPIED_FRACTIONS where
+    given. Tensors a server before the audio channel sent lack the audio outputs: every
+    segment is then visual and the visual score the score."""
     ids = tensors["VIDEO_IDS"].reshape(-1)
     n = len(ids)
 
@@ -359,6 +379,7 @@ def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
 
     libraries = column("VIDEO_LIBRARIES", b"")
     scores = column("SCORES", 0.0)
+    probabilities, fractions = column("PROBABILITIES", None), column("COPIED_FRACTIONS", None)
     visual = [float(x) for x in tensors.get("VISUAL_SCORES", np.array(scores)).reshape(-1)]
     audio, reuse = column("AUDIO_SCORES", 0.0), column("AUDIO_REUSE", False)
     owners = tensors["SEGMENT_VIDEO"].reshape(-1)
@@ -381,6 +402,8 @@ def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
             visual_score=visual[k],
             audio_score=float(audio[k]),
             audio_reuse=bool(reuse[k]),
+            probability=None if probabilities[k] is None else float(probabilities[k]),
+            copied_fraction=None if fractions[k] is None else float(fractions[k]),
         )
         for k, (raw, flag) in enumerate(zip(ids, column("REPRODUCED", False), strict=True))
     ]

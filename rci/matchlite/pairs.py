@@ -1,0 +1,321 @@
+"""Labelled (query, candidate) pairs for MatchLite, composed at feature level from a
+benchmark build (`rci-bench build`, then `rci-bench run` or `replay` for its library and
+cached query features).
+
+Each split's queries are taken as they are ("real": every candidate recall gives, as
+served) and recomposed ("composed"): a span of one query, a montage of spans of several in
+shuffled order, one query with another's span inserted; then, by chance, a speed change of
+the pictures, the audio removed, or the audio swapped for another query's. The truth
+follows each span, so a composed query's copied segments are known. Candidates come from
+the served recall over the build's library and are matched by the served code (rci.match);
+a composed query only keeps candidates of its own split, so pairs for training never touch
+a val or test video. A fixed seed gives the same pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rci.bench.edits import EditKind
+from rci.bench.metrics import match_records
+from rci.bench.replay import load_query_features, served_library
+from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
+from rci.library.background import background_path, read_background
+from rci.match.intervals import union_length
+from rci.match.normalize import Background
+from rci.match.pair_input import CHANNELS, SIDE_FEATURES, match_inputs
+from rci.match.recall import recall_recurring
+from rci.match.verdict import QueryAudio, match_candidates
+from rci.match.views import QueryViews
+
+EDITS = tuple(k.value for k in EditKind)  # one output of the kind head each
+MIN_COPY_SECONDS = 2.0  # a pair sharing less is too short to call either way: left out
+PERIOD = 1.0  # seconds between a query's frames (rci.preprocess: 1 fps)
+
+
+@dataclass
+class Clip:
+    """A query's features with the truth they carry, times from 0."""
+
+    embeddings: np.ndarray  # (T, D) float32
+    mirrored: np.ndarray  # (T, D) float32
+    whole: np.ndarray  # (T, D) float32: the frames themselves where no inset was found
+    times: np.ndarray  # (T,) float32 seconds
+    audio: np.ndarray  # (V, A, B) uint8 query audio views; A = 0 without sound
+    audio_times: np.ndarray  # (A,) float32 seconds
+    duration: float  # seconds
+    truth: list[dict]  # {ref_id, query_start, query_end, ref_start, ref_end, edits}
+
+    def __post_init__(self) -> None:
+        t = len(self.times)
+        for name in ("embeddings", "mirrored", "whole"):
+            if getattr(self, name).shape != (t, EMBEDDING_DIM):
+                raise ValueError(f"{name} must be ({t}, {EMBEDDING_DIM})")
+        if self.audio.shape[1] != len(self.audio_times):
+            raise ValueError(
+                f"audio has {self.audio.shape[1]} windows, {len(self.audio_times)} times"
+            )
+
+
+def load_clip(build_dir: Path, query: dict) -> Clip:
+    """A manifest query's cached features (rci.bench.replay) as a Clip."""
+    f = load_query_features(build_dir, query["query_id"])
+    audio = f.audio if f.audio is not None else np.zeros((20, 0, 32), np.uint8)
+    times = f.audio_times if f.audio_times is not None else np.zeros(0, np.float32)
+    edits = [e["name"] for e in query["edits"]]
+    truth = [{**t, "edits": edits} for t in query["truth"]]
+    whole = f.whole if f.whole is not None else f.embeddings
+    duration = max(float(query["duration"]), float(f.timestamps[-1]) + PERIOD)
+    return Clip(f.embeddings, f.mirrored, whole, f.timestamps, audio, times, duration, truth)
+
+
+def cut(clip: Clip, start: float, end: float) -> Clip:
+    """clip's [start, end) s, from 0; truth spans clipped and mapped linearly."""
+    keep = (clip.times >= start) & (clip.times < end)
+    heard = (clip.audio_times >= start) & (clip.audio_times < end)
+    truth = []
+    for t in clip.truth:
+        lo, hi = max(t["query_start"], start), min(t["query_end"], end)
+        if hi <= lo:
+            continue
+        rate = (t["ref_end"] - t["ref_start"]) / max(t["query_end"] - t["query_start"], 1e-6)
+        truth.append(
+            {
+                **t,
+                "query_start": lo - start,
+                "query_end": hi - start,
+                "ref_start": t["ref_start"] + (lo - t["query_start"]) * rate,
+                "ref_end": t["ref_start"] + (hi - t["query_start"]) * rate,
+            }
+        )
+    return Clip(
+        clip.embeddings[keep],
+        clip.mirrored[keep],
+        clip.whole[keep],
+        clip.times[keep] - start,
+        clip.audio[:, heard],
+        clip.audio_times[heard] - start,
+        end - start,
+        truth,
+    )
+
+
+def join(clips: list[Clip]) -> Clip:
+    """Clips one after the other."""
+    offset, parts = 0.0, []
+    for c in clips:
+        shifted = [
+            {**t, "query_start": t["query_start"] + offset, "query_end": t["query_end"] + offset}
+            for t in c.truth
+        ]
+        parts.append((c, offset, shifted))
+        offset += c.duration
+    return Clip(
+        np.concatenate([c.embeddings for c, _, _ in parts]),
+        np.concatenate([c.mirrored for c, _, _ in parts]),
+        np.concatenate([c.whole for c, _, _ in parts]),
+        np.concatenate([c.times + o for c, o, _ in parts]).astype(np.float32),
+        np.concatenate([c.audio for c, _, _ in parts], axis=1),
+        np.concatenate([c.audio_times + o for c, o, _ in parts]).astype(np.float32),
+        offset,
+        [t for _, _, shifted in parts for t in shifted],
+    )
+
+
+def faster(clip: Clip, speed: float) -> Clip:
+    """The pictures played `speed` times as fast (frames resampled at PERIOD), without sound:
+    a fingerprint of sped-up audio cannot be made from the features."""
+    duration = clip.duration / speed
+    times = np.arange(0.0, duration, PERIOD, dtype=np.float32)
+    src = np.clip(np.searchsorted(clip.times, times * speed), 0, len(clip.times) - 1)
+    truth = [
+        {**t, "query_start": t["query_start"] / speed, "query_end": t["query_end"] / speed}
+        for t in clip.truth
+    ]
+    silent = clip.audio[:, :0]
+    return Clip(
+        clip.embeddings[src], clip.mirrored[src], clip.whole[src], times, silent,
+        clip.audio_times[:0], duration, truth,
+    )  # fmt: skip
+
+
+def dubbed(clip: Clip, other: Clip | None) -> Clip:
+    """clip with the sound of `other` from its start (None: no sound)."""
+    if other is None:
+        return dataclasses.replace(clip, audio=clip.audio[:, :0], audio_times=clip.audio_times[:0])
+    heard = other.audio_times < clip.duration
+    return dataclasses.replace(
+        clip, audio=other.audio[:, heard], audio_times=other.audio_times[heard]
+    )
+
+
+def compose(clips: list[Clip], rng: np.random.Generator) -> tuple[str, Clip]:
+    """One composed query from a split's clips: its recipe and its Clip."""
+
+    def span(c: Clip, shortest: float = 4.0) -> Clip:
+        length = rng.uniform(min(shortest, c.duration), c.duration)
+        start = rng.uniform(0.0, c.duration - length)
+        return cut(c, start, start + length)
+
+    pick = lambda: clips[rng.integers(len(clips))]  # noqa: E731
+    kind = rng.choice(["span", "montage", "insert"], p=[0.4, 0.35, 0.25])
+    if kind == "span":
+        clip = span(pick())
+    elif kind == "montage":
+        clip = join([span(pick(), 3.0) for _ in range(rng.integers(2, 5))])
+    else:
+        host, guest = pick(), span(pick(), 3.0)
+        at = rng.uniform(0.0, host.duration)
+        clip = join([cut(host, 0.0, at), guest, cut(host, at, host.duration)])
+    recipe = [str(kind)]
+    roll = rng.random()
+    if roll < 0.15:
+        speed = float(rng.choice([0.5, 0.75, 1.25, 1.5, 2.0]))
+        clip, recipe = faster(clip, speed), recipe + [f"speed {speed}"]
+    elif roll < 0.3:
+        clip, recipe = dubbed(clip, None), recipe + ["silent"]
+    elif roll < 0.45:
+        clip, recipe = dubbed(clip, pick()), recipe + ["dubbed"]
+    return " + ".join(recipe), clip
+
+
+@dataclass
+class PairSet:
+    """Labelled pairs with what the student and the teacher read. Per pair: maps (C, H, W)
+    float16; side (F,) float32; label 1 when the query copies MIN_COPY_SECONDS or more of
+    the candidate; weight 0 for a pair sharing less (scored, never trained on); the query's
+    share copied; kinds (len(EDITS),) uint8, the copy's edits; the query's row in queries;
+    the candidate's id. Per query: {query_id, split, recipe, frames (T, D) float16}, its
+    heuristic predictions (runner format) and its truth as a manifest holds it. Per
+    candidate: its (Tr, D) float16 library descriptors."""
+
+    maps: list[np.ndarray] = field(default_factory=list)
+    side: list[np.ndarray] = field(default_factory=list)
+    label: list[float] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+    fraction: list[float] = field(default_factory=list)
+    kinds: list[np.ndarray] = field(default_factory=list)
+    query: list[int] = field(default_factory=list)
+    ref_ids: list[str] = field(default_factory=list)
+    queries: list[dict] = field(default_factory=list)
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    truth: list[dict] = field(default_factory=list)
+    refs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def pairs_of(clip: Clip, matches: list, recurrence: np.ndarray, out: PairSet) -> int:
+    """Add the labelled pairs of a query's matches to `out`; how many were added."""
+    added = 0
+    row = len(out.queries) - 1
+    for m, p in zip(matches, match_inputs(matches, clip.times, recurrence), strict=True):
+        if m.grid is None:
+            continue
+        mine = [t for t in clip.truth if t["ref_id"] == m.video_id]
+        copied = union_length([(t["query_start"], t["query_end"]) for t in mine])
+        kinds = np.zeros(len(EDITS), np.uint8)
+        for t in mine:
+            for e in t["edits"]:
+                if e in EDITS:
+                    kinds[EDITS.index(e)] = 1
+        out.maps.append(p.maps.astype(np.float16))
+        out.side.append(p.side)
+        out.label.append(float(copied >= MIN_COPY_SECONDS))
+        out.weight.append(float(copied == 0.0 or copied >= MIN_COPY_SECONDS))
+        out.fraction.append(min(1.0, copied / max(clip.duration, 1e-6)))
+        out.kinds.append(kinds)
+        out.query.append(row)
+        out.ref_ids.append(m.video_id)
+        added += 1
+    return added
+
+
+def build_pairs(
+    build_dir: Path,
+    splits: dict[str, int],
+    seed: int = 0,
+    library: str = "bench",
+    model: DescriptorModel = DescriptorModel.SSCD_RESNET50,
+) -> PairSet:
+    """Pairs of each split: its real queries, and splits[split] composed ones."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    data_dir = build_dir / "server-data"
+    index = served_library(data_dir, library, model)
+    background = Background(read_background(background_path(data_dir, model), EMBEDDING_DIM))
+    split_of = {s["id"]: s["split"] for s in manifest["sources"]}
+    rng = np.random.default_rng(seed)
+    out = PairSet()
+    for split, composed in splits.items():
+        chosen = [q for q in manifest["queries"] if q["split"] == split]
+        clips = [load_clip(build_dir, q) for q in chosen]
+        jobs = [(q["query_id"], "real", c) for q, c in zip(chosen, clips, strict=True)]
+        jobs += [(f"{split}-{n:05d}", *compose(clips, rng)) for n in range(composed)]
+        for query_id, recipe, clip in jobs:
+            if not len(clip.times):
+                continue
+            views = background.normalized(
+                QueryViews(clip.embeddings, clip.mirrored, whole=clip.whole)
+            )
+            audio = clip.audio if clip.audio.shape[1] else None
+            candidates, recurrence = recall_recurring(index, views, audio=audio)
+            if recipe != "real" or split == "train":  # never a val or test video in training
+                candidates = [c for c in candidates if split_of.get(c.video_id) == split]
+            sound = QueryAudio(clip.audio, clip.audio_times) if audio is not None else None
+            matches = match_candidates(
+                dataclasses.replace(views, recurrence=recurrence),
+                clip.times,
+                [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
+                audio=sound,
+                candidate_audio=[c.audio for c in candidates] if sound is not None else None,
+            )
+            for c in candidates:
+                out.refs.setdefault(c.video_id, c.embeddings.astype(np.float16))
+            frames = clip.embeddings.astype(np.float16)
+            out.queries.append(
+                {"query_id": query_id, "split": split, "recipe": recipe, "frames": frames}
+            )
+            pairs_of(clip, matches, recurrence, out)
+            out.records[query_id] = match_records(matches)
+            kind = next((q["kind"] for q in chosen if q["query_id"] == query_id), "composed")
+            truth = [{k: v for k, v in t.items() if k != "edits"} for t in clip.truth]
+            out.truth.append({"query_id": query_id, "split": split, "kind": kind, "truth": truth})
+    return out
+
+
+def save_pairs(pairs: PairSet, path: Path, meta: dict) -> None:
+    """pairs to one .npz (no pickles), and every query's truth and heuristic predictions
+    beside it (.records.json)."""
+    shapes = np.array([m.shape[1:] for m in pairs.maps], np.int32).reshape(-1, 2)
+    frames = [q["frames"] for q in pairs.queries]
+    np.savez(
+        path,
+        maps=np.concatenate([m.reshape(-1) for m in pairs.maps])
+        if pairs.maps
+        else np.zeros(0, np.float16),
+        shapes=shapes,
+        side=np.stack(pairs.side).astype(np.float32),
+        label=np.array(pairs.label, np.float32),
+        weight=np.array(pairs.weight, np.float32),
+        fraction=np.array(pairs.fraction, np.float32),
+        kinds=np.stack(pairs.kinds),
+        query=np.array(pairs.query, np.int32),
+        ref_ids=np.array(pairs.ref_ids, dtype=str),
+        query_ids=np.array([q["query_id"] for q in pairs.queries], dtype=str),
+        query_splits=np.array([q["split"] for q in pairs.queries], dtype=str),
+        recipes=np.array([q["recipe"] for q in pairs.queries], dtype=str),
+        frames=np.concatenate(frames),
+        frame_counts=np.array([len(f) for f in frames], np.int32),
+        ref_table=np.array(list(pairs.refs), dtype=str),
+        ref_frames=np.concatenate(list(pairs.refs.values())),
+        ref_counts=np.array([len(x) for x in pairs.refs.values()], np.int32),
+        channels=np.array(CHANNELS),
+        side_features=np.array(SIDE_FEATURES),
+        edits=np.array(EDITS),
+        meta=np.array(json.dumps(meta)),
+    )
+    records = {"records": pairs.records, "queries": pairs.truth}
+    path.with_suffix(".records.json").write_text(json.dumps(records))

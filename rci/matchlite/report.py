@@ -1,0 +1,143 @@
+"""MatchLite's report: each scorer's pair scores turned into the benchmark's predictions
+(segments from the served alignment, the scorer's score and decision) and scored as
+`rci-bench run` scores them, with each decision threshold chosen on val."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rci.bench.run import score
+
+SYSTEMS = ("heuristic", "teacher", "student", "student_distilled")
+LABELS = {
+    "heuristic": "heuristic (served: normalization, chrome suppression)",
+    "teacher": "teacher",
+    "student": "student, hard labels only",
+    "student_distilled": "student, distilled (MatchLite)",
+}
+COLUMNS = ("decision_f1", "pair_uap", "vcsl_f", "decision_precision", "decision_recall")
+
+
+def predictions(
+    records: dict[str, list[dict]],
+    queries: list[dict],
+    scores: dict[tuple[str, str], float] | None,
+    threshold: float,
+) -> list[dict]:
+    """Prediction records of `queries` (runner format): each match scored by `scores`
+    ((query id, video id) -> score; a pair missing scores 0) or, for None, by its own
+    heuristic score; reproduced from `threshold`."""
+    out = []
+    for q in queries:
+        matches = []
+        for m in records[q["query_id"]]:
+            s = m["score"] if scores is None else scores.get((q["query_id"], m["ref_id"]), 0.0)
+            matches.append({**m, "score": float(s), "reproduced": bool(s >= threshold)})
+        out.append({"query_id": q["query_id"], "matches": matches, "box_iou": None})
+    return out
+
+
+def choose_threshold(
+    records: dict[str, list[dict]],
+    queries: list[dict],
+    scores: dict[tuple[str, str], float] | None,
+) -> float:
+    """The threshold of best decision F1 over `queries` (the val split): the middle of the
+    widest run of thresholds that reach it."""
+    values = sorted(
+        {
+            m["score"] if scores is None else scores.get((q["query_id"], m["ref_id"]), 0.0)
+            for q in queries
+            for m in records[q["query_id"]]
+        }
+    )
+    if not values:
+        return 0.5
+    # Thresholds between consecutive scores decide alike; try each gap's middle.
+    middles = [(a + b) / 2 for a, b in zip(values[:-1], values[1:], strict=True)]
+    cuts = [values[0] - 1e-3, *middles, values[-1] + 1e-3]
+    f1 = [score(queries, predictions(records, queries, scores, c))["decision_f1"] for c in cuts]
+    best = max(f1)
+    runs, start = [], None
+    for n, value in enumerate(f1 + [-1.0]):
+        if value == best and start is None:
+            start = n
+        elif value != best and start is not None:
+            runs.append((start, n - 1))
+            start = None
+    a, b = max(runs, key=lambda r: (cuts[r[1]] - cuts[r[0]], -r[0]))
+    return float((cuts[a] + cuts[b]) / 2)
+
+
+def near_miss_false_positives(queries: list[dict], preds: list[dict]) -> int:
+    """Pairs reported reproduced by near-miss queries (they copy nothing)."""
+    return sum(
+        m["reproduced"]
+        for q, p in zip(queries, preds, strict=True)
+        if q.get("kind") == "near_miss"
+        for m in p["matches"]
+    )
+
+
+def evaluate(
+    records: dict[str, list[dict]],
+    queries: list[dict],
+    scores: dict[tuple[str, str], float] | None,
+) -> dict:
+    """Threshold on val; metrics of val and test, real queries and composed apart."""
+    val = [q for q in queries if q["split"] == "val"]
+    threshold = choose_threshold(records, val, scores)
+    out = {"threshold": threshold}
+    for split in ("val", "test"):
+        for part in ("real", "composed"):
+            chosen = [
+                q for q in queries
+                if q["split"] == split and (q["kind"] == "composed") == (part == "composed")
+            ]  # fmt: skip
+            if not chosen:
+                continue
+            preds = predictions(records, chosen, scores, threshold)
+            row = {k: v for k, v in score(chosen, preds).items() if k in COLUMNS}
+            row["near_miss_false_positives"] = near_miss_false_positives(chosen, preds)
+            row["queries"] = len(chosen)
+            out[f"{split} {part}"] = row
+    return out
+
+
+def pair_scores(query_ids, query, ref_ids, values: np.ndarray, rows: np.ndarray) -> dict:
+    """{(query id, video id): value} of pairs `rows`."""
+    return {(str(query_ids[query[r]]), str(ref_ids[r])): float(values[r]) for r in rows}
+
+
+def markdown(report: dict) -> str:
+    """The report's tables: each system on test (real queries, then composed), then cost."""
+    lines = []
+    for part in ("test real", "test composed", "val real", "val composed"):
+        lines += [
+            f"\n{part} (threshold chosen on val)\n",
+            "| scorer | threshold | F1 | pair uAP | VCSL F | P | R | near-miss FP |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name in SYSTEMS:
+            r = report["systems"].get(name)
+            if r is None or part not in r:
+                continue
+            row = r[part]
+            cells = [f"{row.get(c, float('nan')):.3f}" for c in COLUMNS]
+            lines.append(
+                f"| {LABELS[name]} | {r['threshold']:.3f} | "
+                + " | ".join(cells)
+                + f" | {row['near_miss_false_positives']} |"
+            )
+    cost = report.get("cost")
+    if cost:
+        lines += [
+            "\n| model | parameters | FLOPs per pair (60 x 30 grid) | ms per pair (15 pairs) |",
+            "|---|---|---|---|",
+        ]
+        for name, c in cost.items():
+            ms = f"{c['ms_per_pair']:.3f}" if c.get("ms_per_pair") is not None else "-"
+            lines.append(f"| {name} | {c['parameters']:,} | {c['flops']:,.0f} | {ms} |")
+        if "flops_ratio" in report:
+            lines.append(f"\nteacher / student FLOPs: {report['flops_ratio']:.1f}x")
+    return "\n".join(lines)

@@ -80,6 +80,7 @@ def test_training_is_reproducible_and_its_export_is_checked(pairs_file, tmp_path
     ]
     a, b = ((tmp_path / n / "matchlite.onnx").read_bytes() for n in ("a", "b"))
     assert a == b and reports[0]["sha256"] == hashlib.sha256(a).hexdigest()
+    assert reports[0]["sha256_undistilled"] == reports[1]["sha256_undistilled"]
     report = reports[0]
     assert report["export_max_difference"] <= 1e-4
     assert set(report["systems"]) == {"heuristic", "teacher", "student", "student_distilled"}

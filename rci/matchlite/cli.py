@@ -4,6 +4,7 @@ student (the `train` extra: torch), report them.
     rci-matchlite pairs --bench .rci/bench-full --out .rci/matchlite/pairs.npz
     rci-matchlite train --pairs .rci/matchlite/pairs.npz --out .rci/matchlite
     rci-matchlite report --out .rci/matchlite
+    rci-matchlite ship --out .rci/matchlite     # the student and its card into rci/matchlite/
 """
 
 from __future__ import annotations
@@ -68,6 +69,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Copy a run's student into the package (rci/matchlite/matchlite.onnx) with its card."""
+    import shutil
+
+    from rci.matchlite.report import model_card
+    from rci.matchlite.scorer import MODEL_PATH
+
+    report = json.loads((args.out / "report.json").read_text())
+    shutil.copyfile(args.out / "matchlite.onnx", MODEL_PATH)
+    MODEL_PATH.with_name("MODEL_CARD.md").write_text(model_card(report))
+    print(f"shipped {MODEL_PATH} ({report['onnx_bytes']} bytes, sha256 {report['sha256']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rci-matchlite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="print the report of a training run as markdown")
     p.add_argument("--out", type=Path, default=Path(".rci/matchlite"))
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("ship", help="put a run's student into the package, with its card")
+    p.add_argument("--out", type=Path, default=Path(".rci/matchlite"))
+    p.set_defaults(func=cmd_ship)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -141,3 +141,38 @@ def markdown(report: dict) -> str:
         if "flops_ratio" in report:
             lines.append(f"\nteacher / student FLOPs: {report['flops_ratio']:.1f}x")
     return "\n".join(lines)
+
+
+def model_card(report: dict) -> str:
+    """The shipped student's card: what it is, how it was made, its figures, its sha256."""
+    meta = report["pairs_meta"]
+    bench = meta["bench"]
+    composed = ", ".join(f"{n} {s}" for s, n in meta["composed"].items())
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in report["seconds"].items())
+    return f"""# MatchLite student (matchlite.onnx)
+
+The learned pair scorer that decides `REPRODUCED` in rci_detect (docs/matchlite.md). Inputs
+MAPS (N, 3, H, W), MASK (N, 1, H, W), SIDE (N, 12) float32 (rci/match/pair_input.py);
+outputs PROBABILITY (N,), FRACTION (N,), KINDS (N, 18). Metadata: `rci.descriptor`
+{meta["descriptor"]}, `rci.threshold` {report["systems"]["student_distilled"]["threshold"]:.6f}
+(chosen on val).
+
+- sha256: `{report["sha256"]}` ({report["onnx_bytes"]:,} bytes)
+- Made by, from a clean checkout with the train extra (`make install-train`):
+
+      rci-bench build --full --seed {bench["seed"]} --out .rci/bench-full
+      rci-bench run --out .rci/bench-full          # leaves the served library
+      rci-bench replay --out .rci/bench-full       # caches every query's features
+      rci-matchlite pairs --bench .rci/bench-full --seed {meta["seed"]}
+      rci-matchlite train --seed {report["seed"]} --student-epochs {report["epochs"]["student"]} \\
+          --teacher-epochs {report["epochs"]["teacher"]} --threads {report["threads"]}
+      rci-matchlite ship
+
+- Benchmark build: version {bench["version"]}, mode {bench["mode"]}, seed {bench["seed"]}; pairs
+  from its train split only (real queries and {composed} composed queries); thresholds on
+  val; figures below on test.
+- Teacher and student trained on CPU (2 threads): {seconds}.
+- Export check: largest |onnxruntime - torch| probability {report["export_max_difference"]:.2e}.
+
+{markdown(report)}
+"""

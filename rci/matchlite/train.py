@@ -70,28 +70,27 @@ class Pairs:
 
 
 def load_pairs(path: Path) -> Pairs:
-    with np.load(path, allow_pickle=False) as z:
-        shapes = z["shapes"]
-        channels = len(z["channels"])
-        sizes = channels * shapes[:, 0] * shapes[:, 1]
-        flat = z["maps"]
-        starts = np.r_[0, np.cumsum(sizes)]
-        maps = [
-            flat[a:b].reshape(channels, h, w)
-            for a, b, (h, w) in zip(starts[:-1], starts[1:], shapes, strict=True)
-        ]
-        counts = np.r_[0, np.cumsum(z["frame_counts"])]
-        frames = [z["frames"][a:b] for a, b in zip(counts[:-1], counts[1:], strict=True)]
-        rcounts = np.r_[0, np.cumsum(z["ref_counts"])]
-        refs = {
-            str(k): z["ref_frames"][a:b]
-            for k, a, b in zip(z["ref_table"], rcounts[:-1], rcounts[1:], strict=True)
-        }
-        return Pairs(
-            maps, z["side"], z["label"], z["weight"], z["fraction"], z["kinds"], z["query"],
-            z["ref_ids"], z["query_ids"], z["query_splits"], z["recipes"], frames, refs,
-            json.loads(str(z["meta"])),
-        )  # fmt: skip
+    """A pairs file; each array read once (an NpzFile reads an array at every access)."""
+    with np.load(path, allow_pickle=False) as npz:
+        z = {name: npz[name] for name in npz.files}
+    shapes, channels = z["shapes"], len(z["channels"])
+    starts = np.r_[0, np.cumsum(channels * shapes[:, 0] * shapes[:, 1])]
+    maps = [
+        z["maps"][a:b].reshape(channels, h, w)
+        for a, b, (h, w) in zip(starts[:-1], starts[1:], shapes, strict=True)
+    ]
+    counts = np.r_[0, np.cumsum(z["frame_counts"])]
+    frames = [z["frames"][a:b] for a, b in zip(counts[:-1], counts[1:], strict=True)]
+    rcounts = np.r_[0, np.cumsum(z["ref_counts"])]
+    refs = {
+        str(k): z["ref_frames"][a:b]
+        for k, a, b in zip(z["ref_table"], rcounts[:-1], rcounts[1:], strict=True)
+    }
+    return Pairs(
+        maps, z["side"], z["label"], z["weight"], z["fraction"], z["kinds"], z["query"],
+        z["ref_ids"], z["query_ids"], z["query_splits"], z["recipes"], frames, refs,
+        json.loads(str(z["meta"])),
+    )  # fmt: skip
 
 
 def _binned_tokens(frames: np.ndarray) -> np.ndarray:
@@ -375,6 +374,7 @@ def train_all(
         times[name] = round(time.perf_counter() - started, 1)
         return result
 
+    seeded(seed)  # the first model's weights, as each later one's, from the seed alone
     student = stage(
         "student",
         lambda: fit(Student(kinds=kinds), p, train, epochs=student_epochs, seed=seed, log=log),

@@ -209,7 +209,8 @@ def print_detection(result: DetectResult, title: str) -> None:
     """A table of every candidate: id, scores, decisions and segments with what found them."""
     table = Table(title=title)
     several = len({m.library for m in result.matches}) > 1
-    columns = ("library video", "score", "visual", "audio", "reproduced", "audio reuse")
+    columns = ("library video", "MatchLite", "copied", "heuristic", "visual", "audio")
+    columns += ("reproduced", "audio reuse")
     for column in (*columns, "query s <-> reference s (score, found by)"):
         table.add_column(column)
     for m in result.matches:
@@ -221,6 +222,8 @@ def print_detection(result: DetectResult, title: str) -> None:
         name = f"{m.library}/{m.video_id}" if several else m.video_id
         table.add_row(
             name,
+            "-" if m.probability is None else f"{m.probability:.3f}",
+            "-" if m.copied_fraction is None else f"{m.copied_fraction:.0%}",
             f"{m.score:.3f}",
             f"{m.visual_score:.3f}",
             f"{m.audio_score:.3f}",
@@ -241,7 +244,7 @@ def print_detection(result: DetectResult, title: str) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     with _connect(args) as client:
         try:
-            result = client.detect(args.path, _names(args.library))
+            result = client.detect(args.path, _names(args.library), args.verdict)
         except (RciClientError, OSError) as exc:
             console.print(f"[red]{args.path}: {exc}[/red]")
             return 1
@@ -457,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--library", default="main", help="a library, or several comma-separated")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--verdict",
+        choices=["matchlite", "heuristic"],
+        default=None,
+        help="who decides `reproduced` (default: each library's `verdict`, matchlite)",
+    )
     _add_connection(p)
     p.set_defaults(func=cmd_detect)
 

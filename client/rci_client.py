@@ -18,10 +18,15 @@ from rci.preprocess.media import DecodeLimits, check_size
 from rci.serving.auth import TOKEN_HEADER
 
 DETECT_OUTPUTS = [
-    "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
+    "VIDEO_IDS", "VIDEO_LIBRARIES", "SCORES", "PROBABILITIES", "COPIED_FRACTIONS",
+    "REPRODUCED", "SEGMENTS", "SEGMENT_VIDEO",
     "VISUAL_SCORES", "AUDIO_SCORES", "AUDIO_REUSE", "SEGMENT_MODALITIES",
     "DURATION", "TIMESTAMPS", "CONTENT_BOXES",
 ]  # fmt: skip
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 class RciClientError(RuntimeError):
@@ -62,6 +67,8 @@ class DetectResult:
                     "video_id": m.video_id,
                     "library": m.library,
                     "score": round(m.score, 4),
+                    "probability": _rounded(m.probability),
+                    "copied_fraction": _rounded(m.copied_fraction),
                     "visual_score": round(m.visual_score, 4),
                     "audio_score": round(m.audio_score, 4),
                     "reproduced": m.reproduced,
@@ -219,20 +226,28 @@ class RciClient:
             seconds=time.perf_counter() - start,
         )
 
-    def detect(self, video: bytes | str | Path, library: str | list[str] = "main") -> DetectResult:
+    def detect(
+        self,
+        video: bytes | str | Path,
+        library: str | list[str] = "main",
+        verdict: str | None = None,
+    ) -> DetectResult:
         """Which videos of `library` (a name, or a list of names searched together) the video
-        reproduces, with segments and scores; each match names its library."""
+        reproduces, with segments and scores; each match names its library. `verdict`
+        "heuristic" has the hand-set rule decide (an A/B), "matchlite" the learned scorer;
+        None: each library's setting."""
         start = time.perf_counter()
         names = [library] if isinstance(library, str) else list(library)
         libraries = np.array([n.encode() for n in names], dtype=object)
-        out = self._infer(
-            "rci_detect",
-            [
-                self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
-                self._input("LIBRARY", libraries, "BYTES"),
-            ],
-            DETECT_OUTPUTS,
-        )
+        inputs = [
+            self._input("VIDEO_BYTES", self._bytes(video), "UINT8"),
+            self._input("LIBRARY", libraries, "BYTES"),
+        ]
+        if verdict is not None:
+            inputs.append(
+                self._input("VERDICT", np.array([verdict.encode()], dtype=object), "BYTES")
+            )
+        out = self._infer("rci_detect", inputs, DETECT_OUTPUTS)
         return DetectResult(
             matches=unpack_matches(out),
             duration=float(out["DURATION"][0]),

@@ -29,6 +29,11 @@ def test_ingest_detect_status(server, media, tmp_path):
     detected = json.loads(rci("detect", str(media["query"]), "--json", *url).stdout)
     assert detected["matches"][0]["video_id"] == media["truth"].video_id
     assert detected["matches"][0]["reproduced"] is True
+    assert 0.0 <= detected["matches"][0]["probability"] <= 1.0
+    by_rule = json.loads(
+        rci("detect", str(media["query"]), "--json", "--verdict", "heuristic", *url).stdout
+    )
+    assert all(m["reproduced"] == (m["score"] >= 0.5) for m in by_rule["matches"])
     table = rci(
         "detect", str(media["query"]), "--protocol", "grpc", "--url", server.grpc_url
     ).stdout

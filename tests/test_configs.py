@@ -78,6 +78,23 @@ def test_preprocess_calls_a_descriptor_that_fits(target):
         assert models[0] == "rci_preprocess" and "rci_descriptor" not in models
 
 
+@pytest.mark.parametrize("target", list(Target), ids=lambda t: t.value)
+def test_matchlite_calls_a_student_that_fits_and_decides_detect(target):
+    """rci_matchlite hands the pairs rci_match made to the model its config names (BLS): it
+    must take them as rci_match makes them; and detect's REPRODUCED is rci_matchlite's."""
+    configs = target_configs(target)
+    student = configs[configs["rci_matchlite"].parameters["student_model"].string_value]
+    taken = {t.name: (t.data_type, list(t.dims)) for t in student.input}
+    made = {t.name: (t.data_type, list(t.dims)) for t in configs["rci_match"].output}
+    assert taken == {name: made[f"PAIR_{name}"] for name in ("MAPS", "MASK", "SIDE")}
+    assert {t.name for t in student.output} >= {"PROBABILITY", "FRACTION"}
+    assert student.platform == ("tensorrt_plan" if target is Target.GPU else "")
+    detect = configs["rci_detect"].ensemble_scheduling
+    assert detect.step[-1].model_name == "rci_matchlite"
+    assert detect.step[-1].output_map["REPRODUCED"] == "REPRODUCED"
+    assert step_of(configs["rci_detect"], "rci_match").output_map["REPRODUCED"] != "REPRODUCED"
+
+
 def test_checker_rejects_a_broken_ensemble():
     configs = copy.deepcopy(target_configs(Target.CPU))
     step = step_of(configs["rci_detect"], "rci_recall")

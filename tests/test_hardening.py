@@ -264,6 +264,72 @@ def test_match_called_directly_checks_the_views_and_penalties(server, protocol):
         assert error is not None and expected in error and "internal" not in error, error
 
 
+def matchlite_inputs(n=2, h=5, w=4, **replace):
+    """rci_matchlite's inputs for n pairs on h x w grids, as rci_match makes them; each
+    named input in `replace` is swapped for the (array, datatype) given."""
+    maps = np.zeros((n, 3, h, w), np.float32)
+    side = np.zeros((n, 12), np.float32)
+    side[:, 10] = 1 / 8  # one segment each
+    inputs = {
+        "PAIR_MAPS": (maps, "FP32"),
+        "PAIR_MASK": (np.ones((n, 1, h, w), np.float32), "FP32"),
+        "PAIR_SIDE": (side, "FP32"),
+        "HEURISTIC_REPRODUCED": (np.arange(n) % 2 == 0, "BOOL"),
+        "SAME_AUDIO": (np.ones(n, bool), "BOOL"),
+        "VIDEO_LIBRARIES": (np.array([b"main"] * n, dtype=object), "BYTES"),
+        **replace,
+    }
+    return [(name, array, datatype) for name, (array, datatype) in inputs.items()]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_matchlite_called_directly_checks_its_pairs(server, protocol):
+    ok, error = raw(server, protocol, "rci_matchlite", matchlite_inputs())
+    assert error is None and ok.as_numpy("PROBABILITIES").shape == (2,)
+    # Same audio and not reproduced is reuse.
+    assert (ok.as_numpy("AUDIO_REUSE") == ~ok.as_numpy("REPRODUCED")).all()
+    for n, h, w in ((0, 1, 1), (1, 1, 1), (3, 1, 9)):  # no pair; one-frame videos
+        ok, error = raw(server, protocol, "rci_matchlite", matchlite_inputs(n, h, w))
+        assert error is None and ok.as_numpy("REPRODUCED").shape == (n,), error
+    heuristic = (np.array([b"heuristic"], dtype=object), "BYTES")
+    ok, error = raw(server, protocol, "rci_matchlite", matchlite_inputs(VERDICT=heuristic))
+    assert ok.as_numpy("REPRODUCED").tolist() == [True, False]  # HEURISTIC_REPRODUCED's
+    # Another descriptor's pairs, decided by the rule: answered, the student's scores NaN.
+    other = (np.array([b"sscd_mobilenetv4"], dtype=object), "BYTES")
+    ok, error = raw(server, protocol, "rci_matchlite",
+                    matchlite_inputs(VERDICT=heuristic, DESCRIPTOR=other))  # fmt: skip
+    assert error is None and np.isnan(ok.as_numpy("PROBABILITIES")).all()
+    nan = np.full((2, 3, 5, 4), np.nan, np.float32)
+    for replace, expected in (
+        ({"PAIR_MAPS": (nan, "FP32")}, "finite"),
+        ({"PAIR_MASK": (np.ones((2, 1, 5, 3), np.float32), "FP32")}, "PAIR_MASK must be"),
+        ({"PAIR_MASK": (np.full((2, 1, 5, 4), 0.5, np.float32), "FP32")}, "0 and 1"),
+        ({"PAIR_SIDE": (np.zeros((3, 12), np.float32), "FP32")}, "PAIR_SIDE must be (2, 12)"),
+        ({"PAIR_MAPS": (np.zeros((2, 3, 200, 4), np.float32), "FP32"),
+          "PAIR_MASK": (np.ones((2, 1, 200, 4), np.float32), "FP32")}, "grids up to 128"),
+        ({"SAME_AUDIO": (np.ones(3, bool), "BOOL")}, "SAME_AUDIO must be (2,)"),
+        ({"VIDEO_LIBRARIES": (np.array([b"main"], dtype=object), "BYTES")}, "verdicts"),
+        ({"VERDICT": (np.array([b"best"], dtype=object), "BYTES")}, "unknown verdict 'best'"),
+        ({"DESCRIPTOR": other}, "sscd_mobilenetv4"),
+        ({"PAIR_MAPS": (np.zeros((2, 3, 0, 4), np.float32), "FP32"),
+          "PAIR_MASK": (np.ones((2, 1, 0, 4), np.float32), "FP32")}, "a cell on each side"),
+    ):  # fmt: skip
+        _, error = raw(server, protocol, "rci_matchlite", matchlite_inputs(**replace))
+        assert error is not None and expected in error and "internal" not in error, error
+        assert error.startswith(("400", "StatusCode.INVALID_ARGUMENT")), error
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_matchlite_student_called_directly_checks_its_pairs(server, protocol):
+    inputs = matchlite_inputs()[:3]
+    renamed = [(name.removeprefix("PAIR_"), array, kind) for name, array, kind in inputs]
+    ok, error = raw(server, protocol, "rci_matchlite_student", renamed)
+    assert error is None and ok.as_numpy("KINDS").shape == (2, 18)
+    renamed[0] = ("MAPS", np.full((2, 3, 5, 4), np.inf, np.float32), "FP32")
+    _, error = raw(server, protocol, "rci_matchlite_student", renamed)
+    assert error is not None and "finite" in error, error
+
+
 def audio_inputs(views=20, windows=8, candidate_windows=8, lengths=(8,)):
     """rci_match's audio inputs: the query's views and times, one candidate's windows."""
     rng = np.random.default_rng(0)

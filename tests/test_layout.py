@@ -8,8 +8,9 @@ import pytest
 from rci.serving.repository import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "rci"
-# Pipeline order; `errors` is shared by every stage, `bench` drives them all.
-STAGES = ["errors", "preprocess", "describe", "library", "match", "serving", "bench"]
+# Pipeline order; `errors` is shared by every stage, `bench` drives them all, `train` learns
+# from the benchmark what `match` serves.
+STAGES = ["errors", "preprocess", "describe", "library", "match", "serving", "bench", "train"]
 
 
 def stage_of(module: str) -> str | None:

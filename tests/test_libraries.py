@@ -78,6 +78,7 @@ video_min_similarity = 0.4
         ("[libraries.main]\nnprobe = 64.0\n", "nprobe must be int"),
         ("[libraries.main]\naudio_nprobe = 0\n", "audio_nprobe and pq_m must be >= 1"),
         ("[libraries.main]\nindex = 1\n", "index must be str"),
+        ('[libraries.main]\nverdict = "best"\n', "unknown verdict 'best'; known: matchlite"),
         ("[library.main]\n", "expected \\[libraries.NAME\\] tables"),
         ("libraries = 3\n", "expected \\[libraries.NAME\\] tables"),
         ("[libraries]\n", "expected \\[libraries.NAME\\] tables"),

@@ -12,6 +12,8 @@ from client import RciClient, RciClientError
 from client.cli import main as cli
 from rci.describe.descriptor import EMBEDDING_DIM
 from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.match.alignment import AlignParams
+from rci.match.matchlite import MatchLite
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from rci.serving.server import TritonServer
 from tests.conftest import server_options
@@ -27,12 +29,14 @@ train_at = 10000
 [libraries.sparse]
 fingerprint_interval = 2.0
 k = 5
+verdict = "heuristic"
 """
 
 
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory, media):
-    """A server over libraries 'main' (IVF-PQ once built) and 'sparse' (one frame in 2 s)."""
+    """A server over libraries 'main' (IVF-PQ once built) and 'sparse' (one frame in 2 s,
+    decided by the hand-set rule)."""
     work = tmp_path_factory.mktemp("configured")
     config = work / "libraries.toml"
     config.write_text(CONFIG)
@@ -91,6 +95,25 @@ def test_detect_over_two_libraries_labels_each_match(configured, media):
     assert {m.library for m in only_sparse.matches} == {"sparse"}
     as_json = result.as_dict()["matches"][0]
     assert as_json["library"] in ("main", "sparse")
+    assert as_json["probability"] is not None and as_json["copied_fraction"] is not None
+
+
+def test_each_library_decides_by_its_own_verdict(configured, media):
+    """'sparse' asks for the hand-set rule: its candidates are reproduced exactly where the
+    heuristic score reaches its threshold; 'main' has MatchLite decide."""
+    client = configured["client"]
+    threshold = MatchLite().threshold
+    for query in (media["query"], media["inside"], media["unrelated"]):
+        result = client.detect(query, ["main", "sparse"])
+        for m in result.matches:
+            if m.library == "sparse":
+                assert m.reproduced == (m.score >= AlignParams().threshold)
+            else:
+                assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+    # The request's VERDICT overrides the library's.
+    asked = client.detect(media["query"], "sparse", verdict="matchlite")
+    assert all(m.reproduced == (m.probability >= threshold and bool(m.segments))
+               for m in asked.matches)  # fmt: skip
 
 
 def test_replace_through_the_ensemble(configured, media):

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
 onnx = pytest.importorskip("onnx", reason="export needs the train extra (onnx)")
 
+from rci.match.matchlite import MatchLite  # noqa: E402
 from rci.match.pair_input import CHANNELS, SIDE_FEATURES  # noqa: E402
-from rci.matchlite.pairs import EDITS, PairSet, save_pairs  # noqa: E402
-from rci.matchlite.scorer import MatchLite  # noqa: E402
-from rci.matchlite.train import train_all  # noqa: E402
+from rci.train.pairs import EDITS, PairSet, save_pairs  # noqa: E402
+from rci.train.train import train_all  # noqa: E402
 
 
 def synthetic_pairs(seed: int = 0) -> PairSet:

@@ -12,7 +12,10 @@ import tritonclient.http as httpclient
 from client import RciClient, RciClientError
 from rci.describe.descriptor import Descriptor, DescriptorModel
 from rci.library.background import background_path, read_background
+from rci.match.alignment import AlignParams
+from rci.match.matchlite import MatchLite, Verdict
 from rci.match.normalize import Background
+from rci.match.pair_input import match_inputs, stack_inputs
 from rci.match.recall import recall_recurring
 from rci.match.verdict import match_candidates
 from rci.match.views import QueryViews
@@ -25,6 +28,7 @@ from tests.test_media import encode
 MODELS = {
     "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
     "rci_library_add", "rci_library_delete", "rci_recall", "rci_match", "rci_status",
+    "rci_matchlite", "rci_matchlite_student",
 }  # fmt: skip
 
 
@@ -79,6 +83,31 @@ def test_unrelated_video_reproduces_nothing(client, media):
     assert client.detect(media["unrelated"]).reproduced == []
 
 
+def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
+    threshold = MatchLite().threshold
+    result = client.detect(media["query"])
+    (copy,) = result.reproduced
+    assert copy.video_id == media["truth"].video_id and copy.probability >= threshold
+    # 8 s of the 32 s query are copied; the heuristic's score is reported beside.
+    assert copy.copied_fraction == pytest.approx(0.25, abs=0.15)
+    assert copy.score >= AlignParams().threshold
+    for m in result.matches:
+        assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+    for m in client.detect(media["unrelated"]).matches:
+        assert m.probability < threshold
+
+
+def test_a_request_can_ask_for_the_heuristic_verdict(client, media):
+    for path in (media["query"], media["inside"], media["unrelated"]):
+        result = client.detect(path, verdict="heuristic")
+        assert result.matches
+        for m in result.matches:
+            assert m.reproduced == (m.score >= AlignParams().threshold)
+            assert m.probability is not None  # still scored, for the comparison
+    with pytest.raises(RciClientError, match="unknown verdict 'best'"):
+        client.detect(media["query"], verdict="best")
+
+
 def test_http_and_grpc_give_the_same_result(server, media):
     with RciClient(server.http_url) as h, RciClient(server.grpc_url, protocol="grpc") as g:
         assert h.detect(media["query"]).matches == g.detect(media["query"]).matches
@@ -98,9 +127,10 @@ def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     model = DescriptorModel.parse("sscd_resnet50")
     background = Background(read_background(background_path(data_dir, model), 512))
     views = background.normalized(views)
-    local = {}
+    local, recurrence = {}, {}
     for name, query in (("mirrored", views), ("plain", QueryViews(views.embeddings))):
         candidates, recurring = recall_recurring(libraries.index("main"), query)
+        recurrence[name] = recurring
         local[name] = match_candidates(
             dataclasses.replace(query, recurrence=recurring),
             video.timestamps,
@@ -112,6 +142,14 @@ def test_served_result_equals_the_local_pipeline(server, data_dir, media):
     for s, m in zip(served, local["mirrored"], strict=True):
         assert s.score == pytest.approx(m.score, abs=1e-4)
         assert [x.as_row()[:4] for x in s.segments] == [x.as_row()[:4] for x in m.segments]
+    # MatchLite reads the same pairs: the served probabilities are the local student's.
+    pairs = match_inputs(local["mirrored"], video.timestamps, recurrence["mirrored"])
+    scorer = MatchLite()
+    scored = scorer.score(
+        *stack_inputs(pairs), scorer.descriptor, [Verdict.MATCHLITE] * len(pairs),
+        np.zeros(len(pairs), bool),
+    )  # fmt: skip
+    assert [m.probability for m in served] == pytest.approx(scored.probability.tolist(), abs=1e-4)
     # ... and the mirrored view changes the copy's score, so the comparison tells them apart.
     assert abs(local["mirrored"][0].score - local["plain"][0].score) > 1e-3
 

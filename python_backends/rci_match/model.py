@@ -1,10 +1,13 @@
 """Triton adapter: align the query (its mirrored and whole views, penalties and recurrence,
 when given) with each candidate, and the query's audio with the candidates' when given;
-returns scores of each modality, decisions, audio reuse, segments and their modalities."""
+returns scores of each modality, the hand-set rule's decisions, audio reuse, segments and
+their modalities, and what the learned scorer (rci_matchlite) reads of each pair."""
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from rci.match.alignment import AlignParams
+from rci.match.pair_input import match_inputs, pack_inputs
 from rci.match.recall import candidate_libraries, unpack_candidate_audio, unpack_candidates
 from rci.match.verdict import FusionParams, checked_query_audio, match_candidates, pack_matches
 from rci.match.views import checked_views
@@ -32,14 +35,15 @@ class TritonPythonModel:
 
     def _run(self, inputs):
         candidates = unpack_candidates(inputs)
+        views = checked_views(
+            inputs["EMBEDDINGS"],
+            inputs.get("MIRRORED_EMBEDDINGS"),
+            inputs.get("QUERY_PENALTY"),
+            recurrence=inputs.get("QUERY_RECURRENCE"),
+            whole=inputs.get("WHOLE_EMBEDDINGS"),
+        )
         matches = match_candidates(
-            checked_views(
-                inputs["EMBEDDINGS"],
-                inputs.get("MIRRORED_EMBEDDINGS"),
-                inputs.get("QUERY_PENALTY"),
-                recurrence=inputs.get("QUERY_RECURRENCE"),
-                whole=inputs.get("WHOLE_EMBEDDINGS"),
-            ),
+            views,
             inputs["TIMESTAMPS"],
             candidates,
             self.params,
@@ -50,4 +54,10 @@ class TritonPythonModel:
             candidate_audio=unpack_candidate_audio(inputs, len(candidates)),
             fusion=self.fusion,
         )
-        return pack_matches(matches)
+        pairs = match_inputs(matches, inputs["TIMESTAMPS"], views.recurrence)
+        same_audio = [m.audio_score >= self.fusion.threshold for m in matches]
+        return {
+            **pack_matches(matches),
+            **pack_inputs(pairs),
+            "SAME_AUDIO": np.array(same_audio, dtype=bool),
+        }

@@ -1,12 +1,15 @@
-"""What the learned pair scorer (MatchLite, rci.matchlite) reads of one (query, candidate)
-pair: maps on a grid of query x reference time, and a few numbers the alignment found.
+"""What the learned pair scorer (MatchLite: rci.match.matchlite, trained by rci.train) reads
+of one (query, candidate) pair: maps on a grid of query x reference time, and a few numbers
+the alignment found.
 
 Maps (C, H, W), each cell the best over the frames it covers (a grid is at most MAX_SIDE a
 side; longer videos put several frames in a cell):
     visual   the frames' similarity (normalized, best query view; rci.match.views)
-    audio    the audio windows' similarity at those moments (1 - 2 x bit errors / bits,
-             best query tempo and phase), 0 where either side has no sound
-    path     1 on the cells the kept segments pass through (visual, audio or both)
+    audio    the similarity of the audio windows nearest each cell's middle moment on either
+             side (1 - 2 x bit errors / bits, best query tempo and phase), 0 where either
+             side has no sound
+    path     1 on the cell each grid row's middle moment maps to along a kept segment
+             (visual, audio or both)
 Side (F,): SIDE_FEATURES, in that order.
 All of it is cheap at query time: matching has every input at hand.
 """
@@ -118,7 +121,7 @@ def pair_grid(
     query_sound = query_audio is not None and query_audio.shape[1] > 0
     ref_sound = ref_audio is not None and len(ref_audio) > 0
     if query_sound and ref_sound:
-        # The windows nearest each cell's middle moment: cells are 1-2 s, windows 0.3 s apart.
+        # The windows nearest each cell's middle moment: cells are 1-2 s, windows 0.5 s apart.
         iq = _nearest(query_audio_times, row_times.mean(axis=1))
         ir = _nearest(ref_audio_times, col_times.mean(axis=1))
         q = unpack_signs(query_audio[:, iq])  # (V, H, bits)
@@ -142,8 +145,8 @@ def _extent(times: np.ndarray) -> float:
 
 
 def path_map(grid: PairGrid, segments) -> np.ndarray:
-    """(H, W) float32: 1 on the cells each segment's diagonal (query span mapped linearly to
-    its reference span) passes through."""
+    """(H, W) float32: along each segment (its query span mapped linearly to its reference
+    span), 1 on the cell each of its rows' middle moment maps to."""
     h, w = grid.maps.shape[1:]
     out = np.zeros((h, w), np.float32)
     row_mid = grid.row_times.mean(axis=1)

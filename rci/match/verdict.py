@@ -402,11 +402,17 @@ def unpack_matches(tensors: dict[str, np.ndarray]) -> list[Match]:
             visual_score=visual[k],
             audio_score=float(audio[k]),
             audio_reuse=bool(reuse[k]),
-            probability=None if probabilities[k] is None else float(probabilities[k]),
-            copied_fraction=None if fractions[k] is None else float(fractions[k]),
+            probability=_finite(probabilities[k]),
+            copied_fraction=_finite(fractions[k]),
         )
         for k, (raw, flag) in enumerate(zip(ids, column("REPRODUCED", False), strict=True))
     ]
+
+
+def _finite(value) -> float | None:
+    """A served probability or fraction; None where none was given or it is NaN (pairs the
+    student could not score, decided by the rule)."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _text(raw) -> str:

@@ -132,6 +132,13 @@ def string_input(inputs: dict[str, np.ndarray], name: str) -> str:
     return values[0]
 
 
+def optional_string(inputs: dict[str, np.ndarray], name: str) -> str | None:
+    """An optional one-string input's value; None when absent, empty or ""."""
+    if name not in inputs or inputs[name].size == 0:
+        return None
+    return string_input(inputs, name) or None
+
+
 def string_list(inputs: dict[str, np.ndarray], name: str) -> list[str]:
     """A TYPE_STRING input's UTF-8 values, flattened."""
     try:

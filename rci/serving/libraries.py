@@ -24,6 +24,8 @@ audio_min_similarity = 0.7        # a window below this cosine (1 - 2 x bit erro
 audio_nprobe = 32                 # with "ivfpq", snapshots also hold a binary IVF over the
                                   # audio windows (from 10,000 of them): lists an audio
                                   # window visits
+verdict = "matchlite"             # who decides `reproduced`: the learned pair scorer, or
+                                  # "heuristic", the alignment's hand-set rule (an A/B)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
 from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
 from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.match.matchlite import Verdict
 from rci.match.recall import RecallParams, check_audio_views, recall_recurring
 from rci.match.views import QueryViews, checked_views
 
@@ -70,6 +73,7 @@ class LibrarySettings:
     rebuild_growth: float = 2.0
     auto_build: bool = True
     fingerprint_interval: float = 0.0
+    verdict: str = "matchlite"
     recall: RecallParams = field(default_factory=RecallParams)
 
     def __post_init__(self) -> None:
@@ -79,6 +83,7 @@ class LibrarySettings:
             raise ValueError("nprobe, audio_nprobe and pq_m must be >= 1, nlist and train_at >= 0")
         if not (self.rebuild_growth == 0 or self.rebuild_growth > 1):
             raise ValueError(f"rebuild_growth must be 0 or > 1, got {self.rebuild_growth}")
+        Verdict.parse(self.verdict)
         if not 0 <= self.fingerprint_interval <= 60:
             raise ValueError(
                 f"fingerprint_interval must be 0-60 seconds, got {self.fingerprint_interval}"

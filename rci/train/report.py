@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rci.bench.metrics import decision_scores
 from rci.bench.run import score
 
 SYSTEMS = ("heuristic", "teacher", "student", "student_distilled")
@@ -26,13 +27,16 @@ def predictions(
 ) -> list[dict]:
     """Prediction records of `queries` (runner format): each match scored by `scores`
     ((query id, video id) -> score; a pair missing scores 0) or, for None, by its own
-    heuristic score; reproduced from `threshold`."""
+    heuristic score; reproduced from `threshold` where it has a segment."""
     out = []
     for q in queries:
         matches = []
         for m in records[q["query_id"]]:
             s = m["score"] if scores is None else scores.get((q["query_id"], m["ref_id"]), 0.0)
-            matches.append({**m, "score": float(s), "reproduced": bool(s >= threshold)})
+            # As served (rci.match.matchlite): a candidate without a segment is never
+            # reproduced (the heuristic's score is 0 there anyway).
+            decided = s >= threshold and bool(m["segments"])
+            matches.append({**m, "score": float(s), "reproduced": decided})
         out.append({"query_id": q["query_id"], "matches": matches, "box_iou": None})
     return out
 
@@ -56,7 +60,17 @@ def choose_threshold(
     # Thresholds between consecutive scores decide alike; try each gap's middle.
     middles = [(a + b) / 2 for a, b in zip(values[:-1], values[1:], strict=True)]
     cuts = [values[0] - 1e-3, *middles, values[-1] + 1e-3]
-    f1 = [score(queries, predictions(records, queries, scores, c))["decision_f1"] for c in cuts]
+    # Decision F1 alone (score()'s, without its segment metrics: hundreds of cuts are tried).
+    truth = {(q["query_id"], t["ref_id"]) for q in queries for t in q["truth"]}
+    scored = [
+        ((q["query_id"], m["ref_id"]), s, bool(m["segments"]))
+        for q in queries
+        for m in records[q["query_id"]]
+        for s in [m["score"] if scores is None else scores.get((q["query_id"], m["ref_id"]), 0.0)]
+    ]
+    f1 = [
+        decision_scores(truth, {pair for pair, s, seg in scored if s >= c and seg})[2] for c in cuts
+    ]
     best = max(f1)
     runs, start = [], None
     for n, value in enumerate(f1 + [-1.0]):

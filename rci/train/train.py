@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rci.match.pair_input import grid_cells
-from rci.matchlite.models import Served, Student, Teacher
+from rci.train.models import Served, Student, Teacher
 
 KIND_WEIGHT = 0.2
 DISTILL_WEIGHT = 1.5
@@ -34,7 +34,7 @@ EXPORT_TOLERANCE = 1e-4  # largest |onnxruntime - torch| of a probability
 
 @dataclass
 class Pairs:
-    """A pairs file (rci.matchlite.pairs.save_pairs) in memory."""
+    """A pairs file (rci.train.pairs.save_pairs) in memory."""
 
     maps: list[np.ndarray]  # per pair (C, H, W) float16
     side: np.ndarray  # (N, F) float32
@@ -356,7 +356,7 @@ def train_all(
     (out/teacher_outputs.npz) stay beside them."""
     import hashlib
 
-    from rci.matchlite.report import evaluate, pair_scores
+    from rci.train.report import evaluate, pair_scores
 
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)

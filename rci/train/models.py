@@ -34,28 +34,23 @@ class MapReader(nn.Module):
 
     def __init__(self, *, channels: int, width: int, blocks: int) -> None:
         super().__init__()
-        layers, c = [], channels
+        convs, c = [], channels
         for b in range(blocks):
             w = width * 2**b
-            layers.append(
-                nn.Sequential(
-                    nn.Conv2d(c, w, 3, padding=1),
-                    nn.ReLU(),
-                    nn.Conv2d(w, w, 3, padding=1),
-                    nn.ReLU(),
-                )  # fmt: skip
-            )
+            convs += [nn.Conv2d(c, w, 3, padding=1), nn.Conv2d(w, w, 3, padding=1)]
             c = w
-        self.blocks = nn.ModuleList(layers)
+        self.convs = nn.ModuleList(convs)
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
         self.out_features = 2 * c
 
     def forward(self, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = maps
-        for n, block in enumerate(self.blocks):
-            if n:
+        # Every convolution's output is masked, so padding cells stay 0 and a pair scores the
+        # same alone or padded beside a larger one (as at a video's edge, conv padding is 0).
+        x = maps * mask
+        for n, conv in enumerate(self.convs):
+            if n and n % 2 == 0:
                 x, mask = self.pool(x), self.pool(mask)
-            x = block(x) * mask
+            x = torch.relu(conv(x)) * mask
         return masked_pool(x, mask)
 
 

@@ -300,6 +300,7 @@ def test_matchlite_called_directly_checks_its_pairs(server, protocol):
                     matchlite_inputs(VERDICT=heuristic, DESCRIPTOR=other))  # fmt: skip
     assert error is None and np.isnan(ok.as_numpy("PROBABILITIES")).all()
     nan = np.full((2, 3, 5, 4), np.nan, np.float32)
+    student = (np.array([b"matchlite"], dtype=object), "BYTES")
     for replace, expected in (
         ({"PAIR_MAPS": (nan, "FP32")}, "finite"),
         ({"PAIR_MASK": (np.ones((2, 1, 5, 3), np.float32), "FP32")}, "PAIR_MASK must be"),
@@ -310,7 +311,7 @@ def test_matchlite_called_directly_checks_its_pairs(server, protocol):
         ({"SAME_AUDIO": (np.ones(3, bool), "BOOL")}, "SAME_AUDIO must be (2,)"),
         ({"VIDEO_LIBRARIES": (np.array([b"main"], dtype=object), "BYTES")}, "verdicts"),
         ({"VERDICT": (np.array([b"best"], dtype=object), "BYTES")}, "unknown verdict 'best'"),
-        ({"DESCRIPTOR": other}, "sscd_mobilenetv4"),
+        ({"DESCRIPTOR": other, "VERDICT": student}, "sscd_mobilenetv4"),
         ({"PAIR_MAPS": (np.zeros((2, 3, 0, 4), np.float32), "FP32"),
           "PAIR_MASK": (np.ones((2, 1, 0, 4), np.float32), "FP32")}, "a cell on each side"),
     ):  # fmt: skip

@@ -85,7 +85,7 @@ def test_unrelated_video_reproduces_nothing(client, media):
 
 def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
     threshold = MatchLite().threshold
-    result = client.detect(media["query"])
+    result = client.detect(media["query"], verdict="matchlite")
     (copy,) = result.reproduced
     assert copy.video_id == media["truth"].video_id and copy.probability >= threshold
     # 8 s of the 32 s query are copied; the heuristic's score is reported beside.
@@ -93,17 +93,18 @@ def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
     assert copy.score >= AlignParams().threshold
     for m in result.matches:
         assert m.reproduced == (m.probability >= threshold and bool(m.segments))
-    for m in client.detect(media["unrelated"]).matches:
-        assert m.probability < threshold
+    for m in client.detect(media["unrelated"], verdict="matchlite").matches:
+        assert m.probability < threshold and not m.reproduced
 
 
-def test_a_request_can_ask_for_the_heuristic_verdict(client, media):
+def test_the_rule_decides_by_default_and_a_request_can_ask_either(client, media):
     for path in (media["query"], media["inside"], media["unrelated"]):
-        result = client.detect(path, verdict="heuristic")
-        assert result.matches
-        for m in result.matches:
-            assert m.reproduced == (m.score >= AlignParams().threshold)
-            assert m.probability is not None  # still scored, for the comparison
+        for verdict in (None, "heuristic"):
+            result = client.detect(path, verdict=verdict)
+            assert result.matches
+            for m in result.matches:
+                assert m.reproduced == (m.score >= AlignParams().threshold)
+                assert m.probability is not None  # still scored, for the comparison
     with pytest.raises(RciClientError, match="unknown verdict 'best'"):
         client.detect(media["query"], verdict="best")
 

@@ -165,7 +165,8 @@ def model_card(report: dict) -> str:
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in report["seconds"].items())
     return f"""# MatchLite student (matchlite.onnx)
 
-The learned pair scorer that decides `REPRODUCED` in rci_detect (docs/matchlite.md). Inputs
+The learned pair scorer of rci_detect (docs/matchlite.md; it decides `REPRODUCED` where
+the verdict is "matchlite"). Inputs
 MAPS (N, 3, H, W), MASK (N, 1, H, W), SIDE (N, 12) float32 (rci/match/pair_input.py);
 outputs PROBABILITY (N,), FRACTION (N,), KINDS (N, 18). Metadata: `rci.descriptor`
 {meta["descriptor"]}, `rci.threshold` {report["systems"]["student_distilled"]["threshold"]:.6f}

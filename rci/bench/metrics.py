@@ -19,13 +19,14 @@ Pair = tuple[str, str]  # (query id, reference id)
 
 def match_records(matches) -> list[dict]:
     """Matches (served or in-process: rci.match.verdict.Match) in the runner format; the
-    score is MatchLite's probability where the server gave one (the default verdict's
-    score), else the heuristic's, which is always kept as heuristic_score."""
+    score is the heuristic's, which decides by default, with MatchLite's probability and
+    copied fraction beside it where the server gave them (rescored by
+    rci.train.report where MatchLite decides)."""
     return [
         {
             "ref_id": m.video_id,
-            "score": m.score if m.probability is None else m.probability,
-            "heuristic_score": m.score,
+            "score": m.score,
+            "probability": m.probability,
             "copied_fraction": m.copied_fraction,
             "reproduced": m.reproduced,
             "segments": [s.as_row() for s in m.segments],

@@ -58,7 +58,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         teacher_epochs=args.teacher_epochs,
         threads=args.threads,
     )
-    print(json.dumps(report["table"], indent=1))
+    from rci.train.report import markdown
+
+    print(markdown(report))
     return 0
 
 

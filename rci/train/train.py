@@ -438,8 +438,5 @@ def train_all(
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "sha256_undistilled": hashlib.sha256(onnx_plain).hexdigest(),
     }
-    report["table"] = {
-        k: {s: v.get("test real") for s, v in systems.items()} for k in ("test real",)
-    }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return report

@@ -13,6 +13,7 @@ onnx = pytest.importorskip("onnx", reason="export needs the train extra (onnx)")
 from rci.match.matchlite import MatchLite  # noqa: E402
 from rci.match.pair_input import CHANNELS, SIDE_FEATURES  # noqa: E402
 from rci.train.pairs import EDITS, PairSet, save_pairs  # noqa: E402
+from rci.train.report import SYSTEMS  # noqa: E402
 from rci.train.train import train_all  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def test_training_is_reproducible_and_its_export_is_checked(pairs_file, tmp_path
     assert reports[0]["sha256_undistilled"] == reports[1]["sha256_undistilled"]
     report = reports[0]
     assert report["export_max_difference"] <= 1e-4
-    assert set(report["systems"]) == {"heuristic", "teacher", "student", "student_distilled"}
+    assert set(report["systems"]) == set(SYSTEMS)
     assert report["systems"]["heuristic"]["test real"]["decision_f1"] == 1.0
     # The teacher's outputs are kept for distillation, the teacher itself beside them.
     assert (tmp_path / "a" / "teacher_outputs.npz").exists()

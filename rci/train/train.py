@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rci.match.alignment import AlignParams
 from rci.match.pair_input import grid_cells
 from rci.train.models import Served, Student, Teacher
 
@@ -362,6 +363,9 @@ def train_all(
     out.mkdir(parents=True, exist_ok=True)
     p = load_pairs(pairs_path)
     truth = json.loads(pairs_path.with_suffix(".records.json").read_text())
+    recipes = dict(zip(p.query_ids.tolist(), p.recipes.tolist(), strict=True))
+    for q in truth["queries"]:
+        q["recipe"] = recipes.get(q["query_id"], "real")
     train = np.flatnonzero((p.query_splits[p.query] == "train") & (p.weight > 0))
     scored = np.flatnonzero(p.query_splits[p.query] != "train")
     kinds = p.kinds.shape[1]
@@ -398,7 +402,12 @@ def train_all(
             log=log,
         ),
     )
-    systems = {"heuristic": evaluate(truth["records"], truth["queries"], None)}
+    systems = {
+        "heuristic": evaluate(truth["records"], truth["queries"], None),
+        "heuristic_served": evaluate(
+            truth["records"], truth["queries"], None, AlignParams().threshold
+        ),
+    }
     for name, model in (
         ("teacher", teacher),
         ("student", student),

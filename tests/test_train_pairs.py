@@ -1,0 +1,70 @@
+"""MatchLite's training pairs are composed at feature level (rci.train.pairs): the truth must
+follow each span, and an obscured query must keep exactly the cosine asked of it."""
+
+import numpy as np
+import pytest
+
+from rci.describe.descriptor import EMBEDDING_DIM
+from rci.train.pairs import Clip, cut, join, obscured
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, EMBEDDING_DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clip(rng: np.random.Generator, seconds: int, ref_id: str) -> Clip:
+    """A clip of one frame and one audio window a second, copying ref_id from 10 s on."""
+    emb = unit_rows(rng, seconds)
+    times = np.arange(seconds, dtype=np.float32)
+    audio = rng.integers(0, 256, (2, seconds, 32), dtype=np.uint8)
+    truth = [{"ref_id": ref_id, "query_start": 0.0, "query_end": float(seconds),
+              "ref_start": 10.0, "ref_end": 10.0 + seconds, "edits": []}]  # fmt: skip
+    return Clip(emb, unit_rows(rng, seconds), emb.copy(), times, audio, times.copy(),
+                float(seconds), truth)  # fmt: skip
+
+
+@pytest.mark.parametrize("keep", [0.35, 0.6, 0.8])
+def test_obscured_pictures_keep_the_cosine_asked_and_nothing_else_changes(keep):
+    rng = np.random.default_rng(0)
+    a, other = clip(rng, 12, "A"), clip(rng, 5, "B")
+    out = obscured(a, other, keep, np.random.default_rng(1))
+    for name in ("embeddings", "mirrored", "whole"):
+        mine, theirs = getattr(a, name), getattr(out, name)
+        np.testing.assert_allclose(np.linalg.norm(theirs, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.sum(mine * theirs, axis=1), keep, atol=1e-5)
+    # The frames lean toward the other clip's: the obscuring is an overlay, not noise.
+    toward = np.max(out.embeddings @ other.embeddings.T, axis=1)
+    assert np.all(toward > 0.5)
+    assert out.truth == a.truth and out.duration == a.duration
+    np.testing.assert_array_equal(out.audio, a.audio)
+    np.testing.assert_array_equal(out.times, a.times)
+
+
+def test_obscured_takes_a_random_direction_where_the_partner_frame_is_the_same():
+    rng = np.random.default_rng(2)
+    a = clip(rng, 4, "A")
+    out = obscured(a, a, 0.5, np.random.default_rng(3))
+    assert np.all(np.isfinite(out.embeddings))
+    np.testing.assert_allclose(np.sum(a.embeddings * out.embeddings, axis=1), 0.5, atol=1e-5)
+
+
+def test_a_cut_and_a_join_carry_the_truth_with_the_spans():
+    rng = np.random.default_rng(4)
+    a, b = clip(rng, 20, "A"), clip(rng, 10, "B")
+    part = cut(a, 5.0, 15.0)
+    assert part.duration == 10.0 and len(part.times) == 10
+    (t,) = part.truth
+    assert (t["query_start"], t["query_end"], t["ref_start"], t["ref_end"]) == (
+        0.0,
+        10.0,
+        15.0,
+        25.0,
+    )
+    montage = join([b, part])
+    assert montage.duration == 20.0
+    assert [(t["ref_id"], t["query_start"], t["query_end"]) for t in montage.truth] == [
+        ("B", 0.0, 10.0),
+        ("A", 10.0, 20.0),
+    ]
+    np.testing.assert_array_equal(montage.embeddings[10:], part.embeddings)

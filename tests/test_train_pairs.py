@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rci.describe.descriptor import EMBEDDING_DIM
-from rci.train.pairs import Clip, cut, join, obscured
+from rci.train.pairs import Clip, cut, join, obscured, unrelated
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -68,3 +68,15 @@ def test_a_cut_and_a_join_carry_the_truth_with_the_spans():
         ("A", 10.0, 20.0),
     ]
     np.testing.assert_array_equal(montage.embeddings[10:], part.embeddings)
+
+
+def test_the_unrelated_cover_holds_only_what_copies_nothing():
+    rng = np.random.default_rng(5)
+    a = clip(rng, 20, "A")
+    a.truth[0].update(query_start=5.0, query_end=12.0)
+    b = clip(rng, 6, "B")
+    b.truth.clear()
+    cover = unrelated([a, b])
+    assert cover.truth == [] and cover.duration == 19.0
+    kept = np.concatenate([a.embeddings[:5], a.embeddings[12:], b.embeddings])
+    np.testing.assert_array_equal(cover.embeddings, kept)

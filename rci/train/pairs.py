@@ -158,11 +158,27 @@ def dubbed(clip: Clip, other: Clip | None) -> Clip:
     )
 
 
+def unrelated(clips: list[Clip]) -> Clip:
+    """The clips' stretches that copy nothing (the material the benchmark's queries set
+    their copies in, and its negatives), one after the other."""
+    parts = []
+    for c in clips:
+        start = 0.0
+        for lo, hi in sorted((t["query_start"], t["query_end"]) for t in c.truth):
+            if lo > start:
+                parts.append(cut(c, start, lo))
+            start = max(start, hi)
+        if c.duration > start:
+            parts.append(cut(c, start, c.duration))
+    return join([p for p in parts if len(p.times)])
+
+
 def obscured(clip: Clip, other: Clip, keep: float, rng: np.random.Generator) -> Clip:
-    """clip's pictures pushed toward `other`'s frames until each descriptor keeps cosine
-    `keep` with its own (an overlay, a filmed screen or a stack of edits that leaves the
-    descriptor little of the picture: the copy must then be found by its sound or by weak
-    but consistent pictures)."""
+    """clip's pictures pushed toward `other`'s frames (a run of them from a random start)
+    until each descriptor keeps cosine `keep` with its own: an overlay, a filmed screen or
+    a stack of edits that leaves the descriptor little of the picture, so the copy must be
+    found by its sound or by weak but consistent pictures. `other` must copy nothing, or
+    the query would copy it too (unrelated())."""
     if not len(clip.times) or not len(other.times):
         return clip
     start = int(rng.integers(len(other.times)))
@@ -187,8 +203,9 @@ def obscured(clip: Clip, other: Clip, keep: float, rng: np.random.Generator) -> 
     )
 
 
-def compose(clips: list[Clip], rng: np.random.Generator) -> tuple[str, Clip]:
-    """One composed query from a split's clips: its recipe and its Clip."""
+def compose(clips: list[Clip], cover: Clip, rng: np.random.Generator) -> tuple[str, Clip]:
+    """One composed query from a split's clips (`cover`: their unrelated() stretches): its
+    recipe and its Clip."""
 
     def span(c: Clip, shortest: float = 4.0) -> Clip:
         length = rng.uniform(min(shortest, c.duration), c.duration)
@@ -208,7 +225,7 @@ def compose(clips: list[Clip], rng: np.random.Generator) -> tuple[str, Clip]:
     recipe = [str(kind)]
     if rng.random() < OBSCURED_SHARE:
         keep = float(rng.uniform(0.35, 0.8))
-        clip, recipe = obscured(clip, pick(), keep, rng), recipe + [f"obscured {keep:.2f}"]
+        clip, recipe = obscured(clip, cover, keep, rng), recipe + [f"obscured {keep:.2f}"]
     roll = rng.random()
     if roll < 0.15:
         speed = float(rng.choice([0.5, 0.75, 1.25, 1.5, 2.0]))
@@ -289,7 +306,8 @@ def build_pairs(
         chosen = [q for q in manifest["queries"] if q["split"] == split]
         clips = [load_clip(build_dir, q) for q in chosen]
         jobs = [(q["query_id"], "real", c) for q, c in zip(chosen, clips, strict=True)]
-        jobs += [(f"{split}-{n:05d}", *compose(clips, rng)) for n in range(composed)]
+        cover = unrelated(clips)
+        jobs += [(f"{split}-{n:05d}", *compose(clips, cover, rng)) for n in range(composed)]
         for query_id, recipe, clip in jobs:
             if not len(clip.times):
                 continue

@@ -9,8 +9,9 @@ obscured (each descriptor pushed toward another query's frames), and a speed cha
 the pictures, the audio removed, or the audio swapped for another query's. The truth
 follows each span, so a composed query's copied segments are known. Candidates come from
 the served recall over the build's library and are matched by the served code (rci.match);
-a composed query only keeps candidates of its own split, so pairs for training never touch
-a val or test video. A fixed seed gives the same pairs.
+a composed query only keeps candidates of its own split (val and test ones also the
+never-copied library videos), so pairs for training never touch a val, test or
+never-copied video. A fixed seed gives the same pairs.
 """
 
 from __future__ import annotations
@@ -316,8 +317,11 @@ def build_pairs(
             )
             audio = clip.audio if clip.audio.shape[1] else None
             candidates, recurrence = recall_recurring(index, views, audio=audio)
-            if recipe != "real" or split == "train":  # never a val or test video in training
-                candidates = [c for c in candidates if split_of.get(c.video_id) == split]
+            # Training never sees a val or test video, nor a never-copied one (the real val
+            # and test queries meet those); val and test queries keep the never-copied.
+            mine = {split} if split == "train" else {split, None}
+            if recipe != "real" or split == "train":
+                candidates = [c for c in candidates if split_of.get(c.video_id) in mine]
             sound = QueryAudio(clip.audio, clip.audio_times) if audio is not None else None
             matches = match_candidates(
                 dataclasses.replace(views, recurrence=recurrence),

@@ -51,19 +51,13 @@ def _connect(args: argparse.Namespace) -> RciClient:
     return RciClient(url, protocol=args.protocol, token=_token(args))
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
+def _add_library_options(parser: argparse.ArgumentParser) -> None:
     from rci.describe.descriptor import DescriptorModel
 
-    group = parser.add_argument_group("server")
+    group = parser.add_argument_group("libraries")
     group.add_argument(
         "--data-dir", type=Path, default=Path("rci-data"), help="where libraries persist"
     )
-    group.add_argument(
-        "--work-dir", type=Path, default=Path(".rci"), help="assembled repository and log"
-    )
-    group.add_argument("--http-port", type=int, default=8000)
-    group.add_argument("--grpc-port", type=int, default=8001)
-    group.add_argument("--metrics-port", type=int, default=8002)
     group.add_argument(
         "--descriptor",
         choices=[m.value for m in DescriptorModel],
@@ -79,6 +73,17 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         help="TOML file of [libraries.NAME] tables with each library's parameters "
         "(overrides --libraries; see README)",
     )
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    _add_library_options(parser)
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--work-dir", type=Path, default=Path(".rci"), help="assembled repository and log"
+    )
+    group.add_argument("--http-port", type=int, default=8000)
+    group.add_argument("--grpc-port", type=int, default=8001)
+    group.add_argument("--metrics-port", type=int, default=8002)
     secrets = parser.add_argument_group(
         "access (docs/security.md); each defaults to $NAME, or the file named by $NAME_FILE"
     )
@@ -321,10 +326,15 @@ def cmd_build_index(args: argparse.Namespace) -> int:
         )
         settings = libraries.settings.get(args.library)
         if settings is None:
-            console.print(
-                f"[red]library {args.library!r} is not in the configuration "
-                f"({', '.join(libraries.names)})[/red]"
-            )
+            known = ", ".join(libraries.names)
+            if config_path:
+                why = f"is not in --libraries-config {config_path} ({known})"
+            else:  # The usual slip: the server's TOML was not passed.
+                why = (
+                    f"is not in --libraries ({known}); a library of the server's TOML file "
+                    "needs --libraries-config FILE"
+                )
+            console.print(f"[red]library {args.library!r} {why}[/red]")
             return 2
         if settings.index != "ivfpq":
             console.print(
@@ -494,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FACTOR",
         help="do nothing unless the library holds FACTOR times its snapshot's fingerprints",
     )
-    _add_server_options(p)
+    _add_library_options(p)
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser(

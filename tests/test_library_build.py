@@ -212,7 +212,19 @@ def test_build_index_command(tmp_path, capsys) -> None:
     assert cli([*args, "--library", "flat"]) == 2
     assert 'not configured with index = "ivfpq"' in capsys.readouterr().out
     assert cli([*args, "--library", "nosuch"]) == 2
-    assert "library 'nosuch' is not in the configuration (main, flat)" in capsys.readouterr().out
+    assert f"library 'nosuch' is not in --libraries-config {config} (main, flat)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    # Without the server's TOML file, the message names the flag that was missing.
+    bare = ["build-index", "--data-dir", str(tmp_path / "data"), "--library", "flat"]
+    assert cli(bare) == 2
+    said = " ".join(capsys.readouterr().out.split())
+    assert "is not in --libraries (main); a library of the server's TOML file needs" in said
+    assert "--libraries-config FILE" in said
+    # It takes the library options only: no server ports it would ignore.
+    with pytest.raises(SystemExit):
+        cli([*bare, "--http-port", "9000"])
+    assert "unrecognized arguments: --http-port" in capsys.readouterr().err
     assert cli([*args[:3], "--library", "main"]) == 2  # without the config: flat by default
     config.write_text('[libraries.absent]\nindex = "ivfpq"\n')
     assert cli([*args, "--library", "absent"]) == 2

@@ -602,3 +602,21 @@ def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
     assert [line.split(" | ")[1:3] for line in table[4:]] == [
         ["IndexFlatIP", "-"], ["IVF512,PQ32np", "16"], ["IVF512,PQ32np", "64"],
     ]  # fmt: skip
+
+
+def test_run_names_a_missing_peer_dependency_before_it_starts(tmp_path, monkeypatch, capsys):
+    from rci.bench.cli import main
+
+    # A PATH without fpcalc: the chromaprint peer cannot run, and the run says so at once,
+    # with where to get it, before any server starts or any file is read.
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    assert main(["run", "--out", str(tmp_path / "none"), "--peers", "phash,chromaprint"]) == 2
+    err = capsys.readouterr().err
+    assert "chromaprint needs fpcalc: scripts/system_deps.sh" in err
+    assert "--peers phash,signature" in err
+    assert main(["run", "--out", str(tmp_path / "none"), "--peers", "phash,nosuch"]) == 2
+    assert "'nosuch' is not a valid PeerKind; known peers: phash, chromaprint" in (
+        capsys.readouterr().err
+    )

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from rci.bench.build import FULL, SMALL, build
-from rci.bench.peers import PeerKind
+from rci.bench.peers import PeerKind, missing
 from rci.bench.run import compare, run
 
 
@@ -31,7 +31,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from client import RciClient
 
-    peers = tuple(PeerKind(p) for p in args.peers.split(",") if p)
+    try:
+        peers = tuple(PeerKind(p) for p in args.peers.split(",") if p)
+    except ValueError as e:
+        print(f"{e}; known peers: {', '.join(k.value for k in PeerKind)}", file=sys.stderr)
+        return 2
+    # Said before the hour-long run, not found in its report after it.
+    lacking = [why for kind in peers if (why := missing(kind))]
+    if lacking and not args.reuse_peers:
+        for why in lacking:
+            print(why, file=sys.stderr)
+        print("or leave those peers out: --peers phash,signature", file=sys.stderr)
+        return 2
     if args.url:
         with RciClient(args.url, protocol=args.protocol) as client:
             report = run(args.out, client, args.library, peers, reuse_peers=args.reuse_peers)

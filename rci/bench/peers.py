@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 from collections import Counter
@@ -329,6 +331,18 @@ class PeerKind(enum.Enum):
     CHROMAPRINT = "chromaprint"
     SIGNATURE = "signature"
     VIDEOHASH = "videohash"
+
+
+def missing(kind: PeerKind) -> str | None:
+    """What a peer needs that this machine lacks, and how to get it; None when nothing."""
+    if kind is PeerKind.VIDEOHASH and importlib.util.find_spec("videohash") is None:
+        return (
+            "videohash needs the dev extra: pip install -c constraints.txt -e '.[dev]' "
+            "(make install does it)"
+        )
+    if kind is PeerKind.CHROMAPRINT and shutil.which("fpcalc") is None:
+        return "chromaprint needs fpcalc: scripts/system_deps.sh (Debian's libchromaprint-tools)"
+    return None
 
 
 def make_peer(kind: PeerKind) -> Peer:

@@ -200,8 +200,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             try:
                 r = client.ingest(path, video_id, args.library, replace=args.replace)
                 progress.console.print(
-                    f"{video_id}: {r.num_fingerprints} fingerprints, "
-                    f"{r.duration:.1f} s, {r.seconds:.2f} s"
+                    f"{video_id}: {'replaced' if r.replaced else 'added'}, "
+                    f"{r.num_fingerprints} fingerprints, {r.duration:.1f} s, {r.seconds:.2f} s"
                 )
             except (RciClientError, OSError) as exc:
                 failures += 1

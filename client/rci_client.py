@@ -44,6 +44,7 @@ class IngestResult:
     num_fingerprints: int
     duration: float  # seconds
     seconds: float  # wall time of the request
+    replaced: bool = False  # a video held under the id was swapped out (replace=True)
 
 
 @dataclass(frozen=True)
@@ -217,13 +218,14 @@ class RciClient:
             f"The ingest of {quote(video_id)} may or may not have been stored: ingest it again "
             "(a stored one answers 'already in library')."
         )
-        out = self._infer("rci_ingest", inputs, ["NUM_FINGERPRINTS", "DURATION"], hint)
+        out = self._infer("rci_ingest", inputs, ["NUM_FINGERPRINTS", "DURATION", "REPLACED"], hint)
         return IngestResult(
             video_id=video_id,
             library=library,
             num_fingerprints=int(out["NUM_FINGERPRINTS"][0]),
             duration=float(out["DURATION"][0]),
             seconds=time.perf_counter() - start,
+            replaced=bool(out["REPLACED"][0]),
         )
 
     def detect(

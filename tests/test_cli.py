@@ -25,7 +25,10 @@ def test_ingest_detect_status(server, media, tmp_path):
     out = rci(
         "ingest", str(media["library"]["bikes"]), "--library", "second", "--id", "cli-bikes", *url
     )
-    assert "cli-bikes: 10 fingerprints" in out.stdout
+    assert "cli-bikes: added, 10 fingerprints" in out.stdout
+    again = ["--library", "second", "--id", "cli-bikes", "--replace", *url]
+    out = rci("ingest", str(media["library"]["bikes"]), *again)
+    assert "cli-bikes: replaced, 10 fingerprints" in out.stdout
     detected = json.loads(rci("detect", str(media["query"]), "--json", *url).stdout)
     assert detected["matches"][0]["video_id"] == media["truth"].video_id
     assert detected["matches"][0]["reproduced"] is True

@@ -124,8 +124,8 @@ def test_thin_keeps_one_fingerprint_per_interval() -> None:
 def test_each_library_stores_at_its_own_interval(tmp_path) -> None:
     settings = {"dense": LibrarySettings(), "sparse": LibrarySettings(fingerprint_interval=2.0)}
     libs = Libraries(tmp_path, settings, descriptor="d", dim=DIM)
-    assert libs.add("dense", video("a", 9, 0)) == 9
-    assert libs.add("sparse", video("a", 9, 0)) == 5
+    assert libs.add("dense", video("a", 9, 0)) == (9, False)
+    assert libs.add("sparse", video("a", 9, 0)) == (5, False)
     stored = libs.index("sparse").video("a")
     assert stored.timestamps.tolist() == [0, 2, 4, 6, 8] and stored.duration == 9.0
 
@@ -175,7 +175,7 @@ def test_replace_swaps_a_video_in_one_record(tmp_path) -> None:
     reader = libs.index("lib")
     with pytest.raises(AlreadyExistsError):
         libs.add("lib", video("a", 6, 2))
-    assert libs.add("lib", video("a", 6, 2), replace=True) == 6
+    assert libs.add("lib", video("a", 6, 2), replace=True) == (6, True)
     log = (tmp_path / "lib" / "log.jsonl").read_text().splitlines()
     assert len(log) == 3 and '"delete"' not in log[-1]  # one add record, no delete
     assert not (tmp_path / "lib" / "videos" / "000000000.npy").exists()
@@ -188,7 +188,7 @@ def test_replace_swaps_a_video_in_one_record(tmp_path) -> None:
         _, ids = index.search(video("a", 4, 0).embeddings, 1)
         assert not np.isin(ids, np.arange(4)).any()
     # Replacing an id the library does not hold adds it.
-    assert libs.add("lib", video("c", 2, 3), replace=True) == 2
+    assert libs.add("lib", video("c", 2, 3), replace=True) == (2, False)
     assert libs.index("lib").video_ids == ["b", "a", "c"]
 
 

@@ -52,7 +52,7 @@ def three_videos() -> list[VideoFingerprints]:
 def test_add_then_search_is_exact(tmp_path, three_videos) -> None:
     libs = libraries(tmp_path)
     writer = libs.writer("lib")
-    assert [writer.add(v) for v in three_videos] == [5, 3, 7]
+    assert [writer.add(v) for v in three_videos] == [(5, False), (3, False), (7, False)]
     index = libs.index("lib")
     assert index.video_ids == ["a", "b", "c"]
     # Videos are keyed by their log position; a fingerprint's id is key << 20 | frame.

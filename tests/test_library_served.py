@@ -119,10 +119,13 @@ def test_replace_through_the_ensemble(configured, media):
     client = configured["client"]
     video_id = "replaced"
     first, second = list(media["library"].values())[:2]
-    client.ingest(first, video_id, "sparse")
+    assert not client.ingest(first, video_id, "sparse").replaced
     with pytest.raises(RciClientError, match="already in library"):
         client.ingest(second, video_id, "sparse")
-    client.ingest(second, video_id, "sparse", replace=True)
+    # The answer says which happened: swapped out here, added where the id was new.
+    assert client.ingest(second, video_id, "sparse", replace=True).replaced
+    assert not client.ingest(first, "replaced-new", "sparse", replace=True).replaced
+    client.delete("replaced-new", "sparse")
     # The id now shows the second video: a copy of the first no longer finds it.
     result = client.detect(first, "sparse")
     assert video_id not in {m.video_id for m in result.reproduced}

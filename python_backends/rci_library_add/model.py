@@ -1,6 +1,7 @@
 """Triton adapter: store a video's fingerprints, and its audio fingerprints when given, in a
 named library (or replace the video of that id when REPLACE is true); returns
-NUM_FINGERPRINTS, the fingerprints kept."""
+NUM_FINGERPRINTS, the fingerprints kept, and REPLACED, whether a video of that id was
+swapped out."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -39,5 +40,8 @@ class TritonPythonModel:
             audio=audio,
         )
         replace = "REPLACE" in inputs and bool(inputs["REPLACE"].reshape(-1).any())
-        count = self.libraries.add(string_input(inputs, "LIBRARY"), video, replace=replace)
-        return {"NUM_FINGERPRINTS": np.array([count], dtype=np.int32)}
+        stored = self.libraries.add(string_input(inputs, "LIBRARY"), video, replace=replace)
+        return {
+            "NUM_FINGERPRINTS": np.array([stored.fingerprints], dtype=np.int32),
+            "REPLACED": np.array([stored.replaced], dtype=bool),
+        }

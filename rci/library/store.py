@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -343,6 +344,14 @@ class FileLock:
         os.close(self._fd)
 
 
+class Stored(NamedTuple):
+    """What an add stored: the video's fingerprints, and whether it replaced one held under
+    its id."""
+
+    fingerprints: int
+    replaced: bool
+
+
 class LibraryWriter:
     """Adds, replaces and deletes videos; adding an id the library holds is refused
     (AlreadyExistsError) unless replacing, deleting one it does not hold too (NotFoundError)."""
@@ -350,10 +359,10 @@ class LibraryWriter:
     def __init__(self, folder: LibraryFolder) -> None:
         self.folder = folder
 
-    def add(self, video: VideoFingerprints, *, replace: bool = False) -> int:
-        """Store `video` durably; returns its number of fingerprints. With `replace`, an
-        existing video of that id is swapped out in the same log record: readers see the
-        old video or the new one, never neither."""
+    def add(self, video: VideoFingerprints, *, replace: bool = False) -> Stored:
+        """Store `video` durably. With `replace`, an existing video of that id is swapped
+        out in the same log record: readers see the old video or the new one, never
+        neither."""
         video.check(self.folder.meta.dim)
         with self.folder.lock():
             live = self._recover()
@@ -386,7 +395,7 @@ class LibraryWriter:
             self._append(record)
             if old is not None:  # after the record, as for a delete
                 self._unlink(old)
-        return len(video.embeddings)
+        return Stored(len(video.embeddings), old is not None)
 
     def delete(self, video_id: str) -> int:
         """Remove `video_id` durably; returns how many fingerprints it had."""

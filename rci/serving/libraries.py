@@ -48,7 +48,13 @@ except ModuleNotFoundError:  # Python 3.10, the NGC image's
 from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
 from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
-from rci.library.store import LIBRARY_NAME, LibraryFolder, LibraryWriter, VideoFingerprints
+from rci.library.store import (
+    LIBRARY_NAME,
+    LibraryFolder,
+    LibraryWriter,
+    Stored,
+    VideoFingerprints,
+)
 from rci.match.matchlite import Verdict
 from rci.match.recall import RecallParams, check_audio_views, recall_recurring
 from rci.match.views import QueryViews, checked_views
@@ -221,17 +227,18 @@ class Libraries:
     def writer(self, name: str) -> LibraryWriter:
         return LibraryWriter(self.folder(name))
 
-    def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> int:
-        """Store `video` at the library's fingerprint interval; returns fingerprints kept.
+    def add(self, name: str, video: VideoFingerprints, *, replace: bool = False) -> Stored:
+        """Store `video` at the library's fingerprint interval (Stored: fingerprints kept,
+        whether it replaced a video of its id).
         The add that takes an IVF-PQ library past train_at starts its first build, and the
         one that grows it rebuild_growth-fold since its snapshot a rebuild."""
         writer = self.writer(name)  # an unknown name fails here
         settings = self.settings[name]
         video.check(self.dim)  # before thinning reads its times
-        count = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
+        stored = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
             self._start_build(name, settings)
-        return count
+        return stored
 
     def _start_build(self, name: str, settings: LibrarySettings) -> None:
         """`rci build-index` as a detached process when build_due() says so and no build

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -210,21 +211,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def print_detection(result: DetectResult, title: str) -> None:
-    """A table of every candidate: id, scores, decisions and segments with what found them."""
+def print_detection(result: DetectResult, title: str, every: bool = False) -> None:
+    """A table of the candidates where something was found (`every`: all of them): id,
+    scores, decisions and segments in query-time order with what found them."""
     table = Table(title=title)
     several = len({m.library for m in result.matches}) > 1
-    columns = ("library video", "MatchLite", "copied", "heuristic", "visual", "audio")
+    named = lambda m: f"{m.library}/{m.video_id}" if several else m.video_id  # noqa: E731
+    shown = [m for m in result.matches if every or m.segments or m.reproduced or m.audio_reuse]
+    # An id is what a reviewer acts on: whole on one line, whatever the terminal's width
+    # (a pipe's is 80), the other columns wrap instead.
+    widest = max((len(named(m)) for m in shown), default=0)
+    table.add_column("library video", no_wrap=True, min_width=max(widest, 13))
+    columns = ("MatchLite", "copied", "heuristic", "visual", "audio")
     columns += ("reproduced", "audio reuse")
     for column in (*columns, "query s <-> reference s (score, found by)"):
         table.add_column(column)
-    for m in result.matches:
+    for m in shown:
         segments = "\n".join(
             f"{s.query_start:.1f}-{s.query_end:.1f} <-> {s.ref_start:.1f}-{s.ref_end:.1f} "
             f"({s.score:.2f}, {s.modality})"
-            for s in m.segments
+            for s in sorted(m.segments, key=lambda s: (s.query_start, s.query_end))
         )
-        name = f"{m.library}/{m.video_id}" if several else m.video_id
+        name = named(m)
         table.add_row(
             name,
             "-" if m.probability is None else f"{m.probability:.3f}",
@@ -236,13 +244,25 @@ def print_detection(result: DetectResult, title: str) -> None:
             "yes" if m.audio_reuse else "no",
             segments or "-",
         )
+    # A pipe gets the table's natural width (a script or a log reads it, not a terminal).
+    width = console.width
+    if not console.is_terminal:
+        unbounded = console.options.update_width(100_000)
+        console.width = max(width, Measurement.get(console, unbounded, table).maximum)
     console.print(table)
+    console.width = width
+    if len(shown) < len(result.matches):
+        console.print(
+            f"{len(result.matches) - len(shown)} more candidates, with nothing found, "
+            "left out (--all shows them)"
+        )
     verdict = (
         ", ".join(f"{m.library}/{m.video_id}" if several else m.video_id for m in result.reproduced)
         or "nothing"
     )
     console.print(
-        f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s"
+        f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s",
+        soft_wrap=not console.is_terminal,
     )
 
 
@@ -256,7 +276,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
     else:
-        print_detection(result, f"{args.path} against library {args.library}")
+        print_detection(result, f"{args.path} against library {args.library}", args.all)
     return 0
 
 
@@ -470,6 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--library", default="main", help="a library, or several comma-separated")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="list every candidate, also those with nothing found (no segment, no decision)",
+    )
     p.add_argument(
         "--verdict",
         choices=["matchlite", "heuristic"],

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from client import RciClient, RciClientError
@@ -147,3 +148,30 @@ def test_serve_refuses_an_empty_token_file(tmp_path):
     assert done.returncode == 2
     assert "is empty; give a secret or leave it unset" in done.stdout
     assert not (tmp_path / "w").exists()  # refused before anything started
+
+
+def test_the_table_keeps_ids_whole_lists_segments_in_query_order_and_hides_empty_ones():
+    from rich.console import Console
+
+    import client.cli as cli
+    from client.rci_client import DetectResult
+    from rci.match.alignment import Segment
+    from rci.match.verdict import Match
+
+    long_id = "channel-upload-" + "0123456789" * 6 + "-final"
+    late = Segment(30.0, 40.0, 0.0, 10.0, 0.9, 5)
+    early = Segment(2.0, 8.0, 50.0, 56.0, 0.7, 3)
+    found = Match(long_id, 0.9, True, [late, early], probability=0.99, copied_fraction=0.4)
+    empty = Match("never-copied-one", 0.0, False, [])
+    result = DetectResult([found, empty], 60.0, 1.0, np.zeros(0), np.zeros((0, 4)))
+    for every in (False, True):
+        # A pipe: 80 columns, as `rci detect PATH | tee` has.
+        cli.console = Console(width=80, record=True, force_terminal=False)
+        cli.print_detection(result, "query", every)
+        text = cli.console.export_text()
+        assert sum(long_id in line for line in text.splitlines()) == 2  # table and summary
+        assert text.index("2.0-8.0 <-> 50.0-56.0") < text.index("30.0-40.0 <-> 0.0-10.0")
+        assert ("never-copied-one" in text) == every
+        assert (
+            "1 more candidates, with nothing found, left out (--all shows them)" in text
+        ) != every

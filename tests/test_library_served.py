@@ -29,14 +29,14 @@ train_at = 10000
 [libraries.sparse]
 fingerprint_interval = 2.0
 k = 5
-verdict = "matchlite"
+verdict = "heuristic"
 """
 
 
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory, media):
     """A server over libraries 'main' (IVF-PQ once built) and 'sparse' (one frame in 2 s,
-    decided by MatchLite)."""
+    decided by the hand-set rule)."""
     work = tmp_path_factory.mktemp("configured")
     config = work / "libraries.toml"
     config.write_text(CONFIG)
@@ -99,20 +99,22 @@ def test_detect_over_two_libraries_labels_each_match(configured, media):
 
 
 def test_each_library_decides_by_its_own_verdict(configured, media):
-    """'sparse' asks MatchLite to decide; 'main' keeps the default, the hand-set rule: its
-    candidates are reproduced exactly where the heuristic score reaches its threshold."""
+    """'sparse' asks the hand-set rule to decide: its candidates are reproduced exactly where
+    the heuristic score reaches its threshold; 'main' keeps the default, MatchLite."""
     client = configured["client"]
     threshold = MatchLite().threshold
     for query in (media["query"], media["inside"], media["unrelated"]):
         result = client.detect(query, ["main", "sparse"])
         for m in result.matches:
-            if m.library == "main":
+            if m.library == "sparse":
                 assert m.reproduced == (m.score >= AlignParams().threshold)
             else:
                 assert m.reproduced == (m.probability >= threshold and bool(m.segments))
     # The request's VERDICT overrides the library's.
-    asked = client.detect(media["query"], "sparse", verdict="heuristic")
-    assert all(m.reproduced == (m.score >= AlignParams().threshold) for m in asked.matches)
+    asked = client.detect(media["query"], "sparse", verdict="matchlite")
+    assert all(
+        m.reproduced == (m.probability >= threshold and bool(m.segments)) for m in asked.matches
+    )
 
 
 def test_replace_through_the_ensemble(configured, media):

@@ -97,14 +97,19 @@ def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
         assert m.probability < threshold and not m.reproduced
 
 
-def test_the_rule_decides_by_default_and_a_request_can_ask_either(client, media):
+def test_matchlite_decides_by_default_and_a_request_can_ask_either(client, media):
+    threshold = MatchLite().threshold
     for path in (media["query"], media["inside"], media["unrelated"]):
-        for verdict in (None, "heuristic"):
+        for verdict in (None, "matchlite"):
             result = client.detect(path, verdict=verdict)
             assert result.matches
             for m in result.matches:
-                assert m.reproduced == (m.score >= AlignParams().threshold)
-                assert m.probability is not None  # still scored, for the comparison
+                assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+        result = client.detect(path, verdict="heuristic")
+        assert result.matches
+        for m in result.matches:
+            assert m.reproduced == (m.score >= AlignParams().threshold)
+            assert m.probability is not None  # still scored, for the comparison
     with pytest.raises(RciClientError, match="unknown verdict 'best'"):
         client.detect(media["query"], verdict="best")
 

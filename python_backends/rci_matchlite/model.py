@@ -34,7 +34,7 @@ class TritonPythonModel:
         libraries = string_list(inputs, "VIDEO_LIBRARIES")
         asked = optional_string(inputs, "VERDICT")
         verdicts = [
-            Verdict.parse(asked) if asked else self.verdicts.get(lib, Verdict.HEURISTIC)
+            Verdict.parse(asked) if asked else self.verdicts.get(lib, Verdict.MATCHLITE)
             for lib in libraries
         ]
         scored = self.scorer.score(

@@ -18,10 +18,10 @@ Pair = tuple[str, str]  # (query id, reference id)
 
 
 def match_records(matches) -> list[dict]:
-    """Matches (served or in-process: rci.match.verdict.Match) in the runner format; the
-    score is the heuristic's, which decides by default, with MatchLite's probability and
-    copied fraction beside it where the server gave them (rescored by
-    rci.train.report where MatchLite decides)."""
+    """Matches (served, or in process: rci.match.verdict.Match, decided by
+    rci.match.matchlite.decide) in the runner format: the score is the heuristic's, which
+    ranks pairs for pair uAP; the decision is the verdict's (MatchLite's by default), with
+    its probability and copied fraction beside (None where no scorer ran)."""
     return [
         {
             "ref_id": m.video_id,

@@ -22,6 +22,7 @@ from rci.describe.descriptor import EMBEDDING_DIM, Descriptor, DescriptorModel
 from rci.library.index import LibraryIndex
 from rci.library.store import LibraryFolder
 from rci.match.alignment import AlignParams
+from rci.match.matchlite import MatchLite, Verdict, decide
 from rci.match.normalize import Background
 from rci.match.recall import RecallParams, recall_recurring
 from rci.match.verdict import FusionParams, Match, QueryAudio, match_candidates
@@ -124,14 +125,18 @@ def replay_matches(
     audio_recall: bool = True,
     audio_match: bool = True,
     fusion: FusionParams = FusionParams(),
+    verdict: Verdict | None = Verdict.MATCHLITE,
 ) -> dict[str, list[Match]]:
     """Every query's matches, by query id in manifest order (their segments keep the audio
     score and support a verdict is decided from). With `mirror`, each query is matched by
     its frames and their mirror images, with `whole` also by its frames with an inset whole,
     and with `background`, normalized against it; `screen` False: on the features made
     without the tilted-screen search; `audio_recall` False: candidates by pictures only;
-    `audio_match` False: verdicts by pictures only."""
+    `audio_match` False: verdicts by pictures only. `verdict`: who decides, as served
+    (MatchLite's probability and copied share on every match); None: the hand-set rule,
+    unscored."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
+    scorer = MatchLite() if verdict is not None else None
     out = {}
     for query in manifest["queries"]:
         features = load_query_features(build_dir, query["query_id"], screen)
@@ -147,7 +152,7 @@ def replay_matches(
         sound = None
         if audio_match and features.audio is not None and features.audio_times is not None:
             sound = QueryAudio(features.audio, features.audio_times)
-        out[query["query_id"]] = match_candidates(
+        matches = match_candidates(
             dataclasses.replace(views, recurrence=recurring),
             features.timestamps,
             [(c.video_id, c.embeddings, c.timestamps) for c in candidates],
@@ -156,6 +161,11 @@ def replay_matches(
             candidate_audio=[c.audio for c in candidates] if sound is not None else None,
             fusion=fusion,
         )
+        if verdict is not None:
+            matches = decide(
+                matches, features.timestamps, recurring, verdict, scorer, fusion.threshold
+            )
+        out[query["query_id"]] = matches
     return out
 
 

@@ -5,6 +5,7 @@ request's VERDICT asks for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import numpy as np
 import onnxruntime as ort
 
 from rci.errors import DescriptorMismatchError, RciError, quote
-from rci.match.pair_input import CHANNELS, MAX_SIDE, SIDE_FEATURES
+from rci.match.pair_input import CHANNELS, MAX_SIDE, SIDE_FEATURES, match_inputs, stack_inputs
+from rci.match.verdict import FusionParams
 
 MAX_PAIRS = 256  # rci.match.verdict.MAX_CANDIDATES: what one rci_match response holds
 # The student and its threshold, shipped with the repository (docs/matchlite.md).
@@ -148,3 +150,38 @@ class MatchLite:
         learned = (probability >= self.threshold) & (side[:, SEGMENTS] > 0)
         reproduced = np.where(by_rule, heuristic.astype(bool), learned)
         return Scored(probability.astype(np.float32), fraction.astype(np.float32), reproduced)
+
+
+def decide(
+    matches: list,
+    query_times: np.ndarray,
+    recurrence: np.ndarray | None,
+    verdict: Verdict = Verdict.MATCHLITE,
+    scorer: MatchLite | None = None,
+    same_audio_from: float | None = None,
+) -> list:
+    """`matches` (rci.match.verdict.Match, from match_candidates) as the served ensemble
+    returns them: MatchLite's probability and copied share on each, decided by `verdict`,
+    audio reuse where the audio score reaches `same_audio_from` (FusionParams().threshold
+    by default) without a reproduction. query_times, recurrence: (T,) as for match_inputs."""
+    if not matches:
+        return []
+    scorer = scorer or MatchLite()
+    limit = FusionParams().threshold if same_audio_from is None else same_audio_from
+    pairs = match_inputs(matches, query_times, recurrence)
+    heuristic = np.array([m.reproduced for m in matches], dtype=bool)
+    scored = scorer.score(
+        *stack_inputs(pairs), scorer.descriptor, [verdict] * len(matches), heuristic
+    )
+    return [
+        dataclasses.replace(
+            m,
+            probability=float(p),
+            copied_fraction=float(f),
+            reproduced=bool(r),
+            audio_reuse=bool(m.audio_score >= limit and not r),
+        )
+        for m, p, f, r in zip(
+            matches, scored.probability, scored.fraction, scored.reproduced, strict=True
+        )
+    ]

@@ -24,8 +24,9 @@ audio_min_similarity = 0.7        # a window below this cosine (1 - 2 x bit erro
 audio_nprobe = 32                 # with "ivfpq", snapshots also hold a binary IVF over the
                                   # audio windows (from 10,000 of them): lists an audio
                                   # window visits
-verdict = "heuristic"             # who decides `reproduced`: the alignment's hand-set
-                                  # rule, or "matchlite", the learned pair scorer (an A/B)
+verdict = "matchlite"             # who decides `reproduced`: MatchLite, the learned pair
+                                  # scorer, or "heuristic", the alignment's hand-set rule
+                                  # (an A/B)
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class LibrarySettings:
     rebuild_growth: float = 2.0
     auto_build: bool = True
     fingerprint_interval: float = 0.0
-    # The rule until a student beats it on val (docs/matchlite.md): MatchLite still scores.
-    verdict: str = "heuristic"
+    # MatchLite decides; "heuristic" has the hand-set rule decide (docs/matchlite.md).
+    verdict: str = "matchlite"
     recall: RecallParams = field(default_factory=RecallParams)
 
     def __post_init__(self) -> None:

@@ -232,9 +232,8 @@ def print_detection(result: DetectResult, title: str, every: bool = False) -> No
             f"({s.score:.2f}, {s.modality})"
             for s in sorted(m.segments, key=lambda s: (s.query_start, s.query_end))
         )
-        name = named(m)
         table.add_row(
-            name,
+            named(m),
             "-" if m.probability is None else f"{m.probability:.3f}",
             "-" if m.copied_fraction is None else f"{m.copied_fraction:.0%}",
             f"{m.score:.3f}",
@@ -256,10 +255,7 @@ def print_detection(result: DetectResult, title: str, every: bool = False) -> No
             f"{len(result.matches) - len(shown)} more candidates, with nothing found, "
             "left out (--all shows them)"
         )
-    verdict = (
-        ", ".join(f"{m.library}/{m.video_id}" if several else m.video_id for m in result.reproduced)
-        or "nothing"
-    )
+    verdict = ", ".join(named(m) for m in result.reproduced) or "nothing"
     console.print(
         f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s",
         soft_wrap=not console.is_terminal,

@@ -5,7 +5,7 @@ cached query features).
 Each split's queries are taken as they are ("real": every candidate recall gives, as
 served) and recomposed ("composed"): a span of one query, a montage of spans of several in
 shuffled order, one query with another's span inserted; then, by chance, the pictures
-obscured (each descriptor pushed toward another query's frames), and a speed change of
+obscured (each descriptor pushed toward frames that copy nothing), and a speed change of
 the pictures, the audio removed, or the audio swapped for another query's. The truth
 follows each span, so a composed query's copied segments are known. Candidates come from
 the served recall over the build's library and are matched by the served code (rci.match);
@@ -39,7 +39,7 @@ EDITS = tuple(k.value for k in EditKind)  # one output of the kind head each
 MIN_COPY_SECONDS = 2.0  # a pair sharing less is too short to call either way: left out
 PERIOD = 1.0  # seconds between a query's frames (rci.preprocess: 1 fps)
 # Composed queries whose pictures are obscured (obscured()): the benchmark's edits leave the
-# served rule few borderline pairs, and the held-out world's heavier stacks leave many.
+# served rule few borderline pairs; heavier stacks of edits on real uploads leave many.
 OBSCURED_SHARE = 0.3
 
 

@@ -17,6 +17,7 @@ LABELS = {
     "student": "student, hard labels only",
     "student_distilled": "student, distilled (MatchLite)",
 }
+NEVER = float("inf")  # the cut of a scorer that never decides a pair without a segment
 COLUMNS = ("decision_f1", "pair_uap", "vcsl_f", "decision_precision", "decision_recall")
 
 
@@ -25,19 +26,19 @@ def predictions(
     queries: list[dict],
     scores: dict[tuple[str, str], float] | None,
     threshold: float,
+    unaligned: float = NEVER,
 ) -> list[dict]:
     """Prediction records of `queries` (runner format): each match scored by `scores`
     ((query id, video id) -> score; a pair missing scores 0) or, for None, by its own
-    heuristic score; reproduced from `threshold` where it has a segment."""
+    heuristic score; reproduced from `threshold` where it has a segment, from `unaligned`
+    where it has none (as served: rci.match.matchlite)."""
     out = []
     for q in queries:
         matches = []
         for m in records[q["query_id"]]:
             s = m["score"] if scores is None else scores.get((q["query_id"], m["ref_id"]), 0.0)
-            # As served (rci.match.matchlite): a candidate without a segment is never
-            # reproduced (the heuristic's score is 0 there anyway).
-            decided = s >= threshold and bool(m["segments"])
-            matches.append({**m, "score": float(s), "reproduced": decided})
+            decided = s >= (threshold if m["segments"] else unaligned)
+            matches.append({**m, "score": float(s), "reproduced": bool(decided)})
         out.append({"query_id": q["query_id"], "matches": matches, "box_iou": None})
     return out
 
@@ -84,6 +85,28 @@ def choose_threshold(
     return float((cuts[a] + cuts[b]) / 2)
 
 
+def choose_unaligned(
+    records: dict[str, list[dict]],
+    queries: list[dict],
+    scores: dict[tuple[str, str], float],
+    threshold: float,
+) -> float:
+    """The cut for pairs without a segment, on `queries` (the val split). Such a pair shows
+    a reviewer no copied span, so the scorer alone must make no mistake there: the middle
+    of the gap above the highest-scoring such pair that copies nothing (and above
+    `threshold`), up to the next that copies; NEVER where no copy scores above it."""
+    truth = {(q["query_id"], t["ref_id"]) for q in queries for t in q["truth"]}
+    unaligned = [
+        ((q["query_id"], m["ref_id"]), scores.get((q["query_id"], m["ref_id"]), 0.0))
+        for q in queries
+        for m in records[q["query_id"]]
+        if not m["segments"]
+    ]
+    floor = max([threshold] + [s for pair, s in unaligned if pair not in truth])
+    above = [s for pair, s in unaligned if pair in truth and s > floor]
+    return float((floor + min(above)) / 2) if above else NEVER
+
+
 def near_miss_false_positives(queries: list[dict], preds: list[dict]) -> int:
     """Pairs reported reproduced by near-miss queries (they copy nothing)."""
     return sum(
@@ -107,18 +130,26 @@ def evaluate(
     queries: list[dict],
     scores: dict[tuple[str, str], float] | None,
     threshold: float | None = None,
+    decide_unaligned: bool = False,
 ) -> dict:
     """Metrics of val and test, real queries, composed ones and obscured ones apart, at
-    `threshold` (None: chosen on val)."""
+    `threshold` (None: chosen on val). With `decide_unaligned`, a learned scorer (`scores`
+    given) also decides the pairs without a segment, at a cut chosen on val
+    (choose_unaligned; not served: docs/matchlite.md says why)."""
+    val = [q for q in queries if q["split"] == "val"]
     if threshold is None:
-        threshold = choose_threshold(records, [q for q in queries if q["split"] == "val"], scores)
-    out = {"threshold": threshold}
+        threshold = choose_threshold(records, val, scores)
+    unaligned = NEVER
+    if decide_unaligned and scores is not None:
+        unaligned = choose_unaligned(records, val, scores, threshold)
+    # JSON has no infinity: None stands for "never".
+    out = {"threshold": threshold, "unaligned_threshold": None if unaligned == NEVER else unaligned}
     for split in ("val", "test"):
         for part, belongs in PARTS.items():
             chosen = [q for q in queries if q["split"] == split and belongs(q)]
             if not chosen:
                 continue
-            preds = predictions(records, chosen, scores, threshold)
+            preds = predictions(records, chosen, scores, threshold, unaligned)
             row = {k: v for k, v in score(chosen, preds).items() if k in COLUMNS}
             row["near_miss_false_positives"] = near_miss_false_positives(chosen, preds)
             row["queries"] = len(chosen)

@@ -23,6 +23,11 @@ from client.rci_client import DetectResult, RciClient, RciClientError
 console = Console()
 
 
+def error(text: str) -> None:
+    """`text` in red, whole on one line however narrow the output (a pipe's is 80)."""
+    console.print(f"[red]{escape(text)}[/red]", soft_wrap=True)
+
+
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(
@@ -152,7 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         options = _server_options(args)
     except (ValueError, OSError) as exc:  # an empty or unreadable token or key file
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        error(str(exc))
         return 2
     server = TritonServer(options)
     model = DescriptorModel.parse(options.descriptor)
@@ -178,8 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         console.print("stopping")
-    except ValueError as exc:  # a bad --libraries-config or library name
-        console.print(f"[red]{escape(str(exc))}[/red]")
+    except ValueError as exc:  # a bad --libraries-config or library name, a port in use
+        error(str(exc))
         return 2
     finally:
         server.stop()
@@ -206,33 +211,67 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 )
             except (RciClientError, OSError) as exc:
                 failures += 1
-                progress.console.print(f"[red]{path}: {exc}[/red]")
+                error(f"{path}: {exc}")
             progress.advance(task)
     return 1 if failures else 0
 
 
-def print_detection(result: DetectResult, title: str, every: bool = False) -> None:
-    """A table of the candidates where something was found (`every`: all of them): id,
-    scores, decisions and segments in query-time order with what found them."""
+# `rci detect`'s exit status, as grep's: a script branches on whether a copy was found.
+EXIT_COPY, EXIT_NO_COPY, EXIT_ERROR = 0, 1, 2
+# What `rci detect FOLDER` takes from a folder (its own files, not its subfolders').
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .flv .ts .mts .mpg .mpeg .wmv .3gp .ogv".split()
+)
+
+
+def videos_in(paths: list[Path]) -> list[Path]:
+    """The paths, each folder replaced by its video files (by suffix, sorted); a folder with
+    none is an error, so a wrong folder never passes as 'no copy found'."""
+    out = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+        )
+        if not found:
+            raise OSError(
+                f"{path}: no video files in this folder ({' '.join(sorted(VIDEO_SUFFIXES))})"
+            )
+        out += found
+    return out
+
+
+def print_detections(
+    results: list[tuple[Path, DetectResult]], title: str, every: bool = False
+) -> None:
+    """One table of the candidates where something was found (`every`: all of them), with
+    a query column when there are several queries: id, scores, decisions and segments in
+    query-time order with what found them."""
     table = Table(title=title)
-    several = len({m.library for m in result.matches}) > 1
+    several = len({m.library for _, r in results for m in r.matches}) > 1
     named = lambda m: f"{m.library}/{m.video_id}" if several else m.video_id  # noqa: E731
-    shown = [m for m in result.matches if every or m.segments or m.reproduced or m.audio_reuse]
+    keep = lambda m: every or m.segments or m.reproduced or m.audio_reuse  # noqa: E731
+    shown = [(path, m) for path, r in results for m in r.matches if keep(m)]
     # An id is what a reviewer acts on: whole on one line, whatever the terminal's width
     # (a pipe's is 80), the other columns wrap instead.
-    widest = max((len(named(m)) for m in shown), default=0)
+    widest = max((len(named(m)) for _, m in shown), default=0)
+    if len(results) > 1:
+        table.add_column("query", no_wrap=True)
     table.add_column("library video", no_wrap=True, min_width=max(widest, 13))
     columns = ("MatchLite", "copied", "heuristic", "visual", "audio")
     columns += ("reproduced", "audio reuse")
     for column in (*columns, "query s <-> reference s (score, found by)"):
         table.add_column(column)
-    for m in shown:
+    for path, m in shown:
         segments = "\n".join(
             f"{s.query_start:.1f}-{s.query_end:.1f} <-> {s.ref_start:.1f}-{s.ref_end:.1f} "
             f"({s.score:.2f}, {s.modality})"
             for s in sorted(m.segments, key=lambda s: (s.query_start, s.query_end))
         )
         table.add_row(
+            *([escape(str(path))] if len(results) > 1 else []),
             named(m),
             "-" if m.probability is None else f"{m.probability:.3f}",
             "-" if m.copied_fraction is None else f"{m.copied_fraction:.0%}",
@@ -250,30 +289,54 @@ def print_detection(result: DetectResult, title: str, every: bool = False) -> No
         console.width = max(width, Measurement.get(console, unbounded, table).maximum)
     console.print(table)
     console.width = width
-    if len(shown) < len(result.matches):
+    hidden = sum(len(r.matches) for _, r in results) - len(shown)
+    if hidden:
+        console.print(f"{hidden} more candidates, with nothing found, left out (--all shows them)")
+    for path, result in results:
+        verdict = ", ".join(named(m) for m in result.reproduced) or "nothing"
         console.print(
-            f"{len(result.matches) - len(shown)} more candidates, with nothing found, "
-            "left out (--all shows them)"
+            f"{escape(str(path)) + ' ' if len(results) > 1 else ''}reproduces: {verdict}; "
+            f"query {result.duration:.1f} s, answered in {result.seconds:.2f} s",
+            soft_wrap=not console.is_terminal,
         )
-    verdict = ", ".join(named(m) for m in result.reproduced) or "nothing"
-    console.print(
-        f"reproduces: {verdict}; query {result.duration:.1f} s, answered in {result.seconds:.2f} s",
-        soft_wrap=not console.is_terminal,
-    )
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    with _connect(args) as client:
-        try:
-            result = client.detect(args.path, _names(args.library), args.verdict)
-        except (RciClientError, OSError) as exc:
-            console.print(f"[red]{args.path}: {exc}[/red]")
-            return 1
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
-    else:
-        print_detection(result, f"{args.path} against library {args.library}", args.all)
-    return 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        paths = videos_in(args.paths)
+    except OSError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+
+    def one(path: Path) -> DetectResult | Exception:
+        # A connection per request: clients are not shared between threads.
+        with _connect(args) as client:
+            try:
+                return client.detect(path, _names(args.library), args.verdict)
+            except (RciClientError, OSError) as exc:
+                return exc
+
+    found, failed = [], 0
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for path, outcome in zip(paths, pool.map(one, paths), strict=True):
+            if isinstance(outcome, Exception):
+                failed += 1
+                if args.json:
+                    print(json.dumps({"path": str(path), "error": str(outcome)}), flush=True)
+                else:
+                    error(f"{path}: {outcome}")
+                continue
+            found.append((path, outcome))
+            if args.json:  # one line per query, as each is answered, in the order given
+                print(json.dumps({"path": str(path), **outcome.as_dict()}), flush=True)
+    if found and not args.json:
+        where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} queries"
+        print_detections(found, f"{escape(where)} against library {args.library}", args.all)
+    if failed:
+        return EXIT_ERROR
+    return EXIT_COPY if any(r.reproduced for _, r in found) else EXIT_NO_COPY
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -283,7 +346,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             try:
                 count = client.delete(video_id, args.library)
             except RciClientError as exc:
-                console.print(f"[red]{video_id}: {exc}[/red]")
+                error(f"{video_id}: {exc}")
                 failed += 1
                 continue
             console.print(f"{video_id}: deleted from {args.library} ({count} fingerprints)")
@@ -295,8 +358,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             libraries = client.status()
         except RciClientError as exc:
-            console.print(f"[red]{exc}[/red]")
+            error(str(exc))
             return 1
+    if args.json:
+        print(json.dumps(libraries, indent=1))
+        return 0
     table = Table(title="RCI libraries")
     for column in ("library", "descriptor", "videos", "fingerprints", "audio", "index"):
         table.add_column(column)
@@ -350,7 +416,7 @@ def cmd_build_index(args: argparse.Namespace) -> int:
                     f"is not in --libraries ({known}); a library of the server's TOML file "
                     "needs --libraries-config FILE"
                 )
-            console.print(f"[red]library {args.library!r} {why}[/red]")
+            error(f"library {args.library!r} {why}")
             return 2
         if settings.index != "ivfpq":
             console.print(
@@ -359,7 +425,7 @@ def cmd_build_index(args: argparse.Namespace) -> int:
             )
             return 2
         if not (args.data_dir / args.library).is_dir():
-            console.print(f"[red]no library {args.library!r} in {args.data_dir}[/red]")
+            error(f"no library {args.library!r} in {args.data_dir}")
             return 2
         pointer = build_snapshot(
             libraries.folder(args.library),
@@ -374,7 +440,7 @@ def cmd_build_index(args: argparse.Namespace) -> int:
             console.print(f"{args.library}: a snapshot {why}; nothing built")
             return 0
     except (RciError, ValueError, RuntimeError) as exc:  # RuntimeError: faiss's own
-        console.print(f"[red]{exc}[/red]")
+        error(str(exc))
         return 1
     console.print(
         f"{args.library}: IVF{pointer['nlist']},PQ{pointer['pq_m']} over "
@@ -400,7 +466,7 @@ def cmd_build_background(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         embeddings = write_background(path, model)
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        error(str(exc))
         return 2
     console.print(
         f"{len(embeddings)} background frames for {model.value} in {escape(str(path))} "
@@ -424,7 +490,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     options = ServerOptions(
         data_dir=data_dir,
-        work_dir=work,
+        # Its own repository and log: a server run from the same folder keeps its own.
+        work_dir=work / "demo",
         http_port=_free_port(),
         grpc_port=_free_port(),
         metrics_port=_free_port(),
@@ -443,7 +510,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"inserted at {truth.query_start:.0f} s into unrelated video"
         )
         result = client.detect(query)
-        print_detection(result, f"{query.name} against library main")
+        print_detections([(query, result)], f"{query.name} against library main")
         console.print("stopping tritonserver")
     found = [m for m in result.reproduced if m.video_id == truth.video_id]
     return 0 if found else 1
@@ -482,10 +549,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("detect", help="find library videos that a video reproduces")
-    p.add_argument("path", type=Path)
+    p = sub.add_parser(
+        "detect",
+        help="find library videos that videos reproduce (exit 0: a copy, 1: none, 2: an error)",
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="videos, or folders of videos")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="queries sent at once (the server runs them together)"
+    )
     p.add_argument("--library", default="main", help="a library, or several comma-separated")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per query and line, no table"
+    )
     p.add_argument(
         "--all",
         action="store_true",
@@ -507,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("status", help="libraries, their sizes and descriptor model")
+    p.add_argument("--json", action="store_true", help="print the libraries as JSON")
     _add_connection(p)
     p.set_defaults(func=cmd_status)
 

@@ -28,6 +28,10 @@ class NotFoundError(RciError):
     code = "NOT_FOUND"
 
 
+class UnknownLibraryError(NotFoundError):
+    """A library this server does not hold."""
+
+
 class AlreadyExistsError(RciError):
     """A video id that the library already holds."""
 

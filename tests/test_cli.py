@@ -44,6 +44,9 @@ def test_ingest_detect_status(server, media, tmp_path):
     assert media["truth"].video_id in table and "YES" in table
     status = rci("status", *url).stdout
     assert "main" in status and "sscd_resnet50" in status
+    libraries = {lib["name"]: lib for lib in json.loads(rci("status", "--json", *url).stdout)}
+    assert libraries["second"]["videos"] >= 1 and libraries["second"]["fingerprints"] >= 10
+    assert libraries["main"]["descriptor"] == "sscd_resnet50"
     out = rci("delete", "cli-bikes", "--library", "second", *url)
     assert "cli-bikes: deleted from second (10 fingerprints)" in out.stdout
     again = rci("delete", "cli-bikes", "--library", "second", *url, check=False)
@@ -54,16 +57,53 @@ def test_cli_errors_exit_nonzero(server, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     result = rci("detect", str(bad), "--url", server.http_url, check=False)
-    assert result.returncode == 1 and "not a decodable media container" in result.stdout
+    assert result.returncode == 2 and "not a decodable media container" in result.stdout
     result = rci("ingest", str(bad), "--url", server.http_url, check=False)
     assert result.returncode == 1
 
 
-def test_demo_finds_the_copy(tmp_path):
+def test_detect_takes_a_folder_and_paths_with_jobs_and_exits_by_what_it_found(
+    server, media, tmp_path
+):
+    import shutil
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    shutil.copy(media["query"], folder / "b-copy.mp4")
+    shutil.copy(media["unrelated"], folder / "a-unrelated.mp4")
+    (folder / "notes.txt").write_text("not a video: left out")
+    url = ["--url", server.http_url]
+    out = rci("detect", str(folder), "--jobs", "2", "--json", *url, check=False)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [Path(x["path"]).name for x in lines] == ["a-unrelated.mp4", "b-copy.mp4"]
+    assert not any(m["reproduced"] for m in lines[0]["matches"])
+    assert lines[1]["matches"][0]["video_id"] == media["truth"].video_id
+    assert out.returncode == 0  # a copy found
+    none = rci("detect", str(folder / "a-unrelated.mp4"), *url, check=False)
+    assert none.returncode == 1 and "reproduces: nothing" in none.stdout
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    both = rci("detect", str(bad), str(folder / "b-copy.mp4"), "--jobs", "2", *url, check=False)
+    assert both.returncode == 2  # an error outweighs the copy found beside it
+    assert "not a decodable media container" in both.stdout
+    assert f"reproduces: {media['truth'].video_id}" in both.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = rci("detect", str(empty), *url, check=False)
+    assert nothing.returncode == 2 and "no video files" in nothing.stdout
+
+
+def test_demo_finds_the_copy_and_leaves_a_server_in_the_same_folder_alone(tmp_path):
+    # What `rci serve --work-dir W` keeps in W: its log (and its assembled repository).
+    log = tmp_path / "tritonserver.log"
+    log.write_text("the running server's log\n")
     result = rci("demo", "--work-dir", str(tmp_path), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reproduces: photos-people-food" in result.stdout
     assert "stopping tritonserver" in result.stdout
+    assert log.read_text() == "the running server's log\n"
+    assert not (tmp_path / "model_repository").exists()
+    assert (tmp_path / "demo" / "tritonserver.log").exists()
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -167,7 +207,7 @@ def test_the_table_keeps_ids_whole_lists_segments_in_query_order_and_hides_empty
     for every in (False, True):
         # A pipe: 80 columns, as `rci detect PATH | tee` has.
         cli.console = Console(width=80, record=True, force_terminal=False)
-        cli.print_detection(result, "query", every)
+        cli.print_detections([(Path("query.mp4"), result)], "query", every)
         text = cli.console.export_text()
         assert sum(long_id in line for line in text.splitlines()) == 2  # table and summary
         assert text.index("2.0-8.0 <-> 50.0-56.0") < text.index("30.0-40.0 <-> 0.0-10.0")
@@ -175,3 +215,47 @@ def test_the_table_keeps_ids_whole_lists_segments_in_query_order_and_hides_empty
         assert (
             "1 more candidates, with nothing found, left out (--all shows them)" in text
         ) != every
+
+
+def test_several_queries_share_one_table_with_a_query_column():
+    from rich.console import Console
+
+    import client.cli as cli
+    from client.rci_client import DetectResult
+    from rci.match.alignment import Segment
+    from rci.match.verdict import Match
+
+    copy = Match("ref-a", 0.9, True, [Segment(0.0, 5.0, 0.0, 5.0, 0.9, 5)], probability=0.95)
+    other = Match("ref-b", 0.2, False, [Segment(1.0, 3.0, 9.0, 11.0, 0.4, 2)], probability=0.1)
+    results = [
+        (Path("up/one.mp4"), DetectResult([copy], 30.0, 1.0, np.zeros(0), np.zeros((0, 4)))),
+        (Path("up/two.mp4"), DetectResult([other], 20.0, 1.0, np.zeros(0), np.zeros((0, 4)))),
+    ]
+    cli.console = Console(width=80, record=True, force_terminal=False)
+    cli.print_detections(results, "2 queries", False)
+    text = cli.console.export_text()
+    header = next(line for line in text.splitlines() if "library video" in line)
+    assert header.index("query") < header.index("library video")
+    assert "up/one.mp4 reproduces: ref-a" in text and "up/two.mp4 reproduces: nothing" in text
+    rows = [line for line in text.splitlines() if "ref-a" in line or "ref-b" in line]
+    assert any("up/one.mp4" in r and "ref-a" in r for r in rows)
+    assert any("up/two.mp4" in r and "ref-b" in r for r in rows)
+
+
+def test_serve_on_a_port_in_use_says_so_and_serves_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as other:  # another program holding the HTTP port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(tmp_path / "w"),
+             "--data-dir", str(tmp_path / "d"), "--http-port", str(taken),
+             "--grpc-port", str(free_port()), "--metrics-port", str(free_port())],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"HTTP port {taken} on 127.0.0.1 already in use" in done.stdout
+    assert "RCI serving" not in done.stdout
+    assert not (tmp_path / "w" / "tritonserver.log").exists()  # nothing started

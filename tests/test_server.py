@@ -45,6 +45,22 @@ def test_all_models_load_and_are_ready(server):
     assert all(m["state"] == "READY" for m in index)
 
 
+def test_the_log_names_no_cuda_error_but_those_its_first_line_explains(server):
+    from rci.serving.server import CPU_LOG_NOTE, EXPECTED_CPU_ERRORS
+
+    lines = server.log_path.read_text().splitlines()
+    assert lines[0] + "\n" == CPU_LOG_NOTE
+    # Start-up only: later lines depend on what other tests sent.
+    started = next(n for n, line in enumerate(lines) if "Started HTTPService" in line)
+    errors = [line for line in lines[1:started] if line.startswith("E")]
+    assert errors, "the GPU build's own errors are expected here"  # else the note is stale
+    unexplained = [e for e in errors if not any(x in e for x in EXPECTED_CPU_ERRORS)]
+    assert unexplained == []
+    text = "\n".join(lines[:started])
+    for silenced in ("NVML", "DCGM", "pinned system memory"):
+        assert silenced not in text
+
+
 def test_metrics_are_served(server):
     url = f"http://127.0.0.1:{server.options.metrics_port}/metrics"
     with urllib.request.urlopen(url) as response:

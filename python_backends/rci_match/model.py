@@ -13,12 +13,14 @@ from rci.match.verdict import FusionParams, checked_query_audio, match_candidate
 from rci.match.views import checked_views
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import from_parameters, model_parameters, respond
+from rci.serving.metrics import StageMetrics
 
 
 class TritonPythonModel:
     def initialize(self, args):
         """Read the alignment parameters, the decision threshold and the audio's (audio_*)
         from the config."""
+        self.metrics = StageMetrics(pb_utils, args["model_name"])
         self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         audio = {k: parameters.pop(k) for k in list(parameters) if k.startswith("audio_")}
@@ -30,8 +32,8 @@ class TritonPythonModel:
     def execute(self, requests):
         """One response per request."""
         return respond(
-            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
-        )
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ,
+            tokens=self.tokens, metrics=self.metrics)  # fmt: skip
 
     def _run(self, inputs):
         candidates = unpack_candidates(inputs)

@@ -5,9 +5,11 @@ import triton_python_backend_utils as pb_utils
 
 from rci.errors import RciError
 from rci.match.matchlite import MatchLite, Verdict
+from rci.match.pair_input import SIDE_FEATURES
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import call_model, model_parameters, optional_string, respond, string_list
 from rci.serving.libraries import read_config
+from rci.serving.metrics import DetectMetrics, StageMetrics
 from rci.serving.settings import descriptor_name, library_config
 
 
@@ -15,6 +17,8 @@ class TritonPythonModel:
     def initialize(self, args):
         """Load the student (run here by onnxruntime, or by the model `student_model` names);
         read each configured library's verdict."""
+        self.metrics = StageMetrics(pb_utils, args["model_name"])
+        self.decisions = DetectMetrics(pb_utils)
         self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         self.student = parameters.get("student_model", "")  # empty: onnxruntime here
@@ -27,8 +31,7 @@ class TritonPythonModel:
         """One response per request."""
         return respond(
             requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ,
-            tokens=self.tokens, forwards_token=True,
-        )  # fmt: skip
+            tokens=self.tokens, forwards_token=True, metrics=self.metrics)  # fmt: skip
 
     def _run(self, inputs, token):
         libraries = string_list(inputs, "VIDEO_LIBRARIES")
@@ -51,6 +54,12 @@ class TritonPythonModel:
             raise RciError(
                 f"SAME_AUDIO must be ({len(scored.reproduced)},), got {same_audio.shape}"
             )
+        self.decisions.decided(
+            scored.reproduced,
+            [v.value for v in verdicts],
+            scored.probability,
+            inputs["PAIR_SIDE"][:, SIDE_FEATURES.index("score")],
+        )
         return {
             "PROBABILITIES": scored.probability,
             "COPIED_FRACTIONS": scored.fraction,

@@ -21,12 +21,14 @@ from rci.preprocess.pipeline import Embedded, embed_video
 from rci.preprocess.screen import ScreenParams
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import call_model, from_parameters, model_parameters, respond
+from rci.serving.metrics import StageMetrics
 
 
 class TritonPythonModel:
     def initialize(self, args):
         """Read the decode limits from the config's parameters; on nvdec, build the GPU
         pipelines once for this instance's device."""
+        self.metrics = StageMetrics(pb_utils, args["model_name"])
         self.tokens = Tokens.from_environment()
         parameters = model_parameters(args)
         decoder = parameters.pop("decoder", "pyav")
@@ -55,17 +57,9 @@ class TritonPythonModel:
     def execute(self, requests):
         """One response per request; undecodable bytes become that request's error."""
         return respond(
-            requests,
-            pb_utils,
-            self._run,
-            pb_utils.Logger,
-            access=Access.READ,
-            tokens=self.tokens,
-            cancellable=True,
-            forwards_token=True,
-            reads_requested=True,
-            trim=True,
-        )
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ,
+            tokens=self.tokens, cancellable=True, forwards_token=True, reads_requested=True,
+            trim=True, metrics=self.metrics)  # fmt: skip
 
     def _run(self, inputs, cancelled, token, requested):
         data = inputs["VIDEO_BYTES"]  # read in place (rci.preprocess.media.BufferFile), not copied

@@ -15,6 +15,7 @@ from rci.match.recall import pack_candidates
 from rci.match.views import checked_views
 from rci.serving.auth import Access, Tokens
 from rci.serving.backend import from_parameters, model_parameters, respond, string_list
+from rci.serving.metrics import StageMetrics
 from rci.serving.settings import data_dir, descriptor_name, open_libraries
 
 
@@ -22,6 +23,7 @@ class TritonPythonModel:
     def initialize(self, args):
         """Open the configured libraries under $RCI_DATA_DIR, with their parameters, and the
         background for $RCI_DESCRIPTOR (made on first use: rci.library.background)."""
+        self.metrics = StageMetrics(pb_utils, args["model_name"])
         self.tokens = Tokens.from_environment()
         self.libraries = open_libraries()
         parameters = model_parameters(args)
@@ -35,8 +37,8 @@ class TritonPythonModel:
     def execute(self, requests):
         """One response per request; an unknown library is that request's error."""
         return respond(
-            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ, tokens=self.tokens
-        )
+            requests, pb_utils, self._run, pb_utils.Logger, access=Access.READ,
+            tokens=self.tokens, metrics=self.metrics)  # fmt: skip
 
     def _run(self, inputs):
         views = checked_views(

@@ -47,6 +47,14 @@ def read_pointer(folder: LibraryFolder) -> dict | None:
         return None
 
 
+def pointer_time(folder: LibraryFolder) -> float | None:
+    """When the current snapshot was published (its pointer's mtime, Unix seconds)."""
+    try:
+        return (folder.path / "index" / SNAPSHOT_POINTER).stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 class LibraryIndex:
     """Frame and video-mean indexes over one library, refreshed from its log.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import time
 import traceback
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from rci.errors import RciError
 from rci.serving.auth import TOKEN_HEADER, Access, Tokens
+from rci.serving.metrics import StageMetrics
 
 Handler = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 MAX_MESSAGE = 1000  # characters of an error message; client values in it are cut to 200
@@ -40,6 +42,7 @@ def respond(
     forwards_token: bool = False,
     reads_requested: bool = False,
     trim: bool = False,
+    metrics: StageMetrics | None = None,
 ) -> list:
     """One response per request: handler(inputs by name) -> outputs by name, once the
     request's token grants `access`; `cancellable` handlers also get cancelled=, a callable
@@ -47,13 +50,15 @@ def respond(
     `forwards_token` ones token= (str or None), for the models they call, and
     `reads_requested` ones requested=, the output names the caller asked for (an ensemble
     step asks for those its output_map names). `trim`: give the heap freed by large
-    requests back to the system afterwards.
+    requests back to the system afterwards. `metrics`: each request's seconds, and its error
+    by reason unless a model it called failed first (that model counted it).
 
     An RciError becomes that request's error with its code; any other exception becomes an
     INTERNAL error for that request alone, logged with its traceback.
     """
     responses = []
     for request in requests:
+        started = time.perf_counter()
         try:
             token = request_token(request)
             tokens.check(token, access)
@@ -69,17 +74,23 @@ def respond(
             tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         except RciError as exc:
+            if metrics is not None and not getattr(exc, "relayed", False):
+                metrics.failed(exc)
             if exc.code == "CANCELLED" and logger is not None:
                 logger.log_info(f"rci: stopped a request: {exc}")  # nobody else will hear of it
             code = getattr(pb_utils.TritonError, exc.code)
             error = pb_utils.TritonError(str(exc)[:MAX_MESSAGE], code)
             responses.append(pb_utils.InferenceResponse(error=error))
         except Exception as exc:  # a bug must fail its request, not the batch or the server
+            if metrics is not None:
+                metrics.failed(exc)
             if logger is not None:
                 logger.log_error(traceback.format_exc())
             message = f"internal error: {type(exc).__name__}: {exc}"[:MAX_MESSAGE]
             error = pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)
             responses.append(pb_utils.InferenceResponse(error=error))
+        if metrics is not None:
+            metrics.observe(time.perf_counter() - started)
     if trim:
         release_freed_memory()
     return responses
@@ -105,7 +116,9 @@ def call_model(
     if response.has_error():
         error = response.error()
         code = next((c for c in CODES if getattr(pb_utils.TritonError, c) == error.code()), None)
-        raise RciError(f"{model}: {error.message()}", code=code or "INTERNAL")
+        relayed = RciError(f"{model}: {error.message()}", code=code or "INTERNAL")
+        relayed.relayed = True  # `model` counted it in its own metrics
+        raise relayed
     return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
 

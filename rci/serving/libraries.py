@@ -46,9 +46,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10, the NGC image's
     import tomli as tomllib
 
-from rci.errors import DescriptorMismatchError, NotFoundError, RciError, quote
+from rci.errors import DescriptorMismatchError, RciError, UnknownLibraryError, quote
 from rci.library.build import MIN_FINGERPRINTS, has_grown
-from rci.library.index import LibraryIndex, describe_snapshot, read_pointer
+from rci.library.index import LibraryIndex, describe_snapshot, pointer_time, read_pointer
 from rci.library.store import (
     LIBRARY_NAME,
     LibraryFolder,
@@ -218,7 +218,9 @@ class Libraries:
 
     def folder(self, name: str) -> LibraryFolder:
         if name not in self.settings:
-            raise NotFoundError(f"unknown library {quote(name)}; this server has {self.names}")
+            raise UnknownLibraryError(
+                f"unknown library {quote(name)}; this server has {self.names}"
+            )
         if name not in self._folders:
             self._folders[name] = LibraryFolder(
                 self.data_dir, name, descriptor=self.descriptor, dim=self.dim
@@ -338,6 +340,8 @@ class Libraries:
                     # Stored before audio fingerprints existed: found by their pictures only.
                     "videos_without_audio_fingerprints": live.without_audio,
                     "index": index,
+                    # When the snapshot in use was published (Unix seconds); None: exact.
+                    "index_built_at": None if pointer is None else pointer_time(folder),
                     "build_advised": due,
                 }
             )

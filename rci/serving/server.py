@@ -7,6 +7,7 @@ import importlib.util
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,36 @@ def reclaim_shared_memory(min_age: float = 2.0, shm_dir: Path = SHM_DIR) -> list
     return removed
 
 
+# tritonserver's GPU build logs these two at error level on any machine without a GPU, and
+# no flag turns them off; the log says so once, first.
+CPU_LOG_NOTE = (
+    "RCI: the cpu target runs tritonserver's GPU build without a GPU, so it logs two kinds "
+    'of error that are expected and harmless: "CudaDriverHelper has not been initialized" '
+    'at start and "unable to create stream for <ensemble>: CUDA driver version is '
+    'insufficient" for each ensemble. Nothing runs on CUDA here.\n'
+)
+EXPECTED_CPU_ERRORS = ("CudaDriverHelper has not been initialized", "unable to create stream for")
+
+
+def check_ports_free(ports: dict[str, int], host: str = "127.0.0.1") -> None:
+    """ValueError naming each of `ports` ({what: port}) that another program holds on `host`:
+    without this, a readiness check would reach that program and call this server ready."""
+    taken = []
+    for what, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # A port a closed server left in TIME_WAIT is free for tritonserver too.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                taken.append(f"{what} port {port}")
+    if taken:
+        raise ValueError(
+            f"{' and '.join(taken)} on {host} already in use (another RCI or Triton server?); "
+            "stop it or choose other ports (--http-port, --grpc-port, --metrics-port)"
+        )
+
+
 class TritonServer:
     """tritonserver as a child process; `with TritonServer(opts) as s:` waits until ready."""
 
@@ -173,6 +204,10 @@ class TritonServer:
             f"--grpc-port={o.grpc_port}",
             "--metrics-address=127.0.0.1",
             f"--metrics-port={o.metrics_port}",
+            # The cpu target: no GPU metrics (NVML), no pinned or CUDA memory pools to try.
+            "--allow-gpu-metrics=false",
+            "--pinned-memory-pool-byte-size=0",
+            "--cuda-memory-pool-byte-size=0:0",
             "--exit-on-error=true",
             "--exit-timeout-secs=10",
             "--strict-readiness=true",
@@ -218,6 +253,8 @@ class TritonServer:
         else:
             for name in self.options.libraries:
                 check_library_name(name)
+        o = self.options
+        check_ports_free({"HTTP": o.http_port, "gRPC": o.grpc_port, "metrics": o.metrics_port})
         Path(self.options.work_dir).mkdir(parents=True, exist_ok=True)
         Path(self.options.data_dir).mkdir(parents=True, exist_ok=True)
         # Here rather than in rci_recall's first load, where building it would count
@@ -225,6 +262,8 @@ class TritonServer:
         ensure_background(self.options.data_dir, DescriptorModel.parse(self.options.descriptor))
         reclaim_shared_memory()  # what a server that crashed before this one left
         log = open(self.log_path, "wb")
+        log.write(CPU_LOG_NOTE.encode())
+        log.flush()
         self.process = subprocess.Popen(
             self.command(),
             env=self.environment(),

@@ -1,5 +1,6 @@
-"""Python client and command-line tool for a running RCI server (HTTP or gRPC)."""
+"""Python client and command-line tool for a running RCI server (HTTP or gRPC); installed as
+`rci_client` (`from rci_client import RciClient`)."""
 
-from client.rci_client import DetectResult, IngestResult, RciClient, RciClientError
+from .rci_client import DetectResult, IngestResult, RciClient, RciClientError
 
 __all__ = ["DetectResult", "IngestResult", "RciClient", "RciClientError"]

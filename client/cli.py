@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from client.rci_client import DetectResult, RciClient, RciClientError
+from .rci_client import DetectResult, RciClient, RciClientError
 
 console = Console()
 

@@ -26,8 +26,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from client import RciClient, RciClientError
 from rci.serving.server import ServerOptions, TritonServer
+from rci_client import RciClient, RciClientError
 
 
 def pss_by_process(pgid: int) -> dict[str, float]:

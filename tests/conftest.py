@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from client import RciClient
 from rci.bench import samples
 from rci.serving.server import ServerOptions, TritonServer
+from rci_client import RciClient
 
 
 def free_port() -> int:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from client import RciClient, RciClientError
+from rci_client import RciClient, RciClientError
 from tests.media_factory import audio_only, encode
 from tests.triton_calls import raw
 

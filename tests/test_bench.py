@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client import RciClient
 from rci.bench import cli
 from rci.bench import edits as E
 from rci.bench.build import SMALL, build
@@ -40,6 +39,7 @@ from rci.bench.sources import (
 from rci.describe.descriptor import DEFAULT_MODEL
 from rci.library.background import background_path, read_background
 from rci.match.normalize import Background
+from rci_client import RciClient
 
 
 @pytest.fixture(scope="module")

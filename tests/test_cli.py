@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client import RciClient, RciClientError
+from rci_client import RciClient, RciClientError
 from tests.conftest import free_port
 
 
 def rci(*args, check=True):
     return subprocess.run(
-        [sys.executable, "-m", "client.cli", *args], capture_output=True, text=True, check=check
+        [sys.executable, "-m", "rci_client.cli", *args], capture_output=True, text=True, check=check
     )
 
 
@@ -123,7 +123,7 @@ def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, Path, str]:
     work = tmp_path / "work"
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(work),
+        [sys.executable, "-m", "rci_client.cli", "serve", "--work-dir", str(work),
          "--data-dir", str(tmp_path / "data"), "--http-port", ports[0],
          "--grpc-port", ports[1], "--metrics-port", ports[2]],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -181,7 +181,7 @@ def test_serve_refuses_an_empty_token_file(tmp_path):
     empty = tmp_path / "token"
     empty.write_text("\n")
     done = subprocess.run(
-        [sys.executable, "-m", "client.cli", "serve", "--write-token-file", str(empty),
+        [sys.executable, "-m", "rci_client.cli", "serve", "--write-token-file", str(empty),
          "--data-dir", str(tmp_path / "d"), "--work-dir", str(tmp_path / "w")],
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
     )  # fmt: skip
@@ -193,10 +193,10 @@ def test_serve_refuses_an_empty_token_file(tmp_path):
 def test_the_table_keeps_ids_whole_lists_segments_in_query_order_and_hides_empty_ones():
     from rich.console import Console
 
-    import client.cli as cli
-    from client.rci_client import DetectResult
+    import rci_client.cli as cli
     from rci.match.alignment import Segment
     from rci.match.verdict import Match
+    from rci_client.rci_client import DetectResult
 
     long_id = "channel-upload-" + "0123456789" * 6 + "-final"
     late = Segment(30.0, 40.0, 0.0, 10.0, 0.9, 5)
@@ -220,10 +220,10 @@ def test_the_table_keeps_ids_whole_lists_segments_in_query_order_and_hides_empty
 def test_several_queries_share_one_table_with_a_query_column():
     from rich.console import Console
 
-    import client.cli as cli
-    from client.rci_client import DetectResult
+    import rci_client.cli as cli
     from rci.match.alignment import Segment
     from rci.match.verdict import Match
+    from rci_client.rci_client import DetectResult
 
     copy = Match("ref-a", 0.9, True, [Segment(0.0, 5.0, 0.0, 5.0, 0.9, 5)], probability=0.95)
     other = Match("ref-b", 0.2, False, [Segment(1.0, 3.0, 9.0, 11.0, 0.4, 2)], probability=0.1)
@@ -250,7 +250,7 @@ def test_serve_on_a_port_in_use_says_so_and_serves_nothing(tmp_path):
         other.listen()
         taken = other.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "client.cli", "serve", "--work-dir", str(tmp_path / "w"),
+            [sys.executable, "-m", "rci_client.cli", "serve", "--work-dir", str(tmp_path / "w"),
              "--data-dir", str(tmp_path / "d"), "--http-port", str(taken),
              "--grpc-port", str(free_port()), "--metrics-port", str(free_port())],
             capture_output=True, text=True, timeout=120,

@@ -9,9 +9,9 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from client import RciClient, RciClientError
 from rci.library.store import LibraryFolder
 from rci.serving.server import TritonServer
+from rci_client import RciClient, RciClientError
 from tests.conftest import server_options
 from tests.test_crash import WRITER, _library_contents
 

@@ -16,10 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from client import RciClient, RciClientError
 from rci.describe.descriptor import EMBEDDING_DIM
 from rci.library.store import LibraryFolder
 from rci.serving.server import SHM_PREFIX, TritonServer, _group_alive, reclaim_shared_memory
+from rci_client import RciClient, RciClientError
 from tests.conftest import server_options
 
 TRIALS = 20

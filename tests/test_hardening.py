@@ -18,8 +18,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from client import RciClient, RciClientError
 from rci.serving.server import ADMIN_HEADER, SHM_DIR, SHM_PREFIX, TritonServer
+from rci_client import RciClient, RciClientError
 from tests.conftest import free_port, server_options
 from tests.triton_calls import raw
 
@@ -483,7 +483,7 @@ def test_rci_serve_says_when_tritonserver_dies(tmp_path):
     key = tmp_path / "admin-key"
     key.write_text("operator-key\n")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--data-dir", str(tmp_path / "d"),
+        [sys.executable, "-m", "rci_client.cli", "serve", "--data-dir", str(tmp_path / "d"),
          "--work-dir", str(tmp_path / "w"), "--http-port", str(ports[0]),
          "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]),
          "--admin-key-file", str(key)],

@@ -62,3 +62,26 @@ def test_the_checker_sees_a_backward_import(tmp_path):
     module.write_text("def f():\n    from rci.match.recall import recall\n")
     assert rci_imports(module) == [(2, "rci.match.recall")]
     assert STAGES.index(stage_of("rci.match.recall")) > STAGES.index("library")
+
+
+def test_every_package_folder_is_installed_and_the_client_has_a_name_of_its_own():
+    import importlib.util
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    folders = {
+        ".".join(p.parent.relative_to(PROJECT_ROOT).parts)
+        for p in PACKAGE.rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    # A folder left out would be missing from a wheel, though an editable install hides it.
+    assert set(setuptools["packages"]) == folders | {"rci_client"}
+    assert setuptools["package-dir"] == {"rci_client": "client"}
+    assert project["project"]["scripts"]["rci"] == "rci_client.cli:main"
+    spec = importlib.util.find_spec("rci_client")
+    assert spec is not None and Path(spec.origin).parent == PROJECT_ROOT / "client"

@@ -202,7 +202,7 @@ def test_unknown_library_in_add_and_index(tmp_path) -> None:
 
 def test_serve_refuses_a_bad_library_name_before_starting_triton(tmp_path, capsys) -> None:
     # Caught here, not as models that fail to load with the reason only in the server log.
-    from client.cli import main as cli
+    from rci_client.cli import main as cli
 
     args = ["serve", "--data-dir", str(tmp_path / "d"), "--work-dir", str(tmp_path / "w")]
     assert cli([*args, "--libraries", "main,Block List"]) == 2

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from client.cli import main as cli
 from rci.errors import RciError
 from rci.library.build import MIN_FINGERPRINTS, auto_nlist, build_snapshot
 from rci.library.index import LibraryIndex, read_pointer
@@ -15,6 +14,7 @@ from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.match.recall import RecallParams, recall
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from rci.serving.libraries import Libraries, LibrarySettings, read_config
+from rci_client.cli import main as cli
 
 DIM = 64
 FRAMES = 60  # per video

@@ -8,14 +8,14 @@ import re
 import numpy as np
 import pytest
 
-from client import RciClient, RciClientError
-from client.cli import main as cli
 from rci.describe.descriptor import EMBEDDING_DIM
 from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints
 from rci.match.alignment import AlignParams
 from rci.match.matchlite import MatchLite
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 from rci.serving.server import TritonServer
+from rci_client import RciClient, RciClientError
+from rci_client.cli import main as cli
 from tests.conftest import server_options
 from tests.triton_calls import raw
 

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
-from client import RciClient, RciClientError
 from rci.serving.metrics import REFRESH_SECONDS, error_reason
+from rci_client import RciClient, RciClientError
 
 SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from client import RciClient, RciClientError
 from rci.serving.server import TritonServer
+from rci_client import RciClient, RciClientError
 from tests.conftest import server_options
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from client import RciClient, RciClientError
 from rci.describe.descriptor import Descriptor, DescriptorModel
 from rci.library.background import background_path, read_background
 from rci.match.alignment import AlignParams
@@ -22,6 +21,7 @@ from rci.match.views import QueryViews
 from rci.preprocess.pipeline import EMBED_FRAMES, preprocess
 from rci.serving.libraries import Libraries
 from rci.serving.server import ADMIN_HEADER
+from rci_client import RciClient, RciClientError
 from tests.media_factory import drifting, encode_with_audio, melody
 from tests.test_media import encode
 

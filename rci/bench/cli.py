@@ -29,7 +29,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from client import RciClient
+    from rci_client import RciClient
 
     try:
         peers = tuple(PeerKind(p) for p in args.peers.split(",") if p)

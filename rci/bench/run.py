@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from client import RciClient
 from rci.bench.boxes import query_iou
 from rci.bench.metrics import (
     SegmentMatch,
@@ -28,6 +27,7 @@ from rci.bench.metrics import (
 from rci.bench.peers import PeerKind, make_peer, predict
 from rci.match.alignment import AlignParams
 from rci.match.verdict import FusionParams
+from rci_client import RciClient
 
 
 def run(

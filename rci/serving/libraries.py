@@ -259,7 +259,7 @@ class Libraries:
         if condition is None:
             return
         self._builds[name] = subprocess.Popen(
-            [_python(), "-m", "client.cli", "build-index", *condition, "--library", name,
+            [_python(), "-m", "rci_client.cli", "build-index", *condition, "--library", name,
              "--data-dir", str(self.data_dir), "--descriptor", self.descriptor],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a build outlives its request and a stopping server

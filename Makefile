@@ -26,6 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 
 # Tests, lint and the benchmark's peers; DALI's CPU wheels check the gpu target's pipelines.
 $(VENV)/.installed-dev: $(VENV)/.installed
+	scripts/system_deps.sh --test
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
 

@@ -310,11 +310,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
         error(str(exc))
         return EXIT_ERROR
 
+    pages = report_paths(paths, args.report) if args.report else {}
+    threshold = None
+    if pages:
+        from rci.match.matchlite import MatchLite
+
+        threshold = MatchLite().threshold  # the shipped student's, shown beside its scores
+
     def one(path: Path) -> DetectResult | Exception:
         # A connection per request: clients are not shared between threads.
         with _connect(args) as client:
             try:
-                return client.detect(path, _names(args.library), args.verdict)
+                result = client.detect(path, _names(args.library), args.verdict, maps=bool(pages))
+                if pages:
+                    from .report import write_report
+
+                    write_report(client, path, result, pages[path], threshold)
+                return result
             except (RciClientError, OSError) as exc:
                 return exc
 
@@ -334,9 +346,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if found and not args.json:
         where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} queries"
         print_detections(found, f"{escape(where)} against library {args.library}", args.all)
+    for path, _ in found:
+        if path in pages:
+            console.print(f"report: {escape(str(pages[path]))}", soft_wrap=True)
     if failed:
         return EXIT_ERROR
     return EXIT_COPY if any(r.reproduced for _, r in found) else EXIT_NO_COPY
+
+
+def report_paths(paths: list[Path], where: Path) -> dict[Path, Path]:
+    """Where each query's reviewer page goes: `where` itself for one query, else one page
+    per query in the folder `where` (made if missing), named after the query."""
+    if len(paths) == 1 and not where.is_dir():
+        return {paths[0]: where}
+    where.mkdir(parents=True, exist_ok=True)
+    pages, taken = {}, set()
+    for path in paths:
+        name, n = f"{path.stem}.html", 1
+        while name in taken:  # two queries of one name in different folders
+            n += 1
+            name = f"{path.stem}-{n}.html"
+        taken.add(name)
+        pages[path] = where / name
+    return pages
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -565,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--all",
         action="store_true",
         help="list every candidate, also those with nothing found (no segment, no decision)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the reviewer's HTML page: to PATH for one query, else one per query in "
+        "the folder PATH",
     )
     p.add_argument(
         "--verdict",

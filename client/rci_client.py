@@ -54,6 +54,11 @@ class DetectResult:
     seconds: float  # wall time of the request
     frame_times: np.ndarray  # (T,) float32 seconds of the sampled query frames
     content_boxes: np.ndarray  # (T, 4) float32 [x0, y0, x1, y1] per frame, fractions
+    # With detect(..., maps=True): per match, in order, its maps (N, 3, H, W) float32 on a
+    # query x reference time grid (visual similarity, audio similarity, the aligned path)
+    # and which cells are real (N, 1, H, W); None otherwise.
+    pair_maps: np.ndarray | None = None
+    pair_mask: np.ndarray | None = None
 
     @property
     def reproduced(self) -> list[Match]:
@@ -233,11 +238,12 @@ class RciClient:
         video: bytes | str | Path,
         library: str | list[str] = "main",
         verdict: str | None = None,
+        maps: bool = False,
     ) -> DetectResult:
         """Which videos of `library` (a name, or a list of names searched together) the video
         reproduces, with segments and scores; each match names its library. `verdict`
         "heuristic" has the hand-set rule decide (an A/B), "matchlite" the learned scorer;
-        None: each library's setting."""
+        None: each library's setting. `maps`: each match's pair maps too (the report's)."""
         start = time.perf_counter()
         names = [library] if isinstance(library, str) else list(library)
         libraries = np.array([n.encode() for n in names], dtype=object)
@@ -249,14 +255,34 @@ class RciClient:
             inputs.append(
                 self._input("VERDICT", np.array([verdict.encode()], dtype=object), "BYTES")
             )
-        out = self._infer("rci_detect", inputs, DETECT_OUTPUTS)
+        wanted = DETECT_OUTPUTS + (["PAIR_MAPS", "PAIR_MASK"] if maps else [])
+        out = self._infer("rci_detect", inputs, wanted)
         return DetectResult(
             matches=unpack_matches(out),
             duration=float(out["DURATION"][0]),
             seconds=time.perf_counter() - start,
             frame_times=out["TIMESTAMPS"],
             content_boxes=out["CONTENT_BOXES"],
+            pair_maps=out.get("PAIR_MAPS"),
+            pair_mask=out.get("PAIR_MASK"),
         )
+
+    def thumbnails(
+        self, video_id: str, times: list[float] | np.ndarray, library: str = "main"
+    ) -> list[tuple[float, bytes]]:
+        """Library `library`'s stored pictures of `video_id` nearest `times` (seconds, at
+        most 64): (the time each shows, its JPEG); [] when it was stored without pictures."""
+        out = self._infer(
+            "rci_thumbnails",
+            [
+                self._input("LIBRARY", self._string(library), "BYTES"),
+                self._input("VIDEO_ID", self._string(video_id), "BYTES"),
+                self._input("TIMES", np.asarray(times, np.float32).reshape(-1), "FP32"),
+            ],
+            ["THUMBNAIL_TIMES", "THUMBNAILS"],
+        )
+        pictures = [p if isinstance(p, bytes) else bytes(p) for p in out["THUMBNAILS"].reshape(-1)]
+        return list(zip(out["THUMBNAIL_TIMES"].reshape(-1).tolist(), pictures, strict=True))
 
     def delete(self, video_id: str, library: str = "main") -> int:
         """Remove `video_id` from `library`; returns how many fingerprints it had."""

@@ -11,6 +11,8 @@ media=(gnome-backgrounds gcompris-qt-data mate-backgrounds asterisk-moh-opsound-
 [ "${1:-}" = "--full" ] && media+=(wesnoth-1.16-music drascula-music opencv-doc)
 py=$(${PYTHON:-python3} -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 missing=()
+# --test: Debian's Chromium, which loads the reviewer report in the tests (tests/test_report.py).
+if [ "${1:-}" = "--test" ]; then command -v chromium >/dev/null || missing+=("chromium"); fi
 # grep without -q: -q exits early, ldconfig dies of SIGPIPE and pipefail reports a miss.
 ldconfig -p | grep "libpython${py}.so.1.0" >/dev/null || missing+=("libpython${py}")
 ldconfig -p | grep "libb64.so.0d" >/dev/null || missing+=("libb64-0d")

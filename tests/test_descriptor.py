@@ -75,8 +75,9 @@ def test_any_frame_size_and_batching_give_the_same_vectors(descriptor, astronaut
 
 def test_cropping_bars_brings_an_edited_copy_closer(descriptor) -> None:
     # samples.letterbox_crop_mirror (crop 10 % per side, mirror, shrink into black bars) of
-    # three frames of a pan over the coffee photo: measured cosine to the original 0.64-0.72
-    # with the bars cropped by content_boxes and 0.58-0.66 with the bars left in.
+    # three frames of a pan over the coffee photo: measured cosine to the original 0.75-0.81
+    # with the bars cropped by content_boxes and 0.73-0.75 with the bars left in (each
+    # frame 0.02-0.08 closer cropped).
     frames = np.stack(list(samples.pan_zoom(samples.photo("coffee"), 1.0, seed=3))[::12])
     edited = np.stack([samples.letterbox_crop_mirror(f) for f in frames])
     whole = np.array([[0, 0, samples.SIZE[0], samples.SIZE[1]]] * len(frames))
@@ -85,8 +86,8 @@ def test_cropping_bars_brings_an_edited_copy_closer(descriptor) -> None:
     uncropped = descriptor.embed(crop_resize(edited, whole))
     with_crop = np.sum(original * cropped, axis=1)
     without = np.sum(original * uncropped, axis=1)
-    assert (with_crop > 0.55).all(), with_crop
-    assert (with_crop > without + 0.03).all(), (with_crop, without)
+    assert (with_crop > 0.65).all(), with_crop
+    assert (with_crop > without + 0.01).all(), (with_crop, without)
 
 
 def test_empty_batch(descriptor) -> None:

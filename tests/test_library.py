@@ -425,6 +425,7 @@ def test_status(tmp_path, three_videos) -> None:
         "audio_fingerprints": 0,
         "videos_without_audio_fingerprints": 3,
         "index": "exact",
+        "index_built_at": None,
         "build_advised": False,
     }
     assert status[1] == {
@@ -436,6 +437,7 @@ def test_status(tmp_path, three_videos) -> None:
         "audio_fingerprints": 0,
         "videos_without_audio_fingerprints": 0,
         "index": "exact",
+        "index_built_at": None,
         "build_advised": False,
     }
     assert status[2]["name"] == "other"

@@ -28,7 +28,7 @@ from tests.test_media import encode
 MODELS = {
     "rci_ingest", "rci_detect", "rci_preprocess", "rci_descriptor",
     "rci_library_add", "rci_library_delete", "rci_recall", "rci_match", "rci_status",
-    "rci_matchlite", "rci_matchlite_student",
+    "rci_matchlite", "rci_matchlite_student", "rci_thumbnails",
 }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Triton adapter: store a video's fingerprints, and its audio fingerprints when given, in a
 named library (or replace the video of that id when REPLACE is true); returns
 NUM_FINGERPRINTS, the fingerprints kept, and REPLACED, whether a video of that id was
-swapped out."""
+swapped out. THUMBNAILS, when given, are the frames' pictures for reviewers."""
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -34,12 +34,17 @@ class TritonPythonModel:
             if "AUDIO_PRINTS" not in inputs or "AUDIO_TIMES" not in inputs:
                 raise RciError("AUDIO_PRINTS and AUDIO_TIMES come together")
             audio = AudioPrints(AUDIO_PRINT, inputs["AUDIO_TIMES"], inputs["AUDIO_PRINTS"])
+        pictures = None
+        if "THUMBNAILS" in inputs and inputs["THUMBNAILS"].size:  # empty: none were made
+            pictures = [p if isinstance(p, bytes) else bytes(p)
+                        for p in inputs["THUMBNAILS"].reshape(-1)]  # fmt: skip
         video = VideoFingerprints(
             video_id=string_input(inputs, "VIDEO_ID"),
             embeddings=inputs["EMBEDDINGS"],
             timestamps=inputs["TIMESTAMPS"],
             duration=float(inputs["DURATION"][0]),
             audio=audio,
+            thumbnails=pictures,
         )
         replace = "REPLACE" in inputs and bool(inputs["REPLACE"].reshape(-1).any())
         stored = self.libraries.add(string_input(inputs, "LIBRARY"), video, replace=replace)

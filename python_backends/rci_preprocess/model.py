@@ -43,13 +43,15 @@ class TritonPythonModel:
 
             device = int(json.loads(args["model_instance_device_id"]))
             dali = DaliPreprocessor(self.limits, device_id=device, screen=screen)
-            self.run = lambda data, embed, cancelled, mirror, whole, query_audio: Embedded.of(
-                dali(data.tobytes(), whole=whole, query_audio=query_audio), embed, mirror, whole
-            )
+            self.run = lambda data, embed, cancelled, mirror, whole, query_audio, pictures: (
+                Embedded.of(dali(data.tobytes(), whole=whole, query_audio=query_audio), embed,
+                            mirror, whole, pictures)
+            )  # fmt: skip
         elif decoder == "pyav":
-            self.run = lambda data, embed, cancelled, mirror, whole, query_audio: embed_video(
-                data, embed, self.limits, cancelled=cancelled, mirror=mirror, whole=whole,
-                screen=screen, query_audio=query_audio,
+            self.run = lambda data, embed, cancelled, mirror, whole, query_audio, pictures: (
+                embed_video(data, embed, self.limits, cancelled=cancelled, mirror=mirror,
+                            whole=whole, screen=screen, query_audio=query_audio,
+                            thumbnails=pictures)
             )  # fmt: skip
         else:
             raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
@@ -74,7 +76,8 @@ class TritonPythonModel:
         mirror = self.mirror and "MIRRORED_EMBEDDINGS" in requested
         whole = self.whole and "WHOLE_EMBEDDINGS" in requested
         query_audio = "QUERY_AUDIO_PRINTS" in requested
-        video = self.run(data, embed, cancelled, mirror, whole, query_audio)
+        pictures = "THUMBNAILS" in requested  # rci_ingest asks, for the library
+        video = self.run(data, embed, cancelled, mirror, whole, query_audio, pictures)
         empty = np.zeros((0, video.embeddings.shape[1]), np.float32)
         return {
             "EMBEDDINGS": video.embeddings,
@@ -88,4 +91,5 @@ class TritonPythonModel:
             "AUDIO_PRINTS": video.audio_prints.bits,
             "AUDIO_TIMES": video.audio_prints.times,
             "QUERY_AUDIO_PRINTS": video.audio_views,
+            "THUMBNAILS": np.array(video.thumbnails or [], dtype=object),
         }

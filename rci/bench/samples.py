@@ -125,7 +125,7 @@ def mux_audio(
 def letterbox_crop_mirror(frame: np.ndarray) -> np.ndarray:
     """An evasive edit: crop 10% per side, mirror, shrink to 75% height inside black bars."""
     h, w, _ = frame.shape
-    core = Image.fromarray(frame[h // 10 : h - h // 10, w // 10 : w - w // 10, ::-1].copy())
+    core = Image.fromarray(frame[h // 10 : h - h // 10, w // 10 : w - w // 10][:, ::-1].copy())
     inner_h = int(SIZE[1] * 0.75) // 2 * 2
     core = core.resize((SIZE[0], inner_h), Image.Resampling.BILINEAR)
     out = np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8)

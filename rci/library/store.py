@@ -34,6 +34,8 @@ import numpy as np
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.checks import check_duration, check_embeddings, check_times
 from rci.preprocess.audio_prints import AudioPrints
+from rci.preprocess.thumbnails import JPEG_START
+from rci.preprocess.thumbnails import MAX_BYTES as MAX_THUMBNAIL_BYTES
 
 LIBRARY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_VIDEO_ID = 256  # characters
@@ -54,6 +56,9 @@ class VideoFingerprints:
     timestamps: np.ndarray  # (T,) float32 seconds
     duration: float  # seconds
     audio: AudioPrints | None = None
+    # (T,) JPEG pictures of the fingerprinted frames for reviewers
+    # (rci.preprocess.thumbnails); None: not stored.
+    thumbnails: list[bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.embeddings.ndim != 2 or self.embeddings.dtype != np.float32:
@@ -80,7 +85,24 @@ class VideoFingerprints:
             )
         if self.audio is not None:
             check_audio(self.audio)
+        if self.thumbnails is not None:
+            check_thumbnails(self.thumbnails, len(self.embeddings))
         return self
+
+
+def check_thumbnails(pictures: list[bytes], count: int) -> list[bytes]:
+    """pictures itself if it holds `count` JPEGs of at most MAX_THUMBNAIL_BYTES; RciError
+    otherwise (a reviewer's browser shows them: nothing else may pass as one)."""
+    if len(pictures) != count:
+        raise RciError(f"THUMBNAILS must hold one picture per fingerprint ({count}), got "
+                       f"{len(pictures)}")  # fmt: skip
+    for n, picture in enumerate(pictures):
+        if not picture.startswith(JPEG_START) or len(picture) > MAX_THUMBNAIL_BYTES:
+            raise RciError(
+                f"THUMBNAILS[{n}] must be a JPEG of at most {MAX_THUMBNAIL_BYTES} bytes, got "
+                f"{len(picture)} bytes starting {picture[:4]!r}"
+            )
+    return pictures
 
 
 def check_audio(audio: AudioPrints) -> AudioPrints:
@@ -238,6 +260,22 @@ class LibraryFolder:
             kind, np.ascontiguousarray(rows["time"]), np.ascontiguousarray(rows["bits"])
         )
 
+    def load_thumbnails(self, record: dict, times: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+        """For each of `times` (N,) seconds, the add record's fingerprint time nearest it
+        (N,) float32 and that frame's picture; none ((0,), []) when it was stored without."""
+        if not record.get("thumbnails"):
+            return np.zeros(0, np.float32), []
+        rows = np.load(self.path / record["file"], mmap_mode="r", allow_pickle=False)
+        stored = np.asarray(rows["time"], np.float32)
+        with np.load(self.path / thumbnails_file(record["file"]), allow_pickle=False) as z:
+            offsets, data = z["offsets"], z["data"]
+        right = np.clip(np.searchsorted(stored, times), 0, len(stored) - 1)
+        left = np.maximum(right - 1, 0)
+        closer = np.abs(times - stored[left]) <= np.abs(stored[right] - times)
+        nearest = np.where(closer, left, right)
+        pictures = [data[offsets[k] : offsets[k + 1]].tobytes() for k in nearest]
+        return stored[nearest], pictures
+
 
 class LiveRecords:
     """What LibraryFolder.live() gives over the whole log, kept up to date by reading only
@@ -299,6 +337,11 @@ class LiveRecords:
         self.fingerprints += sign * int(record["count"])
         self.audio_fingerprints += sign * int(record.get("audio_count", 0))
         self.without_audio += sign * ("audio" not in record)
+
+
+def thumbnails_file(video_file: str) -> str:
+    """The reviewer pictures' file beside a video's fingerprint file."""
+    return video_file.removesuffix(".npy") + ".thumbs.npz"
 
 
 def record_key(record: dict) -> int:
@@ -391,6 +434,14 @@ class LibraryWriter:
                 if len(video.audio.bits):
                     sound = audio_rows(video.audio)
                     write_atomic(self.folder.path / audio_file(name), lambda f: np.save(f, sound))
+            if video.thumbnails is not None:
+                record["thumbnails"] = len(video.thumbnails)
+                offsets = np.cumsum([0] + [len(p) for p in video.thumbnails], dtype=np.int64)
+                data = np.frombuffer(b"".join(video.thumbnails), np.uint8)
+                write_atomic(
+                    self.folder.path / thumbnails_file(name),
+                    lambda f: np.savez(f, offsets=offsets, data=data),
+                )
             write_atomic(self.folder.path / name, lambda f: np.save(f, rows))
             self._append(record)
             if old is not None:  # after the record, as for a delete
@@ -416,6 +467,7 @@ class LibraryWriter:
         """Remove an add record's files (after a later record made them unread)."""
         (self.folder.path / record["file"]).unlink(missing_ok=True)
         (self.folder.path / audio_file(record["file"])).unlink(missing_ok=True)
+        (self.folder.path / thumbnails_file(record["file"])).unlink(missing_ok=True)
 
     def _append(self, record: dict) -> None:
         with open(self.folder.log_path, "ab") as f:
@@ -442,6 +494,7 @@ class LibraryWriter:
         under way, so each such file is one of those."""
         kept = {Path(record["file"]).name for record in live.videos.values()}
         kept |= {Path(audio_file(record["file"])).name for record in live.videos.values()}
+        kept |= {Path(thumbnails_file(record["file"])).name for record in live.videos.values()}
         with os.scandir(self.folder.path / "videos") as entries:
             for entry in entries:
                 if entry.name not in kept:

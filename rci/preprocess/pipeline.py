@@ -13,6 +13,7 @@ from rci.preprocess.audio_prints import AudioPrints, fingerprint_audio
 from rci.preprocess.frames import MODEL_SIZE, BorderParams, crop_resize, framed_boxes
 from rci.preprocess.media import DecodeLimits, FrameStream
 from rci.preprocess.screen import ScreenParams
+from rci.preprocess.thumbnails import encode_thumbnails
 
 
 @dataclass
@@ -77,14 +78,22 @@ class Embedded:
     # picture-in-picture), else its content as in `embeddings`; None when not asked for or
     # when no frame has an inset.
     whole: np.ndarray | None = None
+    # (T,) JPEG pictures of the frames embedded (rci.preprocess.thumbnails); None when not
+    # asked for.
+    thumbnails: list[bytes] | None = None
 
     @classmethod
     def of(
-        cls, video: Preprocessed, embed: Embed, mirror: bool = False, whole: bool = False
+        cls,
+        video: Preprocessed,
+        embed: Embed,
+        mirror: bool = False,
+        whole: bool = False,
+        thumbnails: bool = False,
     ) -> Embedded:
         """`video` with its frames (with `mirror` their mirror images, with `whole` its
-        whole_frames) embedded EMBED_FRAMES at a time."""
-        frames, views = video.frames, _Embedder(embed, mirror, whole)
+        whole_frames) embedded EMBED_FRAMES at a time; with `thumbnails` their pictures."""
+        frames, views = video.frames, _Embedder(embed, mirror, whole, thumbnails)
         for i in range(0, len(frames), EMBED_FRAMES):
             rows = video.whole_rows
             inside = (rows >= i) & (rows < i + EMBED_FRAMES)
@@ -149,6 +158,7 @@ def embed_video(
     whole: bool = False,
     screen: ScreenParams | None = ScreenParams(),
     query_audio: bool = False,
+    thumbnails: bool = False,
 ) -> Embedded:
     """As `preprocess`, with every EMBED_FRAMES frames embedded as soon as they are ready:
     at most EMBED_FRAMES 224x224 frames are held, so memory does not grow with the video's
@@ -156,8 +166,8 @@ def embed_video(
     mirrored copy then matches; the library keeps one view). `whole`: frames with an inset
     also whole (a query showing library video A inside library video B finds both).
     `screen` None: no tilted-screen search (framed_boxes). `query_audio`: the audio's query
-    views too (audio_views)."""
-    views = _Embedder(embed, mirror, whole)
+    views too (audio_views). `thumbnails`: a small JPEG of each frame embedded."""
+    views = _Embedder(embed, mirror, whole, thumbnails)
     sampled = _sample(
         data, limits, borders, audio, cancelled, lambda f, _, w, r: views.take(f, w, r), screen,
         whole, query_audio,
@@ -170,8 +180,11 @@ class _Embedder:
     whole frames given, in one call (at most 3 x EMBED_FRAMES = 192 frames, within the
     TensorRT plan's 256)."""
 
-    def __init__(self, embed: Embed, mirror: bool, whole: bool = False) -> None:
+    def __init__(
+        self, embed: Embed, mirror: bool, whole: bool = False, thumbnails: bool = False
+    ) -> None:
         self.embed, self.mirror, self.whole = embed, mirror, whole
+        self.pictures: list[bytes] | None = [] if thumbnails else None
         self.plain: list[np.ndarray] = []
         self.flipped: list[np.ndarray] = []
         self.around: list[np.ndarray] = []
@@ -182,6 +195,8 @@ class _Embedder:
     ) -> None:
         """frames (n, 224, 224, 3) uint8; whole (m, 224, 224, 3), frames `rows` (m,) whole."""
         n = len(frames)
+        if self.pictures is not None:
+            self.pictures += encode_thumbnails(frames)
         wanted = self.whole and whole is not None and len(whole) > 0
         parts = [frames] + ([frames[:, :, ::-1]] if self.mirror else [])
         embedded = self.embed(np.concatenate(parts + ([whole] if wanted else [])))
@@ -195,12 +210,14 @@ class _Embedder:
                 self.insets += len(rows)
             self.around.append(around)
 
-    def result(self) -> dict[str, np.ndarray]:
+    def result(self) -> dict:
         out = {"embeddings": np.concatenate(self.plain)}
         if self.mirror:
             out["mirrored"] = np.concatenate(self.flipped)
         if self.whole and self.insets:
             out["whole"] = np.concatenate(self.around)
+        if self.pictures is not None:
+            out["thumbnails"] = self.pictures
         return out
 
 

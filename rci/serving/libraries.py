@@ -46,7 +46,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10, the NGC image's
     import tomli as tomllib
 
-from rci.errors import DescriptorMismatchError, RciError, UnknownLibraryError, quote
+from rci.errors import (
+    DescriptorMismatchError,
+    NotFoundError,
+    RciError,
+    UnknownLibraryError,
+    quote,
+)
 from rci.library.build import MIN_FINGERPRINTS, has_grown
 from rci.library.index import LibraryIndex, describe_snapshot, pointer_time, read_pointer
 from rci.library.store import (
@@ -82,6 +88,9 @@ class LibrarySettings:
     fingerprint_interval: float = 0.0
     # MatchLite decides; "heuristic" has the hand-set rule decide (docs/matchlite.md).
     verdict: str = "matchlite"
+    # A small JPEG per fingerprint for reviewers (rci_thumbnails, rci_client.report); false
+    # stores none (the report then shows the query's frames alone).
+    thumbnails: bool = True
     recall: RecallParams = field(default_factory=RecallParams)
 
     def __post_init__(self) -> None:
@@ -181,8 +190,12 @@ def thin(video: VideoFingerprints, interval: float) -> VideoFingerprints:
         if t >= last + interval - 0.005:
             keep.append(n)
             last = t
+    pictures = video.thumbnails
     return dataclasses.replace(
-        video, embeddings=video.embeddings[keep], timestamps=video.timestamps[keep]
+        video,
+        embeddings=video.embeddings[keep],
+        timestamps=video.timestamps[keep],
+        thumbnails=None if pictures is None else [pictures[n] for n in keep],
     )
 
 
@@ -238,6 +251,8 @@ class Libraries:
         writer = self.writer(name)  # an unknown name fails here
         settings = self.settings[name]
         video.check(self.dim)  # before thinning reads its times
+        if not settings.thumbnails:
+            video = dataclasses.replace(video, thumbnails=None)
         stored = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
             self._start_build(name, settings)
@@ -302,6 +317,23 @@ class Libraries:
             found += [(name, video) for video in videos]
             recurring += counts
         return found, recurring
+
+    def thumbnails(
+        self, name: str, video_id: str, times: np.ndarray
+    ) -> tuple[np.ndarray, list[bytes]]:
+        """Library `name`'s pictures of `video_id` nearest `times` (N,) seconds: the
+        fingerprint times they show (N,) and the JPEGs; ((0,), []) when it has none.
+        NotFoundError for an id the library does not hold."""
+        folder = self.folder(name)
+        record = folder.live_records.catch_up().videos.get(video_id)
+        if record is None:
+            raise NotFoundError(f"video id {quote(video_id)} is not in library {name!r}")
+        try:
+            return folder.load_thumbnails(record, times)
+        except FileNotFoundError:  # replaced or deleted since the record was read
+            raise NotFoundError(
+                f"video id {quote(video_id)} changed in library {name!r} meanwhile; ask again"
+            ) from None
 
     def status(self, names: list[str]) -> list[dict]:
         """Per library: name, descriptor, videos, fingerprints, index, or what bars it. Read

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from rci.match.verdict import Match
 
-from .rci_client import DetectResult, RciClient
+from .rci_client import DetectResult, RciClient, RciClientError
 
 QUERY_WIDTH = 240  # pixels of a query frame in the page
 HEATMAP_SIDE = 288  # pixels of the heatmap's longer side
@@ -167,9 +167,12 @@ def write_report(
         times = [q for q, _ in pairs]
         boxes = [_box_at(result, t) for t in times]
         query_pictures = query_frames(query, times, boxes) if pairs else []
-        ref_pictures = (
-            client.thumbnails(m.video_id, [r for _, r in pairs], m.library) if pairs else []
-        )
+        ref_pictures = []
+        if pairs:
+            try:
+                ref_pictures = client.thumbnails(m.video_id, [r for _, r in pairs], m.library)
+            except RciClientError:  # deleted or replaced since the detect: a page all the same
+                ref_pictures = []
         rows = [
             Moment(q, r, qp, rp[1] if rp else None, rp[0] if rp else None)
             for (q, r), qp, rp in zip(

@@ -59,6 +59,20 @@ def test_the_report_shows_the_copy_side_by_side_in_a_browser(server, media, tmp_
     assert shown == total >= 7  # 3 query frames, 3 reference pictures, the heatmap
 
 
+def test_a_reference_gone_since_the_detect_still_gets_a_page(server, media, tmp_path):
+    from rci.match.alignment import Segment
+    from rci.match.verdict import Match
+    from rci_client.rci_client import DetectResult
+
+    gone = Match("deleted-since", 0.9, True, [Segment(6.0, 14.0, 10.0, 18.0, 0.9, 8)],
+                 library="main", probability=0.99)  # fmt: skip
+    result = DetectResult([gone], 32.0, 1.0, np.zeros(0, np.float32), np.zeros((0, 4)))
+    with RciClient(server.http_url) as client:
+        page = write_report(client, media["query"], result, tmp_path / "gone.html")
+    text = page.read_text()
+    assert "main/deleted-since" in text and text.count("no picture") == 3
+
+
 def test_rci_detect_writes_the_report(server, media, tmp_path):
     page = tmp_path / "one.html"
     done = rci("detect", str(media["query"]), "--report", str(page), "--url", server.http_url,

@@ -5,6 +5,11 @@
 Writes the input-data JSON that perf_analyzer reads, gives perf_analyzer the libraries it
 needs from the pytriton wheel (libcudart.so.12 under that exact name, libb64), runs it
 over gRPC and prints its table; extra arguments after `--` go to perf_analyzer.
+
+The measurement window is chosen for the machine: one detect of the video is timed first
+(which also warms the server), and each window lasts WINDOW_REQUESTS of those, at least
+2 s. A fixed window shorter than one request never completes a request and perf_analyzer
+gives up.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+WINDOW_REQUESTS = 8  # requests of one client a measurement window lasts
+MIN_WINDOW_MS = 2000
 
 
 def write_input_data(video: Path, library: str, out: Path) -> Path:
@@ -51,6 +60,17 @@ def library_dir(work: Path) -> Path:
     return folder
 
 
+def window_ms(video: Path, library: str, url: str) -> tuple[int, float]:
+    """(measurement window ms, seconds one detect of `video` took) on this machine."""
+    from rci_client import RciClient
+
+    with RciClient(url, protocol="grpc") as client:
+        started = time.perf_counter()
+        client.detect(video, library)
+        seconds = time.perf_counter() - started
+    return max(MIN_WINDOW_MS, int(WINDOW_REQUESTS * seconds * 1000)), seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     data = write_input_data(args.video, args.library, args.work_dir / "perf_input.json")
+    window, seconds = window_ms(args.video, args.library, args.url)
+    print(f"one request took {seconds:.2f} s: measurement window {window} ms", flush=True)
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         p for p in (str(library_dir(args.work_dir.resolve())), env.get("LD_LIBRARY_PATH")) if p
@@ -79,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--input-data={data}",
         f"--concurrency-range={args.concurrency}",
         # On 2 cores the defaults never call a measurement stable.
-        "-p", "2000", "--max-trials", "10", "--stability-percentage", "50",
+        "-p", str(window), "--max-trials", "10", "--stability-percentage", "50",
     ]  # fmt: skip
     if args.csv:
         command += ["-f", str(args.csv)]

@@ -35,6 +35,8 @@ def test_perf_analyzer_loads_rci_detect(server, media, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # The window is sized from a timed request, so a slow machine still completes requests.
+    assert "one request took" in result.stdout and "measurement window" in result.stdout
     rows = list(csv.DictReader(table.open()))
     assert rows[0]["Concurrency"] == "1"
     assert float(rows[0]["Inferences/Second"]) > 0

@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .rci_client import DetectResult, RciClient, RciClientError
+from .rci_client import DetectResult, RciClient, RciClientError, found_something
 
 console = Console()
 
@@ -252,8 +252,7 @@ def print_detections(
     table = Table(title=title)
     several = len({m.library for _, r in results for m in r.matches}) > 1
     named = lambda m: f"{m.library}/{m.video_id}" if several else m.video_id  # noqa: E731
-    keep = lambda m: every or m.segments or m.reproduced or m.audio_reuse  # noqa: E731
-    shown = [(path, m) for path, r in results for m in r.matches if keep(m)]
+    shown = [(p, m) for p, r in results for m in r.matches if every or found_something(m)]
     # An id is what a reviewer acts on: whole on one line, whatever the terminal's width
     # (a pipe's is 80), the other columns wrap instead.
     widest = max((len(named(m)) for _, m in shown), default=0)

@@ -47,6 +47,12 @@ class IngestResult:
     replaced: bool = False  # a video held under the id was swapped out (replace=True)
 
 
+def found_something(match: Match) -> bool:
+    """A candidate with a segment, a decision or audio reuse: what `rci detect`'s table
+    and the reviewer page show unless asked for every candidate."""
+    return bool(match.segments or match.reproduced or match.audio_reuse)
+
+
 @dataclass(frozen=True)
 class DetectResult:
     matches: list[Match]  # every candidate, best score first

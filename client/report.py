@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from rci.match.verdict import Match
 
-from .rci_client import DetectResult, RciClient, RciClientError
+from .rci_client import DetectResult, RciClient, RciClientError, found_something
 
 QUERY_WIDTH = 240  # pixels of a query frame in the page
 HEATMAP_SIDE = 288  # pixels of the heatmap's longer side
@@ -40,11 +40,6 @@ class Moment:
     query_jpeg: bytes | None
     ref_jpeg: bytes | None
     ref_shown: float | None  # the stored picture's own time, nearest ref_time
-
-
-def shown(match: Match) -> bool:
-    """Whether a candidate goes in the report: what `rci detect`'s table shows by default."""
-    return bool(match.reproduced or match.audio_reuse or match.segments)
 
 
 def query_frames(
@@ -160,7 +155,7 @@ def write_report(
 ) -> Path:
     """Write the reviewer's page for `result` (a detect of the video file `query`, made with
     maps=True) to `out`; `threshold` is MatchLite's cut, shown beside its probabilities."""
-    candidates = [(k, m) for k, m in enumerate(result.matches) if shown(m)]
+    candidates = [(k, m) for k, m in enumerate(result.matches) if found_something(m)]
     sections = []
     for k, m in candidates:
         pairs = moments(m)[: 3 * 8]  # a segment's three moments, for at most 8 segments

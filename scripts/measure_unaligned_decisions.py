@@ -4,6 +4,7 @@ onnxruntime) twice: as served (a pair without a segment is never reproduced) and
 pairs decided at a cut chosen on val (rci.train.report.choose_unaligned: just above every
 val pair without a segment that copies nothing). Prints F1 and near-miss false positives
 per test slice, and the test pairs without a segment that copy nothing yet score high.
+Reads the pairs file as training does, so it needs the train extra (`make install-train`).
 
     .venv/bin/python scripts/measure_unaligned_decisions.py \\
         --pairs .rci/matchlite/pairs2.npz --run .rci/matchlite/run2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,10 +18,20 @@ import numpy as np
 import pytest
 
 from rci.bench.samples import clip_path
+from rci.describe.descriptor import Descriptor, DescriptorModel
 from rci.errors import MediaError
-from rci.preprocess.media import DecodeLimits, SampledVideo, plan_frames, sample_video
+from rci.preprocess.media import (
+    DecodeLimits,
+    FrameStream,
+    SampledVideo,
+    plan_frames,
+    sample_video,
+)
+from rci.preprocess.pipeline import embed_video
 
 BITS = 10
+# The sampling rule itself: the first frame at or after each moment, never moved to a keyframe.
+EXACT = DecodeLimits(keyframe_snap=0)
 
 
 def numbered(n: int, width: int = 160, height: int = 90) -> np.ndarray:
@@ -48,12 +59,16 @@ def encode(
     audio_seconds: float = 0.0,
     options: dict[str, str] | None = None,
     format: str | None = None,
+    x264: str | None = None,
 ) -> bytes:
-    """Encode frames numbered 0..count-1 as H.264; with pts_ms, at those times (VFR)."""
+    """Encode frames numbered 0..count-1 as H.264; with pts_ms, at those times (VFR); x264:
+    the encoder's own parameters ("keyint=50:scenecut=0")."""
     with av.open(str(path), "w", format=format, options=options or {}) as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
+        if x264 is not None:
+            stream.options = {"x264-params": x264}
         if pts_ms is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         audio = container.add_stream("aac", rate=16000, layout="mono") if audio_seconds else None
@@ -95,7 +110,7 @@ def clip_10s_faststart(videos) -> bytes:
 
 
 def test_25fps_sampled_at_whole_seconds(clip_25fps) -> None:
-    video = sample_video(clip_25fps)
+    video = sample_video(clip_25fps, EXACT)
     # 150 frames at 25 fps: frame 25 k is at exactly k seconds, k = 0..5.
     assert video.timestamps.tolist() == [0, 1, 2, 3, 4, 5]
     assert video.timestamps.dtype == np.float32
@@ -111,7 +126,7 @@ def test_ntsc_rate_stays_on_whole_seconds(videos) -> None:
     # frame 899 at 29.997 s (not frame 900 at 30.030 s), so over 35 s the samples never drift
     # a whole frame away from k.
     data = encode(videos / "ntsc.mp4", 1040, Fraction(30000, 1001))  # 34.7 s
-    video = sample_video(data)
+    video = sample_video(data, EXACT)
     expected = [math.ceil((k - 0.02) * 30000 / 1001) for k in range(35)]
     assert expected[30] == 899 and expected[5] == 150
     assert [number_of(f) for f in video.frames] == expected
@@ -261,7 +276,7 @@ def test_every_early_cut_is_a_media_error(clip_10s_faststart) -> None:
 
 
 def test_whole_faststart_mp4_decodes(clip_10s_faststart) -> None:
-    video = sample_video(clip_10s_faststart)
+    video = sample_video(clip_10s_faststart, EXACT)
     assert video.timestamps.tolist() == list(range(10))
     assert video.duration == pytest.approx(10.0)
 
@@ -289,14 +304,14 @@ def test_undeclared_duration_over_the_limit(videos) -> None:
         assert container.duration is None and container.streams.video[0].duration is None
     with pytest.raises(MediaError, match="runs past 2 s"):
         sample_video(data, DecodeLimits(max_duration=2))
-    video = sample_video(data)
+    video = sample_video(data, EXACT)
     assert video.timestamps.tolist() == [0, 1, 2, 3, 4, 5]
     assert video.duration == pytest.approx(6.0)  # the decoded span: last sample + 1 s
 
 
 def test_spread_sampling_spaces_frames_over_the_video(clip_10s_faststart) -> None:
     # 10 s under a 300 s window: 5 frames every 10 / 5 = 2 s.
-    limits = DecodeLimits(sampling="spread", spread_frames=5)
+    limits = DecodeLimits(sampling="spread", spread_frames=5, keyframe_snap=0)
     video = sample_video(clip_10s_faststart, limits)
     assert [number_of(f) for f in video.frames] == [0, 50, 100, 150, 200]
     assert video.timestamps.tolist() == [0, 2, 4, 6, 8]
@@ -411,3 +426,65 @@ def test_spread_sampling_of_a_zero_length_header(clip_25fps) -> None:
     # A declared length of 0 must not divide by zero: the window is spread instead.
     limits = DecodeLimits(sampling="spread", spread_frames=3, spread_window=6)
     assert plan_frames(clip_25fps, limits).timestamps.tolist() == [0, 2, 4]
+
+
+# Decode paths: only the groups of pictures that hold a kept frame are decoded, each up to
+# it, and a kept frame moves to a keyframe within a quarter period (at most keyframe_snap).
+
+
+def test_keyframes_alone_are_decoded_where_they_fall_on_the_sampling_grid(videos) -> None:
+    data = encode(videos / "gop2s.mp4", 300, 25, x264="keyint=50:min-keyint=50:scenecut=0")
+    stream = FrameStream(data, DecodeLimits(fps=0.5))
+    numbers = [number_of(frame) for frame, _ in stream]
+    assert stream.path == "keyframes"
+    assert numbers == list(range(0, 300, 50))
+    assert plan_frames(data, DecodeLimits(fps=0.5)).path == "keyframes"
+
+
+@pytest.mark.parametrize("gop", ["closed", "open"])
+def test_skipping_groups_of_pictures_keeps_the_exact_frames(videos, gop) -> None:
+    # Keyframes every 2 s, a frame every second: the second half of each group is never
+    # decoded. An open group's first pictures refer back into the group before it, which is
+    # then decoded whole; the frame numbers drawn in the pictures prove each decoded right.
+    x264 = "keyint=50:min-keyint=50:scenecut=0:bframes=3" + (":open-gop=1" if gop == "open" else "")
+    data = encode(videos / f"gop-{gop}.mp4", 300, 25, x264=x264)
+    stream = FrameStream(data, EXACT)
+    frames = list(stream)
+    assert stream.path == "gops"
+    assert [number_of(f) for f, _ in frames] == list(range(0, 300, 25))
+    assert [t for _, t in frames] == list(range(12))
+    assert stream.duration == pytest.approx(12.0)
+
+
+def test_snapped_frames_stay_within_a_quarter_period_of_their_moment(videos) -> None:
+    # Keyframes every 0.48 s: each second's nearest keyframe is at most 0.24 s away.
+    data = encode(videos / "gop12.mp4", 300, 25, x264="keyint=12:min-keyint=12:scenecut=0")
+    stream = FrameStream(data, DecodeLimits())
+    frames = list(stream)
+    times = np.array([t for _, t in frames])
+    assert stream.path == "keyframes"
+    assert all(number_of(f) % 12 == 0 for f, _ in frames)
+    np.testing.assert_allclose(times, np.arange(12), atol=0.25)
+    np.testing.assert_array_equal(times, [number_of(f) / 25 for f, _ in frames])
+    plan = plan_frames(data)
+    assert plan.timestamps.tolist() == times.astype(np.float32).tolist()
+
+
+def test_snapped_frames_describe_the_same_moments(tmp_path) -> None:
+    # Real pictures with motion (bigbuckbunny, keyframes every 0.48 s) through the real
+    # descriptor: moving a frame up to 0.24 s keeps its descriptor close to the exact one's.
+    path = tmp_path / "bbb.mp4"
+    command = [
+        "ffmpeg", "-v", "error", "-stream_loop", "3", "-i", str(clip_path("bigbuckbunny")),
+        "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=12:scenecut=0",
+        "-an", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    data = path.read_bytes()
+    descriptor = Descriptor(DescriptorModel.parse("sscd_resnet50"))
+    exact = embed_video(data, descriptor.embed, EXACT)
+    snapped = embed_video(data, descriptor.embed, DecodeLimits())
+    moved = np.abs(snapped.timestamps - exact.timestamps)
+    assert moved.max() <= 0.25 and (moved > 0).sum() >= len(moved) // 2
+    cosines = (exact.embeddings * snapped.embeddings).sum(axis=1)
+    assert np.median(cosines) >= 0.95 and cosines.min() >= 0.75, cosines

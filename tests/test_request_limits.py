@@ -53,7 +53,7 @@ def test_a_stream_that_grows_midway_is_refused_at_the_frame() -> None:
 def test_frames_decoded_are_counted_sampled_or_not(tmp_path) -> None:
     data = encode(tmp_path / "v.mp4", 300)  # 12 s at 25 fps: 12 sampled, 300 decoded
     assert len(sample_video(data, DecodeLimits(max_decoded_frames=300)).frames) == 12
-    with pytest.raises(MediaError, match="over 299 frames, the maximum decoded"):
+    with pytest.raises(MediaError, match="over 299 (packets|frames)"):
         sample_video(data, DecodeLimits(max_decoded_frames=299))
 
 

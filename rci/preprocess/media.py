@@ -1,4 +1,9 @@
-"""Video decoding: sample frames at a fixed rate by presentation timestamp with PyAV."""
+"""Video decoding: sample frames at a fixed rate by presentation timestamp with PyAV.
+
+One pass over the packets (no decoding) plans which frames to keep; only the groups of
+pictures that hold one are decoded, each up to its last kept frame. A kept frame moves to a
+keyframe that lies within KEYFRAME_SNAP of its moment (a quarter of the sampling period at
+most), so where keyframes fall near the sampling grid only keyframes are decoded."""
 
 from __future__ import annotations
 
@@ -37,6 +42,9 @@ class DecodeLimits:
     max_decoded_frames: int = 216_000  # 1800 s at 120 fps
     max_seconds: float = 600.0
     max_pixels: int = MAX_PIXELS  # per frame, by the header and every decoded frame
+    # Seconds a kept frame may move to a keyframe (at most a quarter of the sampling period);
+    # 0 keeps the first frame at or after each moment, and decodes every frame before it.
+    keyframe_snap: float = 0.5
 
     def __post_init__(self) -> None:
         if min(self.max_bytes, self.max_decoded_frames, self.max_pixels) < 1 or not (
@@ -53,6 +61,8 @@ class DecodeLimits:
             raise ValueError(f"max_height must be >= 32 pixels, got {self.max_height}")
         if self.max_duration <= 0:
             raise ValueError(f"max_duration must be > 0 seconds, got {self.max_duration}")
+        if not (0 <= self.keyframe_snap <= 5):
+            raise ValueError(f"keyframe_snap must be 0-5 seconds, got {self.keyframe_snap}")
 
     @property
     def span(self) -> float:
@@ -115,6 +125,7 @@ class FramePlan:
     timestamps: np.ndarray  # (T,) float32, seconds from the first frame
     duration: float  # seconds
     size: tuple[int, int]  # (width, height) to decode at, pixels
+    path: str = "all"  # what is decoded: "keyframes", "gops" (part of them) or "all" frames
 
 
 class _Picker:
@@ -273,21 +284,38 @@ class FrameStream:
         self.has_audio = False
         self.count = 0  # frames yielded
         self.expected = 0  # frames the header says will be yielded (a guess when it is silent)
+        self.path = ""  # what was decoded (FramePlan.path), once iteration has begun
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         with _open(self.data, self.limits) as container:
             header = _read_header(container, self.limits)
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             self.has_audio = bool(container.streams.audio)
             self.expected = _expected_frames(header, self.limits)
-            state = [0.0, False]  # time of the last decoded frame, stopped early
-            for frame, t in _decode_sampled(container, stream, header, self, state):
+            packets = _read_packets(container, stream, self.limits, header, self)
+        # Without timestamps (raw elementary streams) nothing can be planned: every frame is
+        # decoded and kept by the sampling rule as it comes.
+        plan = _plan(packets, header, self.limits) if packets.timed else None
+        self.path = plan.path if plan is not None else "all"
+        with _open(self.data, self.limits) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if plan is not None:
+                self.expected = len(plan.timestamps)
+                frames = _decode_planned(container, stream, plan, header, self)
+            else:
+                header = _read_header(container, self.limits)  # a fresh sampling rule
+                state = [0.0, False]  # time of the last decoded frame, stopped early
+                frames = _decode_sampled(container, stream, header, self, state)
+            for frame, t in frames:
                 self.count += 1
                 yield frame, t
         if self.count < self.limits.min_frames:
             raise MediaError("no decodable video frames")
-        self.duration = float(_duration(header, state[0], state[1]))
+        if plan is not None:
+            self.duration = plan.duration
+        else:
+            self.duration = float(_duration(header, state[0], state[1]))
 
 
 def _expected_frames(header: _Header, limits: DecodeLimits) -> int:
@@ -315,13 +343,11 @@ def sample_video(data: bytes, limits: DecodeLimits = DecodeLimits()) -> SampledV
     )
 
 
-def _check_budget(source: FrameStream, began: float) -> None:
+def _check_budget(source: FrameStream | None, began: float, limits: DecodeLimits) -> None:
     """Refuse once decoding has taken longer than max_seconds or the client has gone."""
-    if time.monotonic() - began > source.limits.max_seconds:
-        raise MediaError(
-            f"decoding took over {source.limits.max_seconds:.0f} s, the limit per request"
-        )
-    if source.cancelled is not None and source.cancelled():
+    if time.monotonic() - began > limits.max_seconds:
+        raise MediaError(f"decoding took over {limits.max_seconds:.0f} s, the limit per request")
+    if source is not None and source.cancelled is not None and source.cancelled():
         raise CancelledError("request cancelled by the client")
 
 
@@ -343,7 +369,7 @@ def _decode_sampled(
         # must hit the limits too.
         for packets, packet in enumerate(container.demux(stream)):
             if packets % 32 == 0:
-                _check_budget(source, began)
+                _check_budget(source, began, limits)
             if packets > limits.max_decoded_frames + 64:  # a flush packet or a few more is fine
                 raise MediaError(f"video has over {limits.max_decoded_frames} packets")
             for frame in packet.decode():
@@ -378,10 +404,193 @@ def _decode_sampled(
         ) from exc
 
 
+@dataclass
+class _Packets:
+    """The video stream's packets in decode order, read without decoding them."""
+
+    pts: list[int | None]  # presentation stamps in the stream's time base
+    seconds: np.ndarray  # (P,) float64: pts (else dts) in seconds; nan where unsaid
+    keyframe: np.ndarray  # (P,) bool: decoding can start here
+    discard: np.ndarray  # (P,) bool: an edit list drops the frame (before a cut's start)
+
+    @property
+    def timed(self) -> bool:
+        """Every packet has a presentation stamp, so decoded frames can be told apart."""
+        return all(p is not None for p in self.pts) and not np.isnan(self.seconds).any()
+
+
+def _read_packets(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    limits: DecodeLimits,
+    header: _Header,
+    source: FrameStream | None = None,
+) -> _Packets:
+    """Demux the video stream (no decoding) until the end or well past where sampling stops."""
+    time_base = float(stream.time_base) if stream.time_base is not None else math.nan
+    pts, seconds, keyframe, discard = [], [], [], []
+    # Decode order runs at most a few frames ahead of presentation: 10 s past the sampling
+    # span reaches every frame the rule can keep (and one past it, for the refusal).
+    stop_after = header.picker.stop_at + 10.0
+    began = time.monotonic()
+    try:
+        for n, packet in enumerate(container.demux(stream)):
+            if n % 256 == 0:
+                _check_budget(source, began, limits)
+            if packet.size == 0:  # the demuxer's flush packet carries no frame
+                continue
+            if len(pts) >= limits.max_decoded_frames:
+                raise MediaError(f"video has over {limits.max_decoded_frames} packets")
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            pts.append(packet.pts)
+            seconds.append(math.nan if stamp is None else stamp * time_base)
+            keyframe.append(bool(packet.is_keyframe))
+            discard.append(bool(packet.is_discard))
+            if seconds[-1] - seconds[0] > stop_after:
+                break
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
+    return _Packets(
+        pts, np.asarray(seconds, np.float64), np.array(keyframe, bool), np.array(discard, bool)
+    )
+
+
+@dataclass
+class _Plan(FramePlan):
+    """A FramePlan with what decoding it takes, in decode order."""
+
+    pts: list[int] = None  # (T,) the kept frames' presentation stamps
+    send: np.ndarray = None  # (P,) bool: the packets to decode, decode order
+
+
+def _plan(packets: _Packets, header: _Header, limits: DecodeLimits) -> _Plan:
+    """The sampling rule over the packets' presentation times, with keyframe snapping; then
+    the packets to decode: each group of pictures that holds a kept frame, up to it."""
+    count = len(packets.pts)
+    timed = packets.timed
+    if timed:
+        order = np.argsort(packets.seconds, kind="stable")  # presentation -> decode number
+        times = packets.seconds[order]
+    else:  # raw streams: the nominal rate, in packet order
+        order = np.arange(count)
+        times = order / header.rate
+    shown = np.flatnonzero(~packets.discard[order])
+    if len(shown) < limits.min_frames:
+        raise MediaError("no decodable video frames")
+    start = times[shown[0]]
+    picker = header.picker
+    snap = min(limits.keyframe_snap, picker.period / 4) if timed else 0.0
+    keys = shown[packets.keyframe[order[shown]]]  # presentation numbers of shown keyframes
+    key_times = times[keys] - start
+    kept: list[int] = []
+    stopped, last = False, 0.0
+    for number in shown:
+        last = t = times[number] - start
+        keep = picker.pick(t)
+        if keep is None:
+            stopped = True
+            break
+        if keep and snap > 0:
+            moment = math.floor((t + min(0.02, picker.period / 4)) / picker.period) * picker.period
+            near = int(np.argmin(np.abs(key_times - moment))) if len(keys) else -1
+            after = not kept or key_times[near] > times[kept[-1]] - start
+            if near >= 0 and abs(key_times[near] - moment) <= snap and after:
+                number = keys[near]
+        if keep and (not kept or number != kept[-1]):
+            kept.append(number)
+    decode = order[kept]
+    send = np.zeros(count, bool)
+    if timed:
+        # The group of pictures of each packet: from the last keyframe at or before it.
+        gop = np.maximum.accumulate(np.where(packets.keyframe, np.arange(count), 0))
+        for d in decode:
+            send[gop[d] : d + 1] = True
+            # An open group's leading pictures (shown before its keyframe) refer back to the
+            # group before: that one is decoded whole, with no flush between them.
+            if gop[d] > 0 and packets.seconds[d] < packets.seconds[gop[d]]:
+                send[gop[gop[d] - 1] : gop[d]] = True
+    else:
+        send[:] = True
+    if send.all():
+        path = "all"
+    elif send.sum() == len(kept) and packets.keyframe[decode].all():
+        path = "keyframes"
+    else:
+        path = "gops"
+    return _Plan(
+        indices=np.asarray(kept, dtype=np.int32),
+        timestamps=np.round(times[kept] - start, 3).astype(np.float32),
+        duration=float(_duration(header, last, stopped)),
+        size=header.size,
+        path=path,
+        pts=[packets.pts[d] for d in decode] if timed else [],
+        send=send,
+    )
+
+
+def _decode_planned(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    plan: _Plan,
+    header: _Header,
+    source: FrameStream,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Decode the packets plan.send marks, draining and flushing the decoder at each skip,
+    and yield the kept frames as (H, W, 3) uint8 at header.size with their time."""
+    limits = source.limits
+    wanted = dict(zip(plan.pts, plan.timestamps.tolist(), strict=True))
+    context = stream.codec_context
+    began = time.monotonic()
+    number, decoded = -1, 0
+    floor = None  # pts of the keyframe the current run of decoding began at
+
+    def kept(frames) -> Iterator[tuple[np.ndarray, float]]:
+        nonlocal decoded
+        for frame in frames:
+            decoded += 1
+            if frame.width * frame.height > limits.max_pixels:  # sizes may change midway
+                raise MediaError(
+                    f"frame {decoded} is {frame.width}x{frame.height}, "
+                    f"over {limits.max_pixels} pixels"
+                )
+            # Before the run's keyframe are an open group's leading pictures, whose
+            # references were not decoded.
+            if frame.pts in wanted and frame.pts >= floor:
+                width, height = header.size
+                rgb = frame.reformat(
+                    width=width, height=height, format="rgb24", interpolation="AREA"
+                )
+                yield rgb.to_ndarray(), round(wanted.pop(frame.pts), 3)
+
+    try:
+        for packets, packet in enumerate(container.demux(stream)):
+            if packets % 32 == 0:
+                _check_budget(source, began, limits)
+            if packet.size == 0:
+                continue
+            number += 1
+            if number >= len(plan.send) or not wanted:
+                break
+            if plan.send[number]:
+                if floor is None:
+                    floor = packet.pts
+                yield from kept(context.decode(packet))
+            elif floor is not None:  # a skip: drain what is in flight, start afresh later
+                yield from kept(context.decode(None))
+                context.flush_buffers()
+                floor = None
+        if floor is not None:
+            yield from kept(context.decode(None))
+    except av.error.FFmpegError as exc:
+        raise MediaError(
+            f"corrupt video: decoding failed after {source.count} frames ({exc})"
+        ) from exc
+
+
 def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan:
-    """The frames sample_video would keep, found by reading packet timestamps only, for a
-    decoder that takes frame numbers (NVDEC through DALI). Same refusals as sample_video,
-    except corruption inside the coded pictures, which only decoding finds.
+    """The frames sample_video keeps, found by reading packets only, for a decoder that
+    takes frame numbers (NVDEC through DALI). Same refusals as sample_video, except
+    corruption inside the coded pictures, which only decoding finds.
 
     Frames are numbered over every packet in presentation order, as DALI's index does;
     packets an edit list marks to discard (before a cut's start) are numbered but never
@@ -389,42 +598,6 @@ def plan_frames(data: bytes, limits: DecodeLimits = DecodeLimits()) -> FramePlan
     """
     with _open(data, limits) as container:
         header = _read_header(container, limits)
-        stream = container.streams.video[0]
-        try:
-            packets = []
-            for p in container.demux(stream):
-                if p.size == 0:  # the demuxer's flush packet carries no frame
-                    continue
-                if len(packets) >= limits.max_decoded_frames:
-                    raise MediaError(f"video has over {limits.max_decoded_frames} packets")
-                packets.append((p.pts if p.pts is not None else p.dts, bool(p.is_discard)))
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
-        time_base = float(stream.time_base) if stream.time_base is not None else None
-    if time_base is None or any(stamp is None for stamp, _ in packets):
-        # Raw streams: the nominal rate, in packet order.
-        order = [(n / header.rate, discard) for n, (_, discard) in enumerate(packets)]
-    else:
-        order = sorted((stamp * time_base, discard) for stamp, discard in packets)
-    shown = [n for n, (_, discard) in enumerate(order) if not discard]
-    if len(shown) < limits.min_frames:
-        raise MediaError("no decodable video frames")
-    start = order[shown[0]][0]
-    indices: list[int] = []
-    times: list[float] = []
-    stopped, last = False, 0.0
-    for number in shown:
-        last = t = order[number][0] - start
-        keep = header.picker.pick(t)
-        if keep is None:
-            stopped = True
-            break
-        if keep:
-            indices.append(number)
-            times.append(round(t, 3))
-    return FramePlan(
-        indices=np.asarray(indices, dtype=np.int32),
-        timestamps=np.asarray(times, dtype=np.float32),
-        duration=float(_duration(header, last, stopped)),
-        size=header.size,
-    )
+        packets = _read_packets(container, container.streams.video[0], limits, header)
+    plan = _plan(packets, header, limits)
+    return FramePlan(plan.indices, plan.timestamps, plan.duration, plan.size, plan.path)

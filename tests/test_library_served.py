@@ -83,6 +83,25 @@ def test_each_library_keeps_its_own_fingerprint_interval(configured, media):
         client.ingest(media["query"], "q", "second")
 
 
+def test_ingest_samples_only_the_frames_its_library_keeps(configured, media):
+    # rci_ingest hands rci_preprocess its LIBRARY: 'sparse' keeps one fingerprint per 2 s,
+    # so only one frame in 2 s is decoded, boxed and described; 'main' keeps every second.
+    video = np.frombuffer(media["query"].read_bytes(), np.uint8)
+    times = {}
+    for library in ("main", "sparse"):
+        inputs = [("VIDEO_BYTES", video, "UINT8"),
+                  ("LIBRARY", np.array([library.encode()], dtype=object), "BYTES")]  # fmt: skip
+        found, error = raw(configured["server"], "http", "rci_preprocess", inputs)
+        assert error is None, error
+        times[library] = found.as_numpy("TIMESTAMPS")
+    assert np.all(np.diff(times["main"]) < 1.3)
+    assert np.all(np.diff(times["sparse"]) >= 1.5) and times["sparse"][0] == 0
+    assert len(times["sparse"]) == (len(times["main"]) + 1) // 2
+    inputs[1] = ("LIBRARY", np.array([b"second"], dtype=object), "BYTES")
+    _, error = raw(configured["server"], "http", "rci_preprocess", inputs)
+    assert "unknown library 'second'" in error
+
+
 def test_detect_over_two_libraries_labels_each_match(configured, media):
     client, truth = configured["client"], media["truth"]
     path = media["library"][truth.video_id]

@@ -7,8 +7,9 @@ for them, as rci_detect does and rci_ingest does not, and when parameter `mirror
 otherwise they are (0, 512); WHOLE_EMBEDDINGS (frames with an inset picture, embedded
 whole) likewise, with parameter `whole`, and QUERY_AUDIO_PRINTS (the audio read at
 several tempos and phases) for a caller that asks. Parameter `screen` "false" turns the
-tilted-screen search off. Parameter `decoder`: "pyav" (cpu target) or "nvdec" (gpu
-target: NVDEC and DALI on the instance's GPU)."""
+tilted-screen search off. LIBRARY (optional, as rci_ingest gives it): frames are sampled
+no closer than that library's fingerprint interval. Parameter `decoder`: "pyav" (cpu
+target) or "nvdec" (gpu target: NVDEC and DALI on the instance's GPU)."""
 
 import json
 
@@ -17,11 +18,18 @@ import triton_python_backend_utils as pb_utils
 
 from rci.preprocess.audio_prints import check_chromaprint
 from rci.preprocess.media import DecodeLimits, check_size
-from rci.preprocess.pipeline import Embedded, embed_video
+from rci.preprocess.pipeline import video_embedder
 from rci.preprocess.screen import ScreenParams
 from rci.serving.auth import Access, Tokens
-from rci.serving.backend import call_model, from_parameters, model_parameters, respond
+from rci.serving.backend import (
+    call_model,
+    from_parameters,
+    model_parameters,
+    respond,
+    string_input,
+)
 from rci.serving.metrics import StageMetrics
+from rci.serving.settings import open_libraries
 
 
 class TritonPythonModel:
@@ -38,23 +46,9 @@ class TritonPythonModel:
         screen = {"true": ScreenParams(), "false": None}[parameters.pop("screen", "true")]
         self.limits = from_parameters(DecodeLimits, parameters)
         check_chromaprint()  # a missing libchromaprint fails the load, not every request
-        if decoder == "nvdec":
-            from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
-
-            device = int(json.loads(args["model_instance_device_id"]))
-            dali = DaliPreprocessor(self.limits, device_id=device, screen=screen)
-            self.run = lambda data, embed, cancelled, mirror, whole, query_audio, pictures: (
-                Embedded.of(dali(data.tobytes(), whole=whole, query_audio=query_audio), embed,
-                            mirror, whole, pictures)
-            )  # fmt: skip
-        elif decoder == "pyav":
-            self.run = lambda data, embed, cancelled, mirror, whole, query_audio, pictures: (
-                embed_video(data, embed, self.limits, cancelled=cancelled, mirror=mirror,
-                            whole=whole, screen=screen, query_audio=query_audio,
-                            thumbnails=pictures)
-            )  # fmt: skip
-        else:
-            raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
+        self.libraries = open_libraries()  # LIBRARY: sample at its fingerprint interval
+        device = int(json.loads(args.get("model_instance_device_id", "0")))
+        self.run = video_embedder(decoder, self.limits, screen, device)
 
     def execute(self, requests):
         """One response per request; undecodable bytes become that request's error."""
@@ -77,7 +71,11 @@ class TritonPythonModel:
         whole = self.whole and "WHOLE_EMBEDDINGS" in requested
         query_audio = "QUERY_AUDIO_PRINTS" in requested
         pictures = "THUMBNAILS" in requested  # rci_ingest asks, for the library
-        video = self.run(data, embed, cancelled, mirror, whole, query_audio, pictures)
+        limits = self.limits
+        if "LIBRARY" in inputs:  # rci_ingest: no frames the library would not keep
+            interval = self.libraries.fingerprint_interval(string_input(inputs, "LIBRARY"))
+            limits = limits.every(interval)
+        video = self.run(data, limits, embed, cancelled, mirror, whole, query_audio, pictures)
         empty = np.zeros((0, video.embeddings.shape[1]), np.float32)
         return {
             "EMBEDDINGS": video.embeddings,

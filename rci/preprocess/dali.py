@@ -76,18 +76,25 @@ class DaliPreprocessor:
             raise
 
     def __call__(
-        self, data: bytes, cancelled=None, whole: bool = True, query_audio: bool = False
+        self,
+        data: bytes,
+        cancelled=None,
+        whole: bool = True,
+        query_audio: bool = False,
+        limits: DecodeLimits | None = None,
     ) -> Preprocessed:
         """The video's frames, boxes and audio features; with `whole`, its frames with an
         inset also resized whole (Preprocessed.whole_frames); with `query_audio`, the
-        audio's query views. The fingerprints are the cpu target's code on the same samples."""
+        audio's query views; `limits` for this call (default: the instance's). The
+        fingerprints are the cpu target's code on the same samples."""
         # `cancelled` is not polled: the GPU decodes the planned frames in one call.
-        plan = plan_frames(data, self.limits)
+        limits = limits or self.limits
+        plan = plan_frames(data, limits)
         frames = self.decode_frames(data, plan.indices, plan.size)
         found = framed_boxes(frames, self.borders, screen=self.screen)
         boxes, outer = found.boxes, found.outer
         _, h, w, _ = frames.shape
-        samples = decode_audio(data, self.audio, self.limits.span)
+        samples = decode_audio(data, self.audio, limits.span)
         fbank, mfcc = self.audio_features(samples)
         prints, views = fingerprint_audio(samples, self.audio.sample_rate, query_audio)
         rows = np.flatnonzero((outer != boxes).any(axis=1)) if whole else np.zeros(0, int)

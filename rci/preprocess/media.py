@@ -7,6 +7,7 @@ most), so where keyframes fall near the sampling grid only keyframes are decoded
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import time
@@ -63,6 +64,13 @@ class DecodeLimits:
             raise ValueError(f"max_duration must be > 0 seconds, got {self.max_duration}")
         if not (0 <= self.keyframe_snap <= 5):
             raise ValueError(f"keyframe_snap must be 0-5 seconds, got {self.keyframe_snap}")
+
+    def every(self, seconds: float) -> DecodeLimits:
+        """These limits sampling one frame every `seconds` where that is sparser than fps
+        (a library that keeps one fingerprint per interval); spread sampling is kept."""
+        if self.sampling != "fps" or seconds <= 1.0 / self.fps:
+            return self
+        return dataclasses.replace(self, fps=1.0 / seconds)
 
     @property
     def span(self) -> float:

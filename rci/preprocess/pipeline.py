@@ -175,6 +175,34 @@ def embed_video(
     return Embedded(**views.result(), **sampled)  # FrameStream gave >= 1 frame
 
 
+def video_embedder(
+    decoder: str, limits: DecodeLimits, screen: ScreenParams | None, device_id: int = 0
+) -> Callable[..., Embedded]:
+    """run(data, limits, embed, cancelled, mirror, whole, query_audio, thumbnails) -> Embedded
+    for a served model: decoder "pyav" (cpu target: embed_video) or "nvdec" (gpu target:
+    NVDEC and DALI on GPU `device_id`, its pipelines built once, here)."""
+    if decoder == "nvdec":
+        from rci.preprocess.dali import DaliPreprocessor  # needs DALI and a GPU
+
+        dali = DaliPreprocessor(limits, device_id=device_id, screen=screen)
+
+        def run(data, limits, embed, cancelled, mirror, whole, query_audio, thumbnails):
+            video = dali(data.tobytes(), whole=whole, query_audio=query_audio, limits=limits)
+            return Embedded.of(video, embed, mirror, whole, thumbnails)
+
+        return run
+    if decoder == "pyav":
+
+        def run(data, limits, embed, cancelled, mirror, whole, query_audio, thumbnails):
+            return embed_video(
+                data, embed, limits, cancelled=cancelled, mirror=mirror, whole=whole,
+                screen=screen, query_audio=query_audio, thumbnails=thumbnails,
+            )  # fmt: skip
+
+        return run
+    raise ValueError(f"decoder must be 'pyav' or 'nvdec', got {decoder!r}")
+
+
 class _Embedder:
     """Embeds batches of frames, with `mirror` their mirror images and with `whole` the
     whole frames given, in one call (at most 3 x EMBED_FRAMES = 192 frames, within the

@@ -182,12 +182,13 @@ def _python() -> str:
 
 def thin(video: VideoFingerprints, interval: float) -> VideoFingerprints:
     """Keep the first fingerprint, then each one at least `interval` seconds after the last
-    kept (a 5 ms tolerance keeps 29.97 fps sources on their grid)."""
+    kept, less a quarter interval: ingest sampled at the interval may have moved a frame
+    that far to a keyframe (rci.preprocess.media.DecodeLimits.keyframe_snap)."""
     if interval <= 0:
         return video
     keep, last = [], -np.inf
     for n, t in enumerate(video.timestamps):
-        if t >= last + interval - 0.005:
+        if t >= last + interval * 0.75:
             keep.append(n)
             last = t
     pictures = video.thumbnails
@@ -239,6 +240,12 @@ class Libraries:
                 self.data_dir, name, descriptor=self.descriptor, dim=self.dim
             )
         return self._folders[name]
+
+    def fingerprint_interval(self, name: str) -> float:
+        """Seconds between the fingerprints library `name` keeps (0: every sampled frame)."""
+        if name not in self.settings:
+            self.folder(name)  # the unknown-library error, with the names this server has
+        return self.settings[name].fingerprint_interval
 
     def writer(self, name: str) -> LibraryWriter:
         return LibraryWriter(self.folder(name))

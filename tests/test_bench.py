@@ -561,7 +561,23 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
     assert cli.main(["speed", "--clip", str(clip), "--seconds", "3", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "1280x720, 3 sampled frames" in out  # a 720p clip, sampled at 1 frame per second
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    lines = out.splitlines()
+    first = lines.index("| step | keyframe every 10 s (x264 default) | every 2 s | every 1 s |")
+    ratios = {r.split(" | ")[0][2:]: r.split(" | ")[1:] for r in lines[first + 2 : first + 10]}
+    assert list(ratios) == [
+        "ffmpeg, every frame", "ffmpeg, no non-reference frames", "ffmpeg, keyframes only",
+        "RCI decode, 1 frame per s", "RCI decode, 1 frame per 2 s",
+        "rci_ingest, every sampled frame (1 s)", "rci_ingest, a frame per 2 s",
+        "rci_detect, 1 frame per s",
+    ]  # fmt: skip
+    assert all(
+        float(cell.split()[0].replace(",", "")) > 0 for row in ratios.values() for cell in row
+    )
+    # Keyframes on the sampling grid: only they are decoded.
+    assert "keyframes)" in ratios["RCI decode, 1 frame per 2 s"][1]
+    assert "keyframes)" in ratios["RCI decode, 1 frame per s"][2]
+    assert "server's peak memory" in out
+    rows = [line for line in lines[first + 10 :] if line.startswith("| ") and "---" not in line]
     rows = [r for r in rows if not r.startswith("| stage ")]  # the headers
     assert [r.split(" | ")[0][2:] for r in rows] == [
         "decode + sample (PyAV)", "content box", "crop + resize (Pillow)",

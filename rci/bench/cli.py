@@ -45,7 +45,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.url:
         with RciClient(args.url, protocol=args.protocol) as client:
-            report = run(args.out, client, args.library, peers, reuse_peers=args.reuse_peers)
+            report = run(
+                args.out, client, args.library, peers, reuse_peers=args.reuse_peers,
+                verdict=args.verdict,
+            )  # fmt: skip
     else:
         from rci.serving.server import ServerOptions, TritonServer
 
@@ -57,8 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         with TritonServer(options) as server, RciClient(server.http_url) as client:
             report = run(
-                args.out, client, args.library, peers, server.peak_memory_mb, args.reuse_peers
-            )
+                args.out, client, args.library, peers, server.peak_memory_mb, args.reuse_peers,
+                args.verdict,
+            )  # fmt: skip
     print((args.out / "results.md").read_text())
     print(json.dumps(report["overall"], indent=1))
     return 0
@@ -104,21 +108,43 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from rci.bench.speed import audio_cost, cpu_stages, gpu_stages, make_clip, table
+    from rci.bench import speed
     from rci.preprocess.media import sample_video
 
-    data = make_clip(args.clip, args.seconds, args.music).read_bytes()
+    data = speed.make_clip(args.clip, args.seconds, args.music).read_bytes()
     video = sample_video(data)
     frames, seconds = len(video.frames), video.duration
     print(f"{args.clip}: {seconds:.1f} s, {video.frames.shape[2]}x{video.frames.shape[1]}, "
           f"{frames} sampled frames; medians of {args.repeats} runs\n")  # fmt: skip
-    print(table(cpu_stages(data, args.repeats), frames, seconds, "cpu target (PyAV, numpy)"))
+    clips = {
+        name: args.clip if every == 10.0 else speed.with_keyframes_every(args.clip, every)
+        for name, every in speed.KEYFRAME_SPACINGS.items()
+    }
+    rows, paths = {}, {}
+    for name, path in clips.items():
+        decoded, paths[name] = speed.planned_decode(path.read_bytes(), args.repeats)
+        rows[name] = {**speed.decode_bound(path, args.repeats), **decoded}
+    peak = None
+    if not args.no_served:
+        served, peak = speed.served(clips, args.clip.parent / "served", args.repeats)
+        for name in clips:
+            rows[name].update(served[name])
+    print("### Video seconds per second (ratio to ffmpeg decoding every frame)\n")
+    print(speed.ratio_table(seconds, rows, paths))
+    if peak is not None:
+        print(f"\nserver's peak memory (tritonserver and its stubs, VmHWM): {peak:,.0f} MiB")
+    print()
+    print(speed.table(speed.cpu_stages(data, args.repeats), frames, seconds,
+                      "cpu target (PyAV, numpy), x264 default keyframes"))  # fmt: skip
     if args.gpu:
         print()
-        print(table(gpu_stages(data, args.repeats), frames, seconds, "gpu target (NVDEC, DALI)"))
-    stages, shares = audio_cost(data, args.repeats)
+        stages = speed.gpu_stages(data, args.repeats)
+        print(speed.table(stages, frames, seconds, "gpu target (NVDEC, DALI)"))
+    stages, shares = speed.audio_cost(data, args.repeats)
     print()
-    print(table(stages, frames, seconds, "audio beside the whole (cpu target, sscd_resnet50)"))
+    print(
+        speed.table(stages, frames, seconds, "audio beside the whole (cpu target, sscd_resnet50)")
+    )
     print()
     print(f"audio's share: ingest {shares['ingest']:.1%}, detect {shares['detect']:.1%} "
           "(audio decode, log-mel and MFCC, fingerprints, query views, alignment)")  # fmt: skip
@@ -255,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--library", default="bench", help="an empty library to ingest into")
     p.add_argument("--descriptor", default="sscd_resnet50")
     p.add_argument(
+        "--verdict",
+        choices=["matchlite", "heuristic"],
+        help="who decides each detect (default: the library's, MatchLite); MatchLite is "
+        "trained for sscd_resnet50, so another --descriptor needs heuristic",
+    )
+    p.add_argument(
         "--peers",
         default="phash,chromaprint,signature,videohash",
         help="comma-separated peers to run too ('' for none)",
@@ -321,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--gpu", action="store_true", help="also the gpu target (DALI and a GPU)")
+    p.add_argument(
+        "--no-served", action="store_true", help="skip rci_ingest and rci_detect through Triton"
+    )
     p.set_defaults(func=cmd_speed)
     p = sub.add_parser("scale", help="exact search and IVF-PQ over millions of fingerprints")
     p.add_argument("--sizes", default="1000000,10000000", help="comma-separated vector counts")

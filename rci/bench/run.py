@@ -37,6 +37,7 @@ def run(
     peers: tuple[PeerKind, ...] = (),
     peak_memory_mb: Callable[[], float] | None = None,
     reuse_peers: bool = False,
+    verdict: str | None = None,
 ) -> dict:
     """Ingest the manifest's references into `library` (empty) and detect every query
     (system "rci-refs-only"), then ingest the never-copied library videos and detect every
@@ -44,7 +45,8 @@ def run(
     `peak_memory_mb` reads the server's peak resident memory when the runner started the
     server. Every system's predictions are kept
     in predictions/NAME.json; `reuse_peers` takes the peers' from there when present (they
-    do not depend on RCI). A peer that fails is reported in peer_errors and left out."""
+    do not depend on RCI). A peer that fails is reported in peer_errors and left out.
+    `verdict`: who decides each detect ("matchlite" or "heuristic"; None: the library's)."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
     references = [s for s in manifest["sources"] if s["role"] == "reference"]
     never_copied_videos = [s for s in manifest["sources"] if s["role"] == "library"]
@@ -59,7 +61,9 @@ def run(
             ingested += result.duration
         if name == REFS_ONLY and not never_copied_videos:
             continue
-        passes[name] = [_detect(client, build_dir, query, library) for query in manifest["queries"]]
+        passes[name] = [
+            _detect(client, build_dir, query, library, verdict) for query in manifest["queries"]
+        ]
     predictions = passes["rci"]
     cost = {
         "ingest_seconds_per_video_minute": 60 * ingest_seconds / max(ingested, 1e-9),
@@ -152,9 +156,11 @@ def report(
 REFS_ONLY = "rci-refs-only"  # RCI with only the references ingested
 
 
-def _detect(client: RciClient, build_dir: Path, query: dict, library: str) -> dict:
+def _detect(
+    client: RciClient, build_dir: Path, query: dict, library: str, verdict: str | None = None
+) -> dict:
     """One query's prediction record (runner format), with its wall time and content boxes."""
-    detected = client.detect(build_dir / query["path"], library)
+    detected = client.detect(build_dir / query["path"], library, verdict=verdict)
     return {
         "query_id": query["query_id"],
         "seconds": detected.seconds,

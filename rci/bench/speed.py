@@ -5,11 +5,14 @@ ingest's and detect's per-video work. Medians of repeated runs after one warm-up
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import av
 
 from rci.bench.samples import clip_path
 from rci.describe.descriptor import Descriptor, DescriptorModel
@@ -18,7 +21,7 @@ from rci.match.views import QueryViews
 from rci.preprocess.audio import AudioParams, audio_features, decode_audio
 from rci.preprocess.audio_prints import fingerprint_audio
 from rci.preprocess.frames import content_boxes, crop_resize
-from rci.preprocess.media import DecodeLimits, sample_video
+from rci.preprocess.media import DecodeLimits, FrameStream, sample_video
 from rci.preprocess.pipeline import embed_video, preprocess
 
 AUDIO_CANDIDATES = 15  # what detect aligns by default: 5 by votes, 5 whole, 5 by audio
@@ -164,4 +167,126 @@ def table(stages: dict[str, float], frames: int, seconds: float, title: str) -> 
     ]
     for stage, spent in stages.items():
         lines.append(f"| {stage} | {spent:.3f} | {frames / spent:,.0f} | {seconds / spent:,.0f} |")
+    return "\n".join(lines)
+
+
+# Keyframe spacings the decode and served tables are measured at: x264's default (a keyframe
+# every 250 frames, 10 s at 25 fps, where no scene cut comes sooner), a common streaming
+# setting, and a phone camera's.
+KEYFRAME_SPACINGS = {"keyframe every 10 s (x264 default)": 10.0, "every 2 s": 2.0, "every 1 s": 1.0}
+
+
+def with_keyframes_every(clip: Path, seconds: float) -> Path:
+    """`clip` re-encoded as make_clip does, with a keyframe every `seconds` and none between
+    (the audio copied); kept if present."""
+    path = clip.with_name(f"{clip.stem}-gop{seconds:g}s{clip.suffix}")
+    if path.exists():
+        return path
+    with av.open(str(clip)) as container:
+        rate = container.streams.video[0].average_rate
+    frames = round(seconds * rate)
+    command = [
+        "ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-preset", "veryfast",
+        "-b:v", "3M", "-pix_fmt", "yuv420p",
+        "-x264-params", f"keyint={frames}:min-keyint={frames}:scenecut=0",
+        "-c:a", "copy", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    return path
+
+
+def decode_bound(path: Path, repeats: int) -> dict[str, float]:
+    """Median seconds for the ffmpeg command line to decode the video stream (all threads,
+    to a null output): every frame, without non-reference frames, keyframes only."""
+    variants = {
+        "ffmpeg, every frame": [],
+        "ffmpeg, no non-reference frames": ["-skip_frame", "noref"],
+        "ffmpeg, keyframes only": ["-skip_frame", "nokey"],
+    }
+    out = {}
+    for name, skip in variants.items():
+        command = ["ffmpeg", "-v", "error", "-threads", "0", *skip, "-i", str(path),
+                   "-map", "0:v:0", "-f", "null", "-"]  # fmt: skip
+        out[name] = _median_seconds(lambda c=command: subprocess.run(c, check=True), repeats)
+    return out
+
+
+def planned_decode(data: bytes, repeats: int) -> tuple[dict[str, float], dict[str, str]]:
+    """({step: median seconds}, {step: the decode path taken}) for RCI's decoding
+    (rci.preprocess.media.FrameStream, kept frames converted to RGB) at 1 frame per second
+    and at 1 in 2 s."""
+    times, paths = {}, {}
+    for fps, step in ((1.0, "RCI decode, 1 frame per s"), (0.5, "RCI decode, 1 frame per 2 s")):
+        limits = DecodeLimits(fps=fps)
+        times[step] = _median_seconds(lambda l=limits: list(FrameStream(data, l)), repeats)
+        stream = FrameStream(data, limits)
+        next(iter(stream))  # planning comes first: the path is known from the first frame
+        paths[step] = stream.path
+    return times, paths
+
+
+LIBRARIES_TOML = """
+[libraries.main]
+[libraries.every2s]
+fingerprint_interval = 2.0
+"""
+
+
+def served(
+    clips: dict[str, Path], work: Path, repeats: int
+) -> tuple[dict[str, dict[str, float]], float]:
+    """({clip: {request: median seconds}}, the server's peak memory in MiB) through the
+    served cpu ensembles on this machine: rci_ingest into a library keeping every sampled
+    frame and into one keeping a frame per 2 s, rci_detect against the first (the clip
+    itself is in it: a full copy, the most alignment work)."""
+    from rci.serving.server import ServerOptions, TritonServer
+    from rci_client import RciClient
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "libraries.toml").write_text(LIBRARIES_TOML)
+    options = ServerOptions(
+        data_dir=work / "data", work_dir=work / "server", libraries_config=work / "libraries.toml"
+    )
+
+    def timed(client, data: bytes, key: str) -> dict[str, float]:
+        return {
+            "rci_ingest, every sampled frame (1 s)": _median_seconds(
+                lambda: client.ingest(data, key, "main", replace=True), repeats
+            ),
+            "rci_ingest, a frame per 2 s": _median_seconds(
+                lambda: client.ingest(data, key, "every2s", replace=True), repeats
+            ),
+            "rci_detect, 1 frame per s": _median_seconds(
+                lambda: client.detect(data, "main"), repeats
+            ),
+        }
+
+    with TritonServer(options) as server, RciClient(server.http_url) as client:
+        out = {name: timed(client, path.read_bytes(), path.stem) for name, path in clips.items()}
+        peak = server.peak_memory_mb()
+    return out, peak
+
+
+def ratio_table(
+    seconds: float,
+    rows: dict[str, dict[str, float]],
+    notes: dict[str, dict[str, str]],
+    bound: str = "ffmpeg, every frame",
+) -> str:
+    """Markdown: per clip (columns), each step's video seconds per second and, for RCI's
+    steps, its ratio to decoding every frame with ffmpeg and any note (the decode path)."""
+    names = list(rows)
+    lines = ["| step | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for step in dict.fromkeys(step for spent in rows.values() for step in spent):
+        cells = []
+        for name in names:
+            spent = rows[name].get(step)
+            if spent is None:
+                cells.append("-")
+                continue
+            extra = [] if step.startswith("ffmpeg") else [f"{rows[name][bound] / spent:.2f}x"]
+            extra += [notes[name][step]] if step in notes.get(name, {}) else []
+            cells.append(f"{seconds / spent:,.1f}" + (f" ({', '.join(extra)})" if extra else ""))
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -123,10 +123,13 @@ def border_boxes(frames: np.ndarray, params: BorderParams = BorderParams()) -> n
     t, h, w, _ = frames.shape
     row_std, row_mean, row_chroma = (np.empty((t, h), np.float32) for _ in range(3))
     col_std, col_mean, col_chroma = (np.empty((t, w), np.float32) for _ in range(3))
+    third = np.float32(1 / 3)
     for f, frame in enumerate(frames):  # one frame at a time: no float copy of the video
         rgb = frame.astype(np.float32)
-        gray = rgb.mean(axis=2)
-        row_std[f], row_mean[f], row_chroma[f] = gray.std(1), gray.mean(1), _cast(rgb.mean(1))
+        # Channel by channel: numpy reduces over a length-3 innermost axis ten times slower.
+        gray = (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) * third
+        across = np.stack([rgb[..., c].mean(1) for c in range(3)], axis=1)
+        row_std[f], row_mean[f], row_chroma[f] = gray.std(1), gray.mean(1), _cast(across)
         col_std[f], col_mean[f], col_chroma[f] = gray.std(0), gray.mean(0), _cast(rgb.mean(0))
     rows = _flat_lines(row_std, row_mean, row_chroma, params)
     cols = _flat_lines(col_std, col_mean, col_chroma, params)

@@ -305,19 +305,25 @@ class FrameStream:
         # decoded and kept by the sampling rule as it comes.
         plan = _plan(packets, header, self.limits) if packets.timed else None
         self.path = plan.path if plan is not None else "all"
-        with _open(self.data, self.limits) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if plan is not None:
-                self.expected = len(plan.timestamps)
-                frames = _decode_planned(container, stream, plan, header, self)
-            else:
+        if plan is not None:
+            self.expected = len(plan.timestamps)
+            with _open(self.data, self.limits) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame, t in _decode_planned(container, stream, plan, header, self):
+                    self.count += 1
+                    yield frame, t
+            if self.count == 0:  # no decoded frame carried its packet's stamp: decode all
+                plan, self.path = None, "all"
+        if plan is None:
+            with _open(self.data, self.limits) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
                 header = _read_header(container, self.limits)  # a fresh sampling rule
                 state = [0.0, False]  # time of the last decoded frame, stopped early
-                frames = _decode_sampled(container, stream, header, self, state)
-            for frame, t in frames:
-                self.count += 1
-                yield frame, t
+                for frame, t in _decode_sampled(container, stream, header, self, state):
+                    self.count += 1
+                    yield frame, t
         if self.count < self.limits.min_frames:
             raise MediaError("no decodable video frames")
         if plan is not None:

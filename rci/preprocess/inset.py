@@ -10,7 +10,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from rci.preprocess.analysis import analysis_grey, window_median
 
@@ -44,17 +43,46 @@ class InsetParams:
     keep_min_windows: int = 3  # ... once exactly that rectangle was found in this many windows
 
 
+# Paeth's exchange network for the median of 9 (Graphics Gems, 1990): after these 19
+# min/max pairs, item 4 holds the median.
+_MEDIAN_OF_9 = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
+
+
 def _denoised(grey: np.ndarray) -> np.ndarray:
     """A 3x3 median per frame: keeps a boundary's step and drops grain and noise, whose
-    edges would otherwise be everywhere."""
-    return np.stack([ndimage.median_filter(g, size=3) for g in grey])
+    edges would otherwise be everywhere. scipy's median_filter (edges reflected) by an
+    exchange network over shifted copies: the same values, ten times faster."""
+    _, h, w = grey.shape
+    padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="edge")  # = reflected, one pixel out
+    v = [padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)]
+    for a, b in _MEDIAN_OF_9:
+        v[a], v[b] = np.minimum(v[a], v[b]), np.maximum(v[a], v[b])
+    return v[4]
+
+
+def _within(mask: np.ndarray, axis: int, reach: int, every: bool) -> np.ndarray:
+    """Whether any (or with `every`, all) of the pixels within `reach` along `axis` are set;
+    outside the array counts as unset."""
+    n = mask.shape[axis]
+    pad = [(0, 0)] * mask.ndim
+    pad[axis] = (reach, reach)
+    padded = np.pad(mask, pad)
+    out = np.ones_like(mask) if every else np.zeros_like(mask)
+    for k in range(2 * reach + 1):
+        part = padded[(slice(None),) * axis + (slice(k, k + n),)]
+        out = (out & part) if every else (out | part)
+    return out
 
 
 def _close_along(edge: np.ndarray, across: int) -> np.ndarray:
     """Close gaps of up to 4 pixels along lines (a boundary between two pictures fades
-    where their colours meet)."""
-    along = np.ones((5, 1) if across == 1 else (1, 5), dtype=bool)
-    return ndimage.binary_closing(edge, structure=along)
+    where their colours meet). scipy's binary_closing with a 5-pixel line, by shifted ORs
+    then ANDs: the same pixels, ten times faster."""
+    axis = 0 if across == 1 else 1
+    return _within(_within(edge, axis, 2, every=False), axis, 2, every=True)
 
 
 def _thin(edge: np.ndarray, axis: int, gap: int = GAP) -> np.ndarray:
@@ -76,12 +104,12 @@ def _runs_prefix(mask: np.ndarray, axis: int) -> np.ndarray:
 
 def _longest_run(mask: np.ndarray) -> np.ndarray:
     """(L, N) bool -> (N,) the longest run of True along axis 0 of each column."""
-    best = np.zeros(mask.shape[1], dtype=np.int32)
-    run = np.zeros(mask.shape[1], dtype=np.int32)
-    for row in mask:
-        run = np.where(row, run + 1, 0)
-        np.maximum(best, run, out=best)
-    return best
+    if len(mask) == 0:
+        return np.zeros(mask.shape[1], dtype=np.int32)
+    # The count of True so far, less its value at the last False: the run ending here.
+    counts = np.cumsum(mask, axis=0, dtype=np.int32)
+    at_last_false = np.maximum.accumulate(np.where(mask, 0, counts), axis=0)
+    return (counts - at_last_false).max(axis=0)
 
 
 def _candidates(run: np.ndarray, length: int, params: InsetParams) -> list[int]:

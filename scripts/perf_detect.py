@@ -1,10 +1,12 @@
 """Load rci_detect with perf_analyzer (from the tritonclient wheel) against a running server.
 
-    python scripts/perf_detect.py --video QUERY.mp4 [--url 127.0.0.1:8001] [--concurrency 1:4]
+    python scripts/perf_detect.py --video QUERY.mp4 [--url 127.0.0.1:8001] [--concurrency 1,2,4,8]
 
 Writes the input-data JSON that perf_analyzer reads, gives perf_analyzer the libraries it
 needs from the pytriton wheel (libcudart.so.12 under that exact name, libb64), runs it
 over gRPC and prints its table; extra arguments after `--` go to perf_analyzer.
+`--concurrency` is perf_analyzer's start:end[:step] range, or a list of levels (1,2,4,8),
+each measured by its own perf_analyzer run, their CSV rows joined.
 
 The measurement window is chosen for the machine: one detect of the video is timed first
 (which also warms the server), and each window lasts WINDOW_REQUESTS of those, at least
@@ -78,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, required=True)
     parser.add_argument("--library", default="main")
     parser.add_argument("--url", default="127.0.0.1:8001", help="gRPC address")
-    parser.add_argument("--concurrency", default="1:4", help="start:end[:step]")
+    parser.add_argument(
+        "--concurrency", default="1,2,4,8", help="start:end[:step], or levels: 1,2,4,8"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(".rci"))
     parser.add_argument(
         "--csv", type=Path, default=None, help="also write perf_analyzer's CSV here"
@@ -99,13 +103,26 @@ def main(argv: list[str] | None = None) -> int:
         "-i", "grpc",
         "-u", args.url,
         f"--input-data={data}",
-        f"--concurrency-range={args.concurrency}",
         # On 2 cores the defaults never call a measurement stable.
         "-p", str(window), "--max-trials", "10", "--stability-percentage", "50",
     ]  # fmt: skip
+    ranges = (
+        [f"{c}:{c}" for c in args.concurrency.split(",")]
+        if "," in args.concurrency
+        else [args.concurrency]
+    )
+    rows: list[str] = []
+    for n, levels in enumerate(ranges):
+        table = args.work_dir / f"perf_{n}.csv"
+        run = command + [f"--concurrency-range={levels}", "-f", str(table)] + args.extra
+        code = subprocess.run(run, env=env).returncode
+        if code:
+            return code
+        lines = table.read_text().splitlines()
+        rows += lines if not rows else lines[1:]  # one header
     if args.csv:
-        command += ["-f", str(args.csv)]
-    return subprocess.run(command + args.extra, env=env).returncode
+        args.csv.write_text("\n".join(rows) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

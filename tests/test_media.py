@@ -488,3 +488,30 @@ def test_snapped_frames_describe_the_same_moments(tmp_path) -> None:
     assert moved.max() <= 0.25 and (moved > 0).sum() >= len(moved) // 2
     cosines = (exact.embeddings * snapped.embeddings).sum(axis=1)
     assert np.median(cosines) >= 0.95 and cosines.min() >= 0.75, cosines
+
+
+def test_a_stream_cut_before_a_keyframe_starts_at_that_keyframe(videos) -> None:
+    # Cut without re-encoding (a segment, a `-c copy` trim): the first 10 packets are gone,
+    # so nothing decodes before the keyframe at picture 50. Both targets' plans start there.
+    path = videos / "cut.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
+        stream.options = {"g": "50", "bf": "0", "sc_threshold": "0"}
+        packets = []
+        for n in range(100):
+            frame = av.VideoFrame.from_ndarray(numbered(n), format="rgb24")
+            frame.pts = n
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        for packet in packets[10:]:
+            container.mux(packet)
+    data = path.read_bytes()
+    stream = FrameStream(data, EXACT)
+    frames = list(stream)
+    assert [number_of(f) for f, _ in frames] == [50, 75]
+    assert [t for _, t in frames] == [0.0, 1.0]
+    plan = plan_frames(data, EXACT)
+    assert plan.timestamps.tolist() == [0.0, 1.0] and plan.indices.tolist() == [40, 65]
+    with pytest.raises(ValueError, match="min_frames"):
+        DecodeLimits(min_frames=0)

@@ -48,10 +48,12 @@ class DecodeLimits:
     keyframe_snap: float = 0.5
 
     def __post_init__(self) -> None:
-        if min(self.max_bytes, self.max_decoded_frames, self.max_pixels) < 1 or not (
-            self.max_seconds > 0
-        ):
-            raise ValueError("max_bytes, max_decoded_frames, max_pixels, max_seconds must be > 0")
+        if min(
+            self.max_bytes, self.max_decoded_frames, self.max_pixels, self.min_frames
+        ) < 1 or not (self.max_seconds > 0):
+            raise ValueError(
+                "max_bytes, max_decoded_frames, max_pixels, min_frames, max_seconds must be > 0"
+            )
         if self.sampling not in ("fps", "spread"):
             raise ValueError(f"sampling must be 'fps' or 'spread', got {self.sampling!r}")
         if self.spread_frames < 1 or self.spread_window <= 0:
@@ -293,8 +295,10 @@ class FrameStream:
         self.count = 0  # frames yielded
         self.expected = 0  # frames the header says will be yielded (a guess when it is silent)
         self.path = ""  # what was decoded (FramePlan.path), once iteration has begun
+        self.began = 0.0  # time.monotonic() when reading began: max_seconds counts from it
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        self.began = time.monotonic()  # one budget for planning, decoding and any fallback
         with _open(self.data, self.limits) as container:
             header = _read_header(container, self.limits)
             stream = container.streams.video[0]
@@ -376,7 +380,7 @@ def _decode_sampled(
     with their time; state gets [time of the last decoded frame, stopped before the end]."""
     limits = source.limits
     start: float | None = None
-    began = time.monotonic()
+    began = source.began
     count = -1
     try:
         # Checked per packet, not per frame: a stream whose packets decode to no frame at all
@@ -426,11 +430,20 @@ class _Packets:
     seconds: np.ndarray  # (P,) float64: pts (else dts) in seconds; nan where unsaid
     keyframe: np.ndarray  # (P,) bool: decoding can start here
     discard: np.ndarray  # (P,) bool: an edit list drops the frame (before a cut's start)
+    reordered: bool  # the codec shows frames in another order than it decodes them
 
     @property
     def timed(self) -> bool:
-        """Every packet has a presentation stamp, so decoded frames can be told apart."""
-        return all(p is not None for p in self.pts) and not np.isnan(self.seconds).any()
+        """Every packet has a presentation stamp a decoded frame can be matched by, and
+        decoding can start at a keyframe."""
+        if any(p is None for p in self.pts) or np.isnan(self.seconds).any():
+            return False
+        if not self.keyframe.any():
+            return False
+        # Reordered frames whose stamps only ever grow in decode order: the container's
+        # stamps count packets (B-frames in AVI), not the moments frames are shown.
+        growing = bool(np.all(np.diff(self.seconds) > 0))
+        return not (self.reordered and growing and len(self.pts) > 2)
 
 
 def _read_packets(
@@ -446,7 +459,8 @@ def _read_packets(
     # Decode order runs at most a few frames ahead of presentation: 10 s past the sampling
     # span reaches every frame the rule can keep (and one past it, for the refusal).
     stop_after = header.picker.stop_at + 10.0
-    began = time.monotonic()
+    began = source.began if source is not None else time.monotonic()
+    origin = math.nan  # the first shown packet's time
     try:
         for n, packet in enumerate(container.demux(stream)):
             if n % 256 == 0:
@@ -460,13 +474,17 @@ def _read_packets(
             seconds.append(math.nan if stamp is None else stamp * time_base)
             keyframe.append(bool(packet.is_keyframe))
             discard.append(bool(packet.is_discard))
-            if seconds[-1] - seconds[0] > stop_after:
+            if math.isnan(origin) and not discard[-1]:
+                origin = seconds[-1]
+            if seconds[-1] - origin > stop_after:
                 break
     except av.error.FFmpegError as exc:
         raise MediaError(f"corrupt video: demuxing failed ({exc})") from exc
+    reordered = bool(stream.codec_context.has_b_frames)
     return _Packets(
-        pts, np.asarray(seconds, np.float64), np.array(keyframe, bool), np.array(discard, bool)
-    )
+        pts, np.asarray(seconds, np.float64), np.array(keyframe, bool), np.array(discard, bool),
+        reordered,
+    )  # fmt: skip
 
 
 @dataclass
@@ -488,7 +506,13 @@ def _plan(packets: _Packets, header: _Header, limits: DecodeLimits) -> _Plan:
     else:  # raw streams: the nominal rate, in packet order
         order = np.arange(count)
         times = order / header.rate
-    shown = np.flatnonzero(~packets.discard[order])
+    shown = ~packets.discard[order]
+    if timed:
+        # Nothing before the first keyframe decodes, nor what is shown before it (an open
+        # group's leading pictures): a stream cut without re-encoding starts like that.
+        first = int(np.argmax(packets.keyframe))
+        shown &= (order >= first) & (times >= packets.seconds[first])
+    shown = np.flatnonzero(shown)
     if len(shown) < limits.min_frames:
         raise MediaError("no decodable video frames")
     start = times[shown[0]]
@@ -554,7 +578,7 @@ def _decode_planned(
     limits = source.limits
     wanted = dict(zip(plan.pts, plan.timestamps.tolist(), strict=True))
     context = stream.codec_context
-    began = time.monotonic()
+    began = source.began
     number, decoded = -1, 0
     floor = None  # pts of the keyframe the current run of decoding began at
 

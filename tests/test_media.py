@@ -83,6 +83,17 @@ def encode(
     return path.read_bytes()
 
 
+def numbered_packets(stream, count: int) -> list:
+    """The packets of frames numbered 0..count-1 (pts = frame number), for a test to mux
+    as it likes (cut, shifted)."""
+    packets = []
+    for n in range(count):
+        frame = av.VideoFrame.from_ndarray(numbered(n), format="rgb24")
+        frame.pts = n
+        packets += stream.encode(frame)
+    return packets + stream.encode(None)
+
+
 def write_silence(container, audio, seconds: float) -> None:
     total = int(seconds * audio.rate)
     for start in range(0, total, 1024):
@@ -404,12 +415,7 @@ def test_packet_plan_over_an_edit_list(tmp_path) -> None:
         stream.width, stream.height = 160, 90
         stream.pix_fmt = "yuv420p"
         stream.options = {"g": "10", "bf": "2"}
-        packets = []
-        for n in range(60):
-            frame = av.VideoFrame.from_ndarray(numbered(n), format="rgb24")
-            frame.pts = n
-            packets += stream.encode(frame)
-        packets += stream.encode(None)
+        packets = numbered_packets(stream, 60)
         for packet in packets:
             packet.pts -= 3
             packet.dts -= 3
@@ -498,12 +504,7 @@ def test_a_stream_cut_before_a_keyframe_starts_at_that_keyframe(videos) -> None:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
         stream.options = {"g": "50", "bf": "0", "sc_threshold": "0"}
-        packets = []
-        for n in range(100):
-            frame = av.VideoFrame.from_ndarray(numbered(n), format="rgb24")
-            frame.pts = n
-            packets += stream.encode(frame)
-        packets += stream.encode(None)
+        packets = numbered_packets(stream, 100)
         for packet in packets[10:]:
             container.mux(packet)
     data = path.read_bytes()

@@ -2,17 +2,19 @@
 
 One pass over the packets (no decoding) plans which frames to keep; only the groups of
 pictures that hold one are decoded, each up to its last kept frame. A kept frame moves to a
-keyframe that lies within KEYFRAME_SNAP of its moment (a quarter of the sampling period at
-most), so where keyframes fall near the sampling grid only keyframes are decoded."""
+keyframe within DecodeLimits.keyframe_snap of its moment (a quarter of the sampling period
+at most), so where keyframes fall near the sampling grid only keyframes are decoded."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import io
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
@@ -311,29 +313,27 @@ class FrameStream:
         self.path = plan.path if plan is not None else "all"
         if plan is not None:
             self.expected = len(plan.timestamps)
-            with _open(self.data, self.limits) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame, t in _decode_planned(container, stream, plan, header, self):
-                    self.count += 1
-                    yield frame, t
+            yield from self._counted(lambda c, s: _decode_planned(c, s, plan, header, self))
             if self.count == 0:  # no decoded frame carried its packet's stamp: decode all
                 plan, self.path = None, "all"
         if plan is None:
-            with _open(self.data, self.limits) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                header = _read_header(container, self.limits)  # a fresh sampling rule
-                state = [0.0, False]  # time of the last decoded frame, stopped early
-                for frame, t in _decode_sampled(container, stream, header, self, state):
-                    self.count += 1
-                    yield frame, t
+            state = [0.0, False]  # time of the last decoded frame, stopped early
+            yield from self._counted(lambda c, s: _decode_sampled(c, s, header, self, state))
         if self.count < self.limits.min_frames:
             raise MediaError("no decodable video frames")
         if plan is not None:
             self.duration = plan.duration
         else:
             self.duration = float(_duration(header, state[0], state[1]))
+
+    def _counted(self, decode: Callable) -> Iterator[tuple[np.ndarray, float]]:
+        """decode(container, video stream)'s frames from a fresh opening, counted."""
+        with _open(self.data, self.limits) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame, t in decode(container, stream):
+                self.count += 1
+                yield frame, t
 
 
 def _expected_frames(header: _Header, limits: DecodeLimits) -> int:
@@ -432,7 +432,7 @@ class _Packets:
     discard: np.ndarray  # (P,) bool: an edit list drops the frame (before a cut's start)
     reordered: bool  # the codec shows frames in another order than it decodes them
 
-    @property
+    @functools.cached_property
     def timed(self) -> bool:
         """Every packet has a presentation stamp a decoded frame can be matched by, and
         decoding can start at a keyframe."""
@@ -491,8 +491,9 @@ def _read_packets(
 class _Plan(FramePlan):
     """A FramePlan with what decoding it takes, in decode order."""
 
-    pts: list[int] = None  # (T,) the kept frames' presentation stamps
-    send: np.ndarray = None  # (P,) bool: the packets to decode, decode order
+    pts: list[int] = field(default_factory=list)  # (T,) the kept frames' presentation stamps
+    send: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (P,) bool: the
+    # packets to decode, decode order
 
 
 def _plan(packets: _Packets, header: _Header, limits: DecodeLimits) -> _Plan:
@@ -516,7 +517,7 @@ def _plan(packets: _Packets, header: _Header, limits: DecodeLimits) -> _Plan:
     if len(shown) < limits.min_frames:
         raise MediaError("no decodable video frames")
     start = times[shown[0]]
-    picker = header.picker
+    picker = copy.copy(header.picker)  # the header's stays unused, for a fallback decode
     snap = min(limits.keyframe_snap, picker.period / 4) if timed else 0.0
     keys = shown[packets.keyframe[order[shown]]]  # presentation numbers of shown keyframes
     key_times = times[keys] - start

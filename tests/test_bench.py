@@ -577,7 +577,20 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
     assert "keyframes)" in ratios["RCI decode, 1 frame per 2 s"][1]
     assert "keyframes)" in ratios["RCI decode, 1 frame per s"][2]
     assert "server's peak memory" in out
-    rows = [line for line in lines[first + 10 :] if line.startswith("| ") and "---" not in line]
+    # Every served path keeps the per-request memory bound (docs/security.md).
+    memory = lines.index("### Peak memory per path: MiB above the server before the step (bound)")
+    paths = [r.split(" | ") for r in lines[memory + 4 : memory + 7]]
+    assert [p[0][2:] for p in paths] == list(ratios)[5:]
+    assert all(
+        re.fullmatch(r"-?[\d,]+ \(within [\d,]+\)", c.strip(" |")) for p in paths for c in p[1:]
+    )
+    # Each peer indexed and detected the same clip; RCI's cost is given over each.
+    peers = lines.index("### Peers on the same clip (keyframe every 10 s (x264 default))")
+    costs = {r.split(" | ")[0][2:]: r.split(" | ")[1:] for r in lines[peers + 4 : peers + 9]}
+    assert list(costs) == ["RCI (served)", "phash", "chromaprint", "signature", "videohash"]
+    assert costs["RCI (served)"][2:] == ["1.0x", "1.0x |"]
+    assert all(float(c.strip(" |x")) > 0 for row in costs.values() for c in row)
+    rows = [line for line in lines[peers + 9 :] if line.startswith("| ") and "---" not in line]
     rows = [r for r in rows if not r.startswith("| stage ")]  # the headers
     assert [r.split(" | ")[0][2:] for r in rows] == [
         "decode + sample (PyAV)", "content box", "crop + resize (Pillow)",

@@ -124,15 +124,28 @@ def cmd_speed(args: argparse.Namespace) -> int:
     for name, path in clips.items():
         decoded, paths[name] = speed.planned_decode(path.read_bytes(), args.repeats)
         rows[name] = {**speed.decode_bound(path, args.repeats), **decoded}
-    peak = None
+    result = None
     if not args.no_served:
-        served, peak = speed.served(clips, args.clip.parent / "served", args.repeats)
+        result = speed.served(clips, args.clip.parent / "served", args.repeats)
         for name in clips:
-            rows[name].update(served[name])
+            rows[name].update(result.seconds[name])
     print("### Video seconds per second (ratio to ffmpeg decoding every frame)\n")
     print(speed.ratio_table(seconds, rows, paths))
-    if peak is not None:
-        print(f"\nserver's peak memory (tritonserver and its stubs, VmHWM): {peak:,.0f} MiB")
+    if result is not None:
+        print(f"\nserver's peak memory (tritonserver and its stubs, VmHWM): {result.peak:,.0f} MiB")
+        print("\n### Peak memory per path: MiB above the server before the step (bound)\n")
+        uploads = {name: path.stat().st_size / 2**20 for name, path in clips.items()}
+        print(speed.memory_table(result, uploads))
+    if not args.no_peers:
+        costs, skipped = speed.peer_costs(args.clip, args.repeats)
+        if result is not None and costs:
+            first = result.seconds[next(iter(clips))]
+            rci = {"index": first["rci_ingest, every sampled frame (1 s)"],
+                   "detect": first["rci_detect, 1 frame per s"]}  # fmt: skip
+            print(f"\n### Peers on the same clip ({next(iter(clips))})\n")
+            print(speed.peer_table(seconds, costs, rci))
+        for line in skipped:
+            print(f"peer left out: {line}")
     print()
     print(speed.table(speed.cpu_stages(data, args.repeats), frames, seconds,
                       "cpu target (PyAV, numpy), x264 default keyframes"))  # fmt: skip
@@ -355,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu", action="store_true", help="also the gpu target (DALI and a GPU)")
     p.add_argument(
         "--no-served", action="store_true", help="skip rci_ingest and rci_detect through Triton"
+    )
+    p.add_argument(
+        "--no-peers", action="store_true", help="skip the peers' cost (needs the served steps)"
     )
     p.set_defaults(func=cmd_speed)
     p = sub.add_parser("scale", help="exact search and IVF-PQ over millions of fingerprints")

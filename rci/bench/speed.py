@@ -10,6 +10,8 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import av
@@ -236,13 +238,21 @@ fingerprint_interval = 2.0
 """
 
 
-def served(
-    clips: dict[str, Path], work: Path, repeats: int
-) -> tuple[dict[str, dict[str, float]], float]:
-    """({clip: {request: median seconds}}, the server's peak memory in MiB) through the
-    served cpu ensembles on this machine: rci_ingest into a library keeping every sampled
-    frame and into one keeping a frame per 2 s, rci_detect against the first (the clip
-    itself is in it: a full copy, the most alignment work)."""
+@dataclass
+class Served:
+    """What the served steps cost: {clip: {step: median seconds}}; {clip: {step: the server's
+    peak resident memory above its resident memory before the step, MiB}} (peaks summed over
+    tritonserver and its stubs, an upper bound); the server's peak over the whole run, MiB."""
+
+    seconds: dict[str, dict[str, float]]
+    above_idle: dict[str, dict[str, float]]
+    peak: float
+
+
+def served(clips: dict[str, Path], work: Path, repeats: int) -> Served:
+    """The served cpu ensembles on this machine, per clip: rci_ingest into a library keeping
+    every sampled frame and into one keeping a frame per 2 s, rci_detect against the first
+    (the clip itself is in it: a full copy, the most alignment work)."""
     from rci.serving.server import ServerOptions, TritonServer
     from rci_client import RciClient
 
@@ -252,24 +262,85 @@ def served(
     options = ServerOptions(
         data_dir=work / "data", work_dir=work / "server", libraries_config=work / "libraries.toml"
     )
-
-    def timed(client, data: bytes, key: str) -> dict[str, float]:
-        return {
-            "rci_ingest, every sampled frame (1 s)": _median_seconds(
-                lambda: client.ingest(data, key, "main", replace=True), repeats
-            ),
-            "rci_ingest, a frame per 2 s": _median_seconds(
-                lambda: client.ingest(data, key, "every2s", replace=True), repeats
-            ),
-            "rci_detect, 1 frame per s": _median_seconds(
-                lambda: client.detect(data, "main"), repeats
-            ),
-        }
-
+    seconds: dict[str, dict[str, float]] = {}
+    above: dict[str, dict[str, float]] = {}
+    peaks: list[float] = []  # the group's peak in each step (clear_refs restarts them)
     with TritonServer(options) as server, RciClient(server.http_url) as client:
-        out = {name: timed(client, path.read_bytes(), path.stem) for name, path in clips.items()}
-        peak = server.peak_memory_mb()
-    return out, peak
+        for name, path in clips.items():
+            data, key = path.read_bytes(), path.stem
+            steps = {
+                "rci_ingest, every sampled frame (1 s)": partial(
+                    client.ingest, data, key, "main", replace=True
+                ),
+                "rci_ingest, a frame per 2 s": partial(
+                    client.ingest, data, key, "every2s", replace=True
+                ),
+                "rci_detect, 1 frame per s": partial(client.detect, data, "main"),
+            }
+            seconds[name], above[name] = {}, {}
+            for step, call in steps.items():
+                peaks.append(server.peak_memory_mb())
+                idle = server.resident_memory_mb()
+                server.reset_peak_memory()
+                seconds[name][step] = _median_seconds(call, repeats)
+                peaks.append(server.peak_memory_mb())
+                above[name][step] = peaks[-1] - idle
+    return Served(seconds, above, max(peaks))
+
+
+def memory_table(served: Served, upload_mb: dict[str, float]) -> str:
+    """Markdown: per served step and clip, the peak above the server's resident memory
+    before it (MiB) and whether it keeps the per-request bound of docs/security.md (at
+    most twice the upload plus 0.7 GiB)."""
+    names = list(served.above_idle)
+    lines = ["| step | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for step in served.above_idle[names[0]]:
+        cells = []
+        for name in names:
+            bound = 2 * upload_mb[name] + 0.7 * 1024
+            above = served.above_idle[name][step]
+            cells.append(f"{above:,.0f} ({'within' if above <= bound else 'OVER'} {bound:,.0f})")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def peer_costs(clip: Path, repeats: int) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """({peer: {"index": seconds, "detect": median seconds}}, what the missing peers need) for
+    each benchmark peer (rci.bench.peers) indexing `clip` once, then detecting it against
+    that index (a full copy)."""
+    from rci.bench.peers import PeerKind, make_peer, missing
+
+    costs, skipped = {}, []
+    for kind in PeerKind:
+        need = missing(kind)
+        if need is not None:
+            skipped.append(f"{kind.value}: {need}")
+            continue
+        peer = make_peer(kind)
+        start = time.perf_counter()
+        peer.index({"clip": clip})
+        indexed = time.perf_counter() - start
+        costs[peer.name] = {
+            "index": indexed,
+            "detect": _median_seconds(lambda p=peer: p.detect(clip), repeats),
+        }
+    return costs, skipped
+
+
+def peer_table(seconds: float, peers: dict[str, dict[str, float]], rci: dict[str, float]) -> str:
+    """Markdown: seconds per minute of video to index and to detect, for RCI's served steps
+    (`rci`: {"index": s, "detect": s}) and each peer, and RCI's cost over each peer's."""
+    lines = [
+        "| system | index s per min | detect s per min | RCI index / this | RCI detect / this |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    per_min = 60 / seconds
+    for name, cost in {"RCI (served)": rci, **peers}.items():
+        lines.append(
+            f"| {name} | {cost['index'] * per_min:.2f} | {cost['detect'] * per_min:.2f} "
+            f"| {rci['index'] / cost['index']:.1f}x | {rci['detect'] / cost['detect']:.1f}x |"
+        )
+    return "\n".join(lines)
 
 
 def ratio_table(

@@ -606,6 +606,41 @@ def test_speed_command_prints_every_stage(tmp_path, capsys):
     assert shares and all(0 < float(x) < 100 for x in shares.groups())
 
 
+def test_latency_command_detects_against_exact_and_ivfpq_libraries(tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    argv = ["latency", "--clip", str(clip), "--seconds", "3", "--sizes", "10000", "--repeats", "1",
+            "--work", str(tmp_path / "work"), "--real", str(tmp_path / "none")]  # fmt: skip
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [
+        r.split(" | ") for r in lines[lines.index("| ---: | --- | --- | ---: | ---: | --- |") + 1 :]
+    ]
+    assert [r[1] for r in rows] == ["flat", "ivfpq"]
+    # The clip (3 fingerprints) and 40 fillers of 250; the IVF-PQ snapshot serves the second.
+    assert all(r[0] == "| 10,003" for r in rows)
+    assert rows[0][2] == "exact" and rows[1][2].startswith("IVF256,PQ32 nprobe 128")
+    assert all(float(r[3]) > 0 and float(r[4]) >= float(r[3]) for r in rows)
+    assert all(r[5] == "yes |" for r in rows)  # the copy is found among the fillers
+
+
+def test_latency_fillers_of_a_smaller_library_are_a_larger_ones_first(tmp_path):
+    from rci.bench.latency import FILLER_FRAMES, fill, filler_model
+    from rci.library.store import LibraryFolder
+
+    gauss = filler_model(None, tmp_path / "data")  # the background's 864 descriptors
+    small, large = (
+        LibraryFolder(tmp_path, name, descriptor="sscd_resnet50", dim=512) for name in "ab"
+    )
+    assert fill(small, 600, gauss) == 3 * FILLER_FRAMES
+    assert fill(large, 1200, gauss) == 5 * FILLER_FRAMES
+    assert fill(small, 1200, gauss) == 5 * FILLER_FRAMES  # grown: two more fillers
+    for video_id in small.current()[0]:
+        a, b = (f.load_video(f.current()[0][video_id]).embeddings for f in (small, large))
+        assert np.array_equal(a, b)
+    x = small.load_video(small.current()[0]["filler-0000001"]).embeddings
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5) and x.std(0).mean() > 0.01
+
+
 def test_scale_bench_ranks_exact_above_ivfpq(tmp_path):
     from rci.bench.scale import markdown, scale
     from rci.library.store import LibraryFolder, LibraryWriter, VideoFingerprints

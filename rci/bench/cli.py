@@ -189,6 +189,21 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latency(args: argparse.Namespace) -> int:
+    from rci.bench import latency, speed
+
+    clip = speed.make_clip(args.clip, args.seconds)
+    sizes = [int(n) for n in args.sizes.split(",")]
+    real = args.real if args.real and args.real.exists() else None
+    source = real or "the score-normalization background"
+    print(f"{clip}; fillers fitted to {source}", file=sys.stderr)
+    rows = latency.measure(clip, sizes, args.work, args.repeats, real,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    print(f"Command: `{shlex.join(['rci-bench', *sys.argv[1:]])}`\n")
+    print(latency.markdown(rows, args.repeats))
+    return 0
+
+
 def _print_per_edit(manifest: dict, records: list[dict]) -> None:
     """Decision recall per edit (a query counts for each edit of its chain; every true pair
     of it), on the test split and on all splits, and never-copied videos reported by kind."""
@@ -388,6 +403,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="faiss threads (default: all cores)")
     p.add_argument("--out", type=Path, default=Path(".rci/scale.md"), help="also a .json beside")
     p.set_defaults(func=cmd_scale)
+    p = sub.add_parser("latency", help="served detect latency against library size")
+    p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
+    p.add_argument("--seconds", type=int, default=60, help="length of the clip to make")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated fingerprints")
+    p.add_argument("--repeats", type=int, default=10, help="timed detects per library and size")
+    p.add_argument(
+        "--real",
+        type=Path,
+        default=Path(".rci/bench-full/server-data/bench"),
+        help="a library folder whose descriptors the fillers imitate (default: the clip's)",
+    )
+    p.add_argument("--work", type=Path, default=Path(".rci/latency"), help="libraries, server")
+    p.set_defaults(func=cmd_latency)
     args = parser.parse_args(argv)
     return args.func(args)
 

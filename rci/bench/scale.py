@@ -65,12 +65,15 @@ class Gaussian:
     basis: np.ndarray  # (D, D) float32: covariance eigenvectors times sqrt(eigenvalues)
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> Gaussian:
-        if len(x) <= x.shape[1]:
+    def fit(cls, x: np.ndarray, ridge: float = 0.0) -> Gaussian:
+        """Fitted to rows x (N, D); `ridge` > 0 adds that variance in every direction, so
+        fewer rows than dimensions still give a full-rank spread."""
+        if len(x) < 2 or (len(x) <= x.shape[1] and ridge <= 0):
             raise ValueError(
                 f"fitting a covariance needs more than {x.shape[1]} rows, got {len(x)}"
             )
-        w, v = np.linalg.eigh(np.cov(x, rowvar=False))
+        cov = np.cov(x, rowvar=False) + ridge * np.eye(x.shape[1])
+        w, v = np.linalg.eigh(cov)
         basis = v * np.sqrt(np.clip(w, 0, None))
         return cls(x.mean(axis=0).astype(np.float32), basis.astype(np.float32))
 

@@ -25,6 +25,7 @@ from rci.preprocess.audio_prints import fingerprint_audio
 from rci.preprocess.frames import content_boxes, crop_resize
 from rci.preprocess.media import DecodeLimits, FrameStream, sample_video
 from rci.preprocess.pipeline import embed_video, preprocess
+from rci.serving.memory import PeakSampler, group_pss_mib
 
 AUDIO_CANDIDATES = 15  # what detect aligns by default: 5 by votes, 5 whole, 5 by audio
 
@@ -241,8 +242,9 @@ fingerprint_interval = 2.0
 @dataclass
 class Served:
     """What the served steps cost: {clip: {step: median seconds}}; {clip: {step: the server's
-    peak resident memory above its resident memory before the step, MiB}} (peaks summed over
-    tritonserver and its stubs, an upper bound); the server's peak over the whole run, MiB."""
+    peak memory during the step above its memory before it, MiB}} (PSS summed over
+    tritonserver and its stubs, sampled 5 times a second, as docs/security.md measures);
+    the server's peak resident memory over the whole run (VmHWM summed), MiB."""
 
     seconds: dict[str, dict[str, float]]
     above_idle: dict[str, dict[str, float]]
@@ -264,7 +266,6 @@ def served(clips: dict[str, Path], work: Path, repeats: int) -> Served:
     )
     seconds: dict[str, dict[str, float]] = {}
     above: dict[str, dict[str, float]] = {}
-    peaks: list[float] = []  # the group's peak in each step (clear_refs restarts them)
     with TritonServer(options) as server, RciClient(server.http_url) as client:
         for name, path in clips.items():
             data, key = path.read_bytes(), path.stem
@@ -279,13 +280,12 @@ def served(clips: dict[str, Path], work: Path, repeats: int) -> Served:
             }
             seconds[name], above[name] = {}, {}
             for step, call in steps.items():
-                peaks.append(server.peak_memory_mb())
-                idle = server.resident_memory_mb()
-                server.reset_peak_memory()
-                seconds[name][step] = _median_seconds(call, repeats)
-                peaks.append(server.peak_memory_mb())
-                above[name][step] = peaks[-1] - idle
-    return Served(seconds, above, max(peaks))
+                idle = group_pss_mib(server.process.pid)
+                with PeakSampler(server.process.pid) as sampler:
+                    seconds[name][step] = _median_seconds(call, repeats)
+                above[name][step] = sampler.peak - idle
+        peak = server.peak_memory_mb()
+    return Served(seconds, above, peak)
 
 
 def memory_table(served: Served, upload_mb: dict[str, float]) -> str:

@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,46 +315,25 @@ class TritonServer:
         if _group_alive(self.process.pid):
             os.killpg(self.process.pid, signal.SIGKILL)
 
-    def _group_status(self) -> Iterator[tuple[Path, str]]:
-        """(/proc/PID, its status text) for each process of the server's process group."""
+    def peak_memory_mb(self) -> float:
+        """Sum over the server's process group (tritonserver and its backend stubs) of each
+        process's peak resident memory (VmHWM), MiB: an upper bound of the group's peak."""
         if self.process is None:
-            return
+            return 0.0
+        total_kb = 0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 # Fields after the parenthesised name: state, ppid, pgrp, ...
                 pgrp = int(stat.read_text().rsplit(")", 1)[1].split()[2])
                 if pgrp != self.process.pid:
                     continue
-                yield stat.parent, (stat.parent / "status").read_text()
+                status = (stat.parent / "status").read_text()
             except (OSError, IndexError, ValueError):
                 continue  # the process ended while being read
-
-    def _memory_mb(self, field: str) -> float:
-        total_kb = 0
-        for _, status in self._group_status():
             for line in status.splitlines():
-                if line.startswith(f"{field}:"):
+                if line.startswith("VmHWM:"):
                     total_kb += int(line.split()[1])
         return total_kb / 1024
-
-    def peak_memory_mb(self) -> float:
-        """Sum over the server's process group (tritonserver and its backend stubs) of each
-        process's peak resident memory (VmHWM), MiB: an upper bound of the group's peak."""
-        return self._memory_mb("VmHWM")
-
-    def resident_memory_mb(self) -> float:
-        """Sum over the server's process group of each process's resident memory now
-        (VmRSS), MiB."""
-        return self._memory_mb("VmRSS")
-
-    def reset_peak_memory(self) -> None:
-        """Start each group process's peak (VmHWM) again from its resident memory now, so
-        that peak_memory_mb measures what follows (Linux's clear_refs, value 5)."""
-        for proc, _ in self._group_status():
-            try:
-                (proc / "clear_refs").write_text("5")
-            except OSError:
-                continue  # the process ended meanwhile
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

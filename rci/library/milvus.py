@@ -1,0 +1,375 @@
+"""A library whose fingerprints live in Milvus: a server or cluster (`uri` http://host:19530),
+or Milvus Lite, the embedded engine in one file (`uri` a path). Replicas that share one
+Milvus hold no library state of their own.
+
+Three collections per library, named `{prefix}_videos`, `{prefix}_frames`, `{prefix}_audio`:
+
+- videos: one row per stored video, primary key its video key; the id, duration,
+  fingerprint count, audio kind and count, the time it was added, and its mean descriptor
+  (video-level recall). A video is live from the moment its row is inserted: frames and
+  audio rows go in first, so a reader never finds a video without its fingerprints.
+- frames: one row per fingerprint, primary key `key << FRAME_BITS | frame` (the local
+  store's faiss ids, so recall reads both alike), its time and full-precision vector:
+  alignment reads a candidate's fingerprints back from here.
+- audio: one row per audio window of this server's fingerprint (AUDIO_PRINT), ids as the
+  frames', packed bits as a binary vector (Hamming).
+
+The library's descriptor and dimension are the videos collection's description; a library
+made by another model is refused (DescriptorMismatchError).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
+from rci.library.index import fingerprint_ids, mean_descriptor
+from rci.library.store import FRAME_BITS, MAX_VIDEO_ID, FileLock, Stored, VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
+
+CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
+INSERT_ROWS = 2048  # rows per insert call: 4 MB of 512-d vectors, under Milvus's 64 MB message
+KEY_BITS = 63 - FRAME_BITS  # video keys: frame ids must stay positive int64
+PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")  # Milvus collection names
+
+
+class MilvusUnavailableError(RciError):
+    """Milvus cannot be reached, or refused the credentials."""
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """Where a library's collections live and how they are indexed."""
+
+    uri: str  # a file path (Milvus Lite) or http(s)://host:port (a Milvus server)
+    token: str = ""  # "user:password" or an API key; "" for none
+    prefix: str = ""  # collection names' prefix; "" names them rci_<library>
+    index_type: str = "FLAT"  # the frames' vector index: FLAT, IVF_FLAT, HNSW (and, on a
+    # server, IVF_PQ, DISKANN, GPU_* ...)
+    index_params: dict = field(default_factory=dict)  # e.g. {"M": 16, "efConstruction": 200}
+    search_params: dict = field(default_factory=dict)  # e.g. {"ef": 64} or {"nprobe": 32}
+    consistency: str = "Strong"  # what a search sees of writes acknowledged before it
+    timeout: float = 10.0  # seconds to connect
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ValueError("a milvus library needs a uri: a file path or http://host:port")
+        if self.consistency not in CONSISTENCY:
+            raise ValueError(f"consistency must be one of {CONSISTENCY}, got {self.consistency!r}")
+        if self.prefix and not PREFIX.match(self.prefix):
+            raise ValueError(f"prefix must be letters, digits and _, got {self.prefix!r}")
+
+    @property
+    def lite(self) -> bool:
+        return "://" not in self.uri
+
+
+class MilvusLibrary:
+    """One library's collections: adds, replaces and deletes videos, and searches them as
+    rci.library.index.LibraryIndex does (frame ids, video means, audio windows)."""
+
+    def __init__(self, settings: MilvusSettings, name: str, *, descriptor: str, dim: int):
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        self.settings, self.name, self.dim = settings, name, dim
+        self.descriptor = descriptor
+        prefix = settings.prefix or f"rci_{name}"
+        if not PREFIX.match(prefix):
+            raise ValueError(f"library {name!r} needs a prefix of letters, digits and _")
+        self.videos, self.frames, self.audio = (
+            f"{prefix}_{c}" for c in ("videos", "frames", "audio")
+        )
+        self._errors = (MilvusException, ConnectionError, OSError)
+        self._lock = threading.Lock()
+        if settings.lite:
+            Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MilvusClient(
+                uri=settings.uri, token=settings.token, timeout=settings.timeout
+            )
+        except self._errors as exc:
+            raise MilvusUnavailableError(
+                f"library {name!r}: Milvus at {settings.uri!r} is not reachable: {exc}"
+            ) from None
+        with self._calls():
+            self._ensure_collections()
+
+    @contextlib.contextmanager
+    def _calls(self) -> Iterator[None]:
+        """Milvus's own errors as MilvusUnavailableError naming the library and uri."""
+        try:
+            yield
+        except self._errors as exc:
+            raise MilvusUnavailableError(
+                f"library {self.name!r}: Milvus at {self.settings.uri!r} failed: {exc}"
+            ) from None
+
+    def _tag(self) -> str:
+        return f"rci library; descriptor={self.descriptor}; dim={self.dim}"
+
+    def _ensure_collections(self) -> None:
+        from pymilvus import DataType
+
+        if self.client.has_collection(self.videos):
+            found = self.client.describe_collection(self.videos).get("description", "")
+            if found != self._tag():
+                raise DescriptorMismatchError(
+                    f"library {self.name!r} in Milvus ({self.videos}) is {found!r}; this "
+                    f"server runs descriptor {self.descriptor!r} (dim {self.dim}). Serve with "
+                    "the library's descriptor or ingest into a new library."
+                )
+        level = self.settings.consistency
+        specs = {
+            self.frames: (
+                [("key", DataType.INT64, {}), ("time", DataType.FLOAT, {}),
+                 ("vector", DataType.FLOAT_VECTOR, {"dim": self.dim})],
+                ("vector", self.settings.index_type, "IP", self.settings.index_params),
+            ),
+            self.audio: (
+                [("key", DataType.INT64, {}), ("time", DataType.FLOAT, {}),
+                 ("bits", DataType.BINARY_VECTOR, {"dim": WINDOW_BYTES * 8})],
+                ("bits", "BIN_FLAT", "HAMMING", {}),
+            ),
+            self.videos: (
+                [("video_id", DataType.VARCHAR, {"max_length": 4 * MAX_VIDEO_ID}),
+                 ("duration", DataType.FLOAT, {}), ("count", DataType.INT64, {}),
+                 ("audio_kind", DataType.VARCHAR, {"max_length": 64}),
+                 ("audio_count", DataType.INT64, {}), ("added", DataType.INT64, {}),
+                 ("mean", DataType.FLOAT_VECTOR, {"dim": self.dim})],
+                ("mean", "FLAT", "IP", {}),
+            ),
+        }  # fmt: skip
+        # The videos collection last: its description marks the library as made.
+        for collection, (fields, (vector, kind, metric, params)) in specs.items():
+            if self.client.has_collection(collection):
+                self.client.load_collection(collection)
+                continue
+            schema = self.client.create_schema(auto_id=False, description=self._tag())
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            for name, dtype, extra in fields:
+                schema.add_field(name, dtype, **extra)
+            index = self.client.prepare_index_params()
+            index.add_index(vector, index_type=kind, metric_type=metric, params=params)
+            self.client.create_collection(
+                collection, schema=schema, index_params=index, consistency_level=level
+            )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _write_lock(self):
+        """Adds and deletes of one library one at a time: on Milvus Lite across processes
+        (a file lock beside its file), on a server within this process."""
+        if self.settings.lite:
+            return FileLock(Path(f"{self.settings.uri}.{self.name}.lock"))
+        return self._lock
+
+    def add(self, video: VideoFingerprints, *, replace: bool = False) -> Stored:
+        """Store `video`; with `replace`, swap out a video held under its id (readers see the
+        old one or the new one, never neither). AlreadyExistsError for a held id otherwise."""
+        video.check(self.dim)
+        with self._write_lock(), self._calls():
+            old = self._rows(video.video_id)
+            if old and not replace:
+                raise AlreadyExistsError(
+                    f"video id {quote(video.video_id)} is already in library {self.name!r}"
+                )
+            key = self._new_key()
+            self._insert_fingerprints(key, video)
+            audio = (
+                video.audio if video.audio is not None and video.audio.kind == AUDIO_PRINT else None
+            )
+            self.client.insert(self.videos, [{
+                "id": key, "video_id": video.video_id, "duration": float(video.duration),
+                "count": len(video.embeddings), "added": time.time_ns(),
+                "audio_kind": "" if audio is None else audio.kind,
+                "audio_count": 0 if audio is None else len(audio.bits),
+                "mean": mean_descriptor(video.embeddings),
+            }])  # fmt: skip
+            for row in old:  # after the new row, as the local store's replacing record
+                self._drop(row["id"])
+        return Stored(len(video.embeddings), bool(old))
+
+    def delete(self, video_id: str) -> int:
+        """Remove a video; returns its fingerprint count. NotFoundError if not held."""
+        with self._write_lock(), self._calls():
+            rows = self._rows(video_id)
+            if not rows:
+                raise NotFoundError(f"video id {quote(video_id)} is not in library {self.name!r}")
+            for row in rows:
+                self._drop(row["id"])
+        return int(rows[0]["count"])
+
+    def _insert_fingerprints(self, key: int, video: VideoFingerprints) -> None:
+        ids, times = fingerprint_ids(key, len(video.embeddings)), video.timestamps
+        for start in range(0, len(ids), INSERT_ROWS):
+            part = slice(start, start + INSERT_ROWS)
+            rows = zip(ids[part], times[part], video.embeddings[part], strict=True)
+            self.client.insert(self.frames, [
+                {"id": int(i), "key": key, "time": float(t), "vector": v} for i, t, v in rows
+            ])  # fmt: skip
+        audio = video.audio
+        if audio is None or audio.kind != AUDIO_PRINT or not len(audio.bits):
+            return
+        ids = fingerprint_ids(key, len(audio.bits))
+        for start in range(0, len(ids), INSERT_ROWS):
+            part = slice(start, start + INSERT_ROWS)
+            self.client.insert(self.audio, [
+                {"id": int(i), "key": key, "time": float(t), "bits": b.tobytes()}
+                for i, t, b in zip(ids[part], audio.times[part], audio.bits[part], strict=True)
+            ])  # fmt: skip
+
+    def _drop(self, key: int) -> None:
+        """The video row first: from then on no reader finds the video."""
+        self.client.delete(self.videos, ids=[int(key)])
+        self.client.delete(self.frames, filter=f"key == {int(key)}")
+        self.client.delete(self.audio, filter=f"key == {int(key)}")
+
+    def _new_key(self) -> int:
+        """A video key no row holds: random KEY_BITS bits, drawn again on a collision."""
+        while True:
+            key = secrets.randbits(KEY_BITS)
+            if not self.client.get(self.videos, ids=[key], output_fields=["id"]):
+                return key
+
+    def _rows(self, video_id: str) -> list[dict]:
+        """The videos rows of `video_id`, newest first (two only while one replaces the
+        other)."""
+        rows = self.client.query(
+            self.videos, filter=f"video_id == {_string(video_id)}",
+            output_fields=["id", "count", "added", "duration", "audio_kind", "audio_count"],
+        )  # fmt: skip
+        return sorted(rows, key=lambda r: -r["added"])
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def video_count(self) -> int:
+        with self._calls():
+            return int(
+                self.client.query(self.videos, filter="", output_fields=["count(*)"])[0]["count(*)"]
+            )
+
+    def fingerprint_count(self) -> int:
+        with self._calls():
+            return int(
+                self.client.query(self.frames, filter="", output_fields=["count(*)"])[0]["count(*)"]
+            )
+
+    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame search: xq (nq, D) -> similarities (nq, k) float32, frame ids (nq, k) int64,
+        -1 where fewer than k were found."""
+        return self._search(
+            self.frames, "vector", xq.astype(np.float32), k, self.settings.search_params
+        )
+
+    def search_means(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Video-mean search: xq (nq, D) -> similarities (nq, k), video keys (nq, k)."""
+        return self._search(self.videos, "mean", xq.astype(np.float32), k, {})
+
+    def search_audio(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Audio window search: xq (nq, WINDOW_BYTES) uint8 -> bit errors (nq, k) int32,
+        window ids (nq, k), -1 if none."""
+        data = [row.tobytes() for row in np.ascontiguousarray(xq, dtype=np.uint8)]
+        D, I = self._search(self.audio, "bits", data, k, {}, metric="HAMMING")
+        return D.astype(np.int32), I
+
+    def _search(self, collection, field_name, data, k, params, metric="IP"):
+        nq = len(data)
+        D = np.full((nq, k), -np.inf if metric == "IP" else np.iinfo(np.int32).max, np.float32)
+        I = np.full((nq, k), -1, np.int64)
+        if nq == 0 or k == 0:
+            return D, I
+        with self._calls():
+            hits = self.client.search(
+                collection, data=list(data), anns_field=field_name, limit=k,
+                search_params={"metric_type": metric, "params": params},
+            )  # fmt: skip
+        for q, found in enumerate(hits):
+            for j, hit in enumerate(found[:k]):
+                D[q, j], I[q, j] = hit["distance"], hit["id"]
+        return D, I
+
+    def video(self, video_id: str) -> VideoFingerprints:
+        """A video's full-precision fingerprints and audio, read back from Milvus;
+        NotFoundError if not held."""
+        with self._calls():
+            rows = self._rows(video_id)
+        if not rows:
+            raise NotFoundError(f"video id {quote(video_id)} is not in library {self.name!r}")
+        return self.video_of_key(rows[0]["id"], video_id, rows[0])
+
+    def video_of_key(
+        self, key: int, video_id: str | None = None, row: dict | None = None
+    ) -> VideoFingerprints:
+        """Video `key`'s fingerprints in time order; NotFoundError when it is gone."""
+        with self._calls():
+            if row is None:
+                found = self.client.get(self.videos, ids=[int(key)], output_fields=[
+                    "video_id", "count", "duration", "audio_kind", "audio_count"])  # fmt: skip
+                if not found:
+                    raise NotFoundError(f"video key {key} is not in library {self.name!r}")
+                row = found[0]
+            frames = self._read(self.frames, key, row["count"], ["time", "vector"])
+            sound = self._read(self.audio, key, row["audio_count"], ["time", "bits"])
+        times = np.array([r["time"] for r in frames], np.float32)
+        vectors = np.array([r["vector"] for r in frames], np.float32).reshape(-1, self.dim)
+        audio = None
+        if row["audio_kind"]:
+            bits = np.frombuffer(b"".join(_bytes(r["bits"]) for r in sound), np.uint8)
+            audio = AudioPrints(row["audio_kind"], np.array([r["time"] for r in sound], np.float32),
+                                bits.reshape(-1, WINDOW_BYTES))  # fmt: skip
+        return VideoFingerprints(
+            video_id or row["video_id"], vectors, times, float(row["duration"]), audio
+        )
+
+    def _read(self, collection: str, key: int, count: int, fields: list[str]) -> list[dict]:
+        """A video's rows of `collection` in id (time) order; NotFoundError if any is gone."""
+        if count == 0:
+            return []
+        ids = fingerprint_ids(key, count).tolist()
+        rows = []
+        for start in range(0, count, INSERT_ROWS):
+            rows += self.client.get(
+                collection, ids=ids[start : start + INSERT_ROWS], output_fields=fields
+            )
+        if len(rows) != count:
+            raise NotFoundError(f"video key {key} changed in library {self.name!r} meanwhile")
+        return sorted(rows, key=lambda r: r["id"])
+
+    def describe(self) -> str:
+        """What serves searches, as status shows it."""
+        params = ", ".join(
+            f"{k} {v}"
+            for k, v in {**self.settings.index_params, **self.settings.search_params}.items()
+        )
+        where = "Milvus Lite" if self.settings.lite else "Milvus"
+        return (
+            f"{where} {self.settings.index_type}"
+            + (f" ({params})" if params else "")
+            + f", {self.settings.consistency}"
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._errors):
+            self.client.close()
+
+
+def _string(value: str) -> str:
+    """`value` as a Milvus filter string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _bytes(value) -> bytes:
+    """A binary vector as pymilvus returns it (bytes, or a list holding them)."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return b"".join(bytes(v) for v in value)

@@ -1,0 +1,107 @@
+"""The Milvus library store against Milvus Lite, the embedded engine (a file, no server)."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError
+from rci.library.store import FRAME_BITS, VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
+
+pytest.importorskip("pymilvus", reason="the milvus extra: pip install -e '.[milvus]'")
+
+from rci.library.milvus import MilvusLibrary, MilvusSettings, MilvusUnavailableError  # noqa: E402
+
+DIM = 512
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def video(video_id: str, seed: int, frames: int = 20, windows: int = 0) -> VideoFingerprints:
+    rng = np.random.default_rng(seed)
+    audio = None
+    if windows:
+        bits = rng.integers(0, 256, (windows, WINDOW_BYTES), dtype=np.uint8)
+        audio = AudioPrints(AUDIO_PRINT, np.arange(windows, dtype=np.float32) * 0.5, bits)
+    times = np.arange(frames, dtype=np.float32)
+    return VideoFingerprints(video_id, unit(rng, frames), times, float(frames), audio)
+
+
+@pytest.fixture
+def library(tmp_path) -> MilvusLibrary:
+    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"))
+    lib = MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)
+    yield lib
+    lib.close()
+
+
+def test_a_stored_video_is_found_frame_by_frame_and_read_back_whole(library):
+    first, second = video("A", 0, windows=12), video("B", 1)
+    assert library.add(first) == (20, False)
+    assert library.add(second) == (20, False)
+    assert (library.video_count(), library.fingerprint_count()) == (2, 40)
+    D, I = library.search(first.embeddings[[3, 7]], 2)
+    # Frame ids are the local store's: key << FRAME_BITS | frame.
+    assert np.allclose(D[:, 0], 1, atol=1e-5) and list(I[:, 0] & ((1 << FRAME_BITS) - 1)) == [3, 7]
+    key = int(I[0, 0] >> FRAME_BITS)
+    back = library.video_of_key(key)
+    assert back.video_id == "A" and np.allclose(back.embeddings, first.embeddings, atol=1e-6)
+    assert np.array_equal(back.timestamps, first.timestamps) and back.duration == 20.0
+    assert back.audio.kind == AUDIO_PRINT and np.array_equal(back.audio.bits, first.audio.bits)
+    assert np.array_equal(back.audio.times, first.audio.times)
+    assert library.video("B").audio is None
+    Dm, Km = library.search_means(first.embeddings.mean(0, keepdims=True), 2)
+    assert Km[0, 0] == key and Dm[0, 0] > Dm[0, 1]
+    Da, Ia = library.search_audio(first.audio.bits[[5]], 1)
+    assert Da[0, 0] == 0 and Ia[0, 0] == (key << FRAME_BITS | 5)
+    # Fewer neighbours than asked for: -1, as faiss says none.
+    assert (library.search(first.embeddings[:1], 50)[1][0, 40:] == -1).all()
+
+
+def test_repeated_ids_are_refused_replace_swaps_and_delete_removes(library):
+    library.add(video("A", 0))
+    with pytest.raises(AlreadyExistsError, match="already in library 'main'"):
+        library.add(video("A", 5))
+    new = video("A", 5, frames=8)
+    assert library.add(new, replace=True) == (8, True)
+    assert (library.video_count(), library.fingerprint_count()) == (1, 8)
+    assert np.allclose(library.video("A").embeddings, new.embeddings, atol=1e-6)
+    old = video("A", 0).embeddings[:1]
+    assert library.search(old, 1)[0][0, 0] < 0.5  # the old frames are gone
+    assert library.delete("A") == 8
+    assert (library.video_count(), library.fingerprint_count()) == (0, 0)
+    with pytest.raises(NotFoundError, match="not in library 'main'"):
+        library.delete("A")
+    with pytest.raises(NotFoundError):
+        library.video("A")
+
+
+def test_a_library_made_by_another_descriptor_is_refused(tmp_path):
+    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"))
+    MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM).close()
+    with pytest.raises(DescriptorMismatchError, match="sscd_mobilenetv4"):
+        MilvusLibrary(settings, "main", descriptor="sscd_mobilenetv4", dim=DIM)
+
+
+def test_an_unreachable_milvus_is_a_clear_error():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = MilvusSettings(uri=f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(MilvusUnavailableError, match=f"127.0.0.1:{port}.*not reachable"):
+        MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="needs a uri"):
+        MilvusSettings(uri="")
+    with pytest.raises(ValueError, match="consistency"):
+        MilvusSettings(uri="x.db", consistency="Sometimes")
+    with pytest.raises(ValueError, match="prefix"):
+        MilvusSettings(uri="x.db", prefix="bad-name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rci.errors import AlreadyExistsError, NotFoundError
+from rci.errors import AlreadyExistsError, NotFoundError, RciError
 from rci.library.store import VideoFingerprints
 from rci.match.recall import RecallParams, recall
 from rci.serving.libraries import Libraries, LibrarySettings, read_config, thin
@@ -83,6 +83,18 @@ video_min_similarity = 0.4
         ("libraries = 3\n", "expected \\[libraries.NAME\\] tables"),
         ("[libraries]\n", "expected \\[libraries.NAME\\] tables"),
         ("[libraries.main\n", "cannot read library configuration"),
+        ('[libraries.main]\nstore = "redis"\n', "store must be 'local' or 'milvus'"),
+        ('[libraries.main]\nstore = "milvus"\n', "a milvus library needs a uri"),
+        (
+            '[libraries.main]\nstore = "milvus"\nuri = "m.db"\nindex = "ivfpq"\n',
+            "indexed by milvus_index, not index",
+        ),
+        (
+            '[libraries.main]\nstore = "milvus"\nuri = "m.db"\nconsistency = "Often"\n',
+            "consistency must be one of",
+        ),
+        ('[libraries.main]\nstore = "milvus"\nuri = "m.db"\ncollection = "a-b"\n', "prefix"),
+        ("[libraries.main]\nindex_params = 3\n", "index_params must be dict"),
     ],
 )
 def test_bad_config_is_refused_with_the_reason(tmp_path, text: str, message: str) -> None:
@@ -212,3 +224,26 @@ def test_serve_refuses_a_bad_library_name_before_starting_triton(tmp_path, capsy
     assert cli([*args, "--libraries-config", str(config)]) == 2
     assert "expected [libraries.NAME] tables" in capsys.readouterr().out  # not eaten as markup
     assert not (tmp_path / "w").exists()  # nothing was started
+
+
+def test_a_milvus_library_s_settings_and_its_lite_file_in_the_data_directory(tmp_path) -> None:
+    path = tmp_path / "libraries.toml"
+    path.write_text(
+        '[libraries.shared]\nstore = "milvus"\nuri = "lite/m.db"\ncollection = "team_a"\n'
+        'milvus_index = "HNSW"\nindex_params = {M = 16, efConstruction = 200}\n'
+        'search_params = {ef = 64}\nconsistency = "Bounded"\n'
+        '[libraries.remote]\nstore = "milvus"\nuri = "http://milvus:19530"\ntoken = "u:p"\n'
+    )
+    config = read_config(path)
+    lite = config["shared"].milvus_settings(tmp_path / "data")
+    assert lite.uri == str((tmp_path / "data" / "lite" / "m.db").resolve()) and lite.lite
+    assert (lite.prefix, lite.index_type, lite.consistency) == ("team_a", "HNSW", "Bounded")
+    assert lite.index_params == {"M": 16, "efConstruction": 200} and lite.search_params == {
+        "ef": 64
+    }
+    remote = config["remote"].milvus_settings(tmp_path / "data")
+    assert (remote.uri, remote.token, remote.lite) == ("http://milvus:19530", "u:p", False)
+    libs = Libraries(tmp_path / "data", config, descriptor="d", dim=64)
+    assert libs.is_milvus("shared")
+    with pytest.raises(RciError, match="kept in Milvus, not in a folder"):
+        libs.folder("shared")

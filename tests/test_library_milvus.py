@@ -105,3 +105,31 @@ def test_settings_are_checked():
         MilvusSettings(uri="x.db", consistency="Sometimes")
     with pytest.raises(ValueError, match="prefix"):
         MilvusSettings(uri="x.db", prefix="bad-name")
+
+
+def test_recall_over_milvus_finds_what_the_local_index_finds(tmp_path, library):
+    from rci.library.index import LibraryIndex
+    from rci.library.store import LibraryFolder, LibraryWriter
+    from rci.match.recall import RecallParams, recall_recurring
+
+    folder = LibraryFolder(tmp_path, "local", descriptor="sscd_resnet50", dim=DIM)
+    videos = [video(f"V{n}", n, frames=30, windows=10) for n in range(6)]
+    for v in videos:
+        LibraryWriter(folder).add(v)
+        library.add(v)
+    local = LibraryIndex(folder)
+    # A query copying 12 frames of V2 (noised) then 10 of V4, with V4's sound.
+    rng = np.random.default_rng(9)
+    copied = np.concatenate([videos[2].embeddings[5:17], videos[4].embeddings[:10]])
+    query = copied + 0.03 * rng.standard_normal(copied.shape).astype(np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    sound = videos[4].audio.bits[None, 2:8]  # one view of six windows
+    params = RecallParams(candidates=3, video_candidates=2)
+    (a, ra), (b, rb) = (recall_recurring(i, query, params, sound) for i in (local, library))
+    assert [v.video_id for v in a] == [v.video_id for v in b]
+    assert {"V2", "V4"} <= {v.video_id for v in b} and np.array_equal(ra, rb)
+    for x, y in zip(a, b, strict=True):
+        assert np.allclose(x.embeddings, y.embeddings, atol=1e-6)
+    D1, I1 = local.search(query, 5)
+    D2, I2 = library.search(query, 5)
+    assert np.allclose(D1, D2, atol=1e-5) and np.array_equal(I1 & 0xFFFFF, I2 & 0xFFFFF)

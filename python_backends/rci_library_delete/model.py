@@ -24,5 +24,5 @@ class TritonPythonModel:
 
     def _run(self, inputs):
         library = string_input(inputs, "LIBRARY")
-        count = self.libraries.writer(library).delete(string_input(inputs, "VIDEO_ID"))
+        count = self.libraries.delete(library, string_input(inputs, "VIDEO_ID"))
         return {"NUM_FINGERPRINTS": np.array([count], dtype=np.int32)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Protocol
 
 import faiss
 import numpy as np
@@ -53,6 +54,27 @@ def pointer_time(folder: LibraryFolder) -> float | None:
         return (folder.path / "index" / SNAPSHOT_POINTER).stat().st_mtime
     except FileNotFoundError:
         return None
+
+
+class SearchableLibrary(Protocol):
+    """What recall (rci.match.recall) reads of a library: LibraryIndex here, or a library
+    in Milvus (rci.library.milvus.MilvusLibrary). Frame and audio ids are
+    fingerprint_ids()."""
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def search_means(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def search_audio(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def video_count(self) -> int: ...
+
+    def audio_count(self) -> int: ...
+
+    def candidate(self, key: int) -> VideoFingerprints | None: ...
 
 
 class LibraryIndex:
@@ -226,6 +248,23 @@ class LibraryIndex:
         """Audio window search: xq (nq, WINDOW_BYTES) uint8 -> bit errors (nq, k) int32,
         faiss ids (nq, k), -1 if none."""
         return self.audio.search(np.ascontiguousarray(xq, dtype=np.uint8), k)
+
+    def video_count(self) -> int:
+        return len(self.records)
+
+    def audio_count(self) -> int:
+        """Audio windows searchable."""
+        return int(self.audio.ntotal)
+
+    def candidate(self, key: int) -> VideoFingerprints | None:
+        """Video `key`'s fingerprints for alignment; if it was deleted or replaced since the
+        refresh, what its id holds now (None once it is gone)."""
+        video_id = self.records[key]["video_id"]
+        try:
+            return self.video_of_key(key)
+        except FileNotFoundError:
+            self.refresh()
+            return self.video(video_id) if video_id in self.keys else None
 
     def video(self, video_id: str) -> VideoFingerprints:
         """A video's full-precision fingerprints, read from its file."""

@@ -21,6 +21,8 @@ made by another model is refused (DescriptorMismatchError).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import secrets
 import threading
@@ -40,6 +42,40 @@ CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 INSERT_ROWS = 2048  # rows per insert call: 4 MB of 512-d vectors, under Milvus's 64 MB message
 KEY_BITS = 63 - FRAME_BITS  # video keys: frame ids must stay positive int64
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")  # Milvus collection names
+
+
+# Milvus Lite opens a file from one process only, and a server's models are several
+# processes: the server starts one Milvus Lite per file (start_lite) and tells its models
+# where to reach it, as JSON {absolute file path: "unix:SOCKET"} in this variable.
+LITE_ENV = "RCI_MILVUS_LITE"
+
+
+def start_lite(paths: list[Path]) -> tuple[dict[str, str], list]:
+    """Start Milvus Lite on each file: ({absolute path: its socket uri}, the servers, to
+    stop()). MilvusUnavailableError when one cannot start (another process holds it)."""
+    from milvus_lite.server import Server
+
+    uris, servers = {}, []
+    for path in dict.fromkeys(Path(p).resolve() for p in paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server = Server(str(path))
+        if not (server.init() and server.start()):
+            for started in servers:
+                started.stop()
+            raise MilvusUnavailableError(
+                f"Milvus Lite could not open {path}: another process holds it (another "
+                "server, or a tool) or its folder is not writable"
+            )
+        uris[str(path)], servers = server.uds_path, [*servers, server]
+    return uris, servers
+
+
+def connection_uri(uri: str) -> str:
+    """Where to connect for `uri`: a Milvus Lite file this process's server started (LITE_ENV)
+    is reached over its socket; anything else as it is."""
+    if "://" in uri:
+        return uri
+    return json.loads(os.environ.get(LITE_ENV, "{}")).get(str(Path(uri).resolve()), uri)
 
 
 class MilvusUnavailableError(RciError):
@@ -95,7 +131,7 @@ class MilvusLibrary:
             Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = MilvusClient(
-                uri=settings.uri, token=settings.token, timeout=settings.timeout
+                uri=connection_uri(settings.uri), token=settings.token, timeout=settings.timeout
             )
         except self._errors as exc:
             raise MilvusUnavailableError(
@@ -258,11 +294,42 @@ class MilvusLibrary:
                 self.client.query(self.videos, filter="", output_fields=["count(*)"])[0]["count(*)"]
             )
 
+    def videos_without_audio(self) -> int:
+        """Videos stored without this server's audio fingerprints (silent, or another
+        kind): found by their pictures only."""
+        with self._calls():
+            found = self.client.query(
+                self.videos, filter='audio_kind == ""', output_fields=["count(*)"]
+            )
+        return int(found[0]["count(*)"])
+
     def fingerprint_count(self) -> int:
         with self._calls():
             return int(
                 self.client.query(self.frames, filter="", output_fields=["count(*)"])[0]["count(*)"]
             )
+
+    @property
+    def ntotal(self) -> int:
+        """Fingerprints searchable (the frames collection's rows)."""
+        return self.fingerprint_count()
+
+    def audio_count(self) -> int:
+        """Audio windows searchable."""
+        with self._calls():
+            found = self.client.query(self.audio, filter="", output_fields=["count(*)"])
+        return int(found[0]["count(*)"])
+
+    def candidate(self, key: int) -> VideoFingerprints | None:
+        """Video `key`'s fingerprints for alignment; None when it was deleted or replaced
+        since the search found it (a replacement is found by the next search)."""
+        try:
+            return self.video_of_key(key)
+        except NotFoundError:
+            return None
+
+    def refresh(self) -> None:
+        """Nothing to catch up: every read goes to Milvus."""
 
     def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame search: xq (nq, D) -> similarities (nq, k) float32, frame ids (nq, k) int64,

@@ -11,7 +11,7 @@ import numpy as np
 
 from rci.errors import RciError
 from rci.library.checks import check_embeddings, check_times
-from rci.library.index import LibraryIndex, video_keys
+from rci.library.index import SearchableLibrary, video_keys
 from rci.library.store import VideoFingerprints
 from rci.match.views import QueryViews
 from rci.preprocess.audio_prints import (
@@ -93,7 +93,7 @@ def recurrence(D: np.ndarray, V: np.ndarray, params: RecallParams) -> np.ndarray
 
 
 def recall(
-    index: LibraryIndex,
+    index: SearchableLibrary,
     query: np.ndarray | QueryViews,
     params: RecallParams = RecallParams(),
 ) -> list[VideoFingerprints]:
@@ -105,7 +105,7 @@ def recall(
 
 
 def recall_recurring(
-    index: LibraryIndex,
+    index: SearchableLibrary,
     query: np.ndarray | QueryViews,
     params: RecallParams = RecallParams(),
     audio: np.ndarray | None = None,
@@ -124,7 +124,7 @@ def recall_recurring(
     recurring = recurrence(D, video_keys(I), params)
     if params.video_candidates:
         means, penalty = views.mean_views()
-        Dm, Km = index.search_means(means, min(params.video_candidates, len(index.records)))
+        Dm, Km = index.search_means(means, min(params.video_candidates, index.video_count()))
         Dm = Dm - penalty[:, None]
         order = np.argsort(-Dm, axis=None, kind="stable")  # best of the views first
         near = Km.reshape(-1)[order][Dm.reshape(-1)[order] >= params.video_min_similarity]
@@ -132,27 +132,20 @@ def recall_recurring(
         keys += near[: params.video_candidates]
     if audio is not None:
         keys += [key for key in recall_audio(index, audio, params) if key not in keys]
-    candidates = []
-    for key in keys:
-        video_id = index.records[key]["video_id"]
-        try:
-            candidates.append(index.video_of_key(key))
-        except FileNotFoundError:  # deleted or replaced since the refresh: take what is now
-            index.refresh()
-            if video_id in index.keys:
-                candidates.append(index.video(video_id))
-    return candidates, recurring
+    candidates = [index.candidate(key) for key in keys]
+    return [c for c in candidates if c is not None], recurring
 
 
 AUDIO_RECALL_PHASES = (0, 2)  # of rci.preprocess.audio_prints.HOP: a window at most 1 item off
 
 
-def recall_audio(index: LibraryIndex, views: np.ndarray, params: RecallParams) -> list[int]:
+def recall_audio(index: SearchableLibrary, views: np.ndarray, params: RecallParams) -> list[int]:
     """Video keys for a query's (V, A, 32) uint8 audio views (query_prints), ranked by the
     votes of its windows (vote()), at most params.audio_candidates of them."""
-    if not params.audio_candidates or index.audio.ntotal == 0 or views.shape[1] == 0:
+    windows = index.audio_count()
+    if not params.audio_candidates or windows == 0 or views.shape[1] == 0:
         return []
-    k = min(params.audio_k, index.audio.ntotal)
+    k = min(params.audio_k, windows)
     chosen = [v for v in range(len(views)) if v % HOP in AUDIO_RECALL_PHASES]
     found = [index.search_audio(views[v], k) for v in chosen]
     D = np.hstack([1.0 - 2.0 * d / (WINDOW_BYTES * 8) for d, _ in found])

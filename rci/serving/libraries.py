@@ -27,6 +27,18 @@ audio_nprobe = 32                 # with "ivfpq", snapshots also hold a binary I
 verdict = "matchlite"             # who decides `reproduced`: MatchLite, the learned pair
                                   # scorer, or "heuristic", the alignment's hand-set rule
                                   # (an A/B)
+store = "local"                   # "milvus": the fingerprints live in Milvus
+                                  # (rci.library.milvus), with:
+uri = ""                          # a Milvus Lite file (relative: in the data directory;
+                                  # the server opens it once for all its models) or
+                                  # http://host:19530 (a Milvus server or cluster)
+token = ""                        # "user:password" or an API key
+collection = ""                   # the collections' prefix ("": rci_<library>)
+milvus_index = "FLAT"             # the frames' index: FLAT, IVF_FLAT, HNSW (Lite and
+                                  # server), IVF_PQ, DISKANN, GPU_* (server)
+index_params = {}                 # e.g. {M = 16, efConstruction = 200}
+search_params = {}                # e.g. {ef = 64} or {nprobe = 32}
+consistency = "Strong"            # Strong, Bounded, Session or Eventually
 """
 
 from __future__ import annotations
@@ -54,7 +66,14 @@ from rci.errors import (
     quote,
 )
 from rci.library.build import MIN_FINGERPRINTS, has_grown
-from rci.library.index import LibraryIndex, describe_snapshot, pointer_time, read_pointer
+from rci.library.index import (
+    LibraryIndex,
+    SearchableLibrary,
+    describe_snapshot,
+    pointer_time,
+    read_pointer,
+)
+from rci.library.milvus import MilvusLibrary, MilvusSettings, MilvusUnavailableError
 from rci.library.store import (
     LIBRARY_NAME,
     LibraryFolder,
@@ -91,11 +110,27 @@ class LibrarySettings:
     # A small JPEG per fingerprint for reviewers (rci_thumbnails, rci_client.report); false
     # stores none (the report then shows the query's frames alone).
     thumbnails: bool = True
+    # Where the fingerprints live: "local", this server's data directory, or "milvus"
+    # (rci.library.milvus), with the keys below.
+    store: str = "local"
+    uri: str = ""  # a Milvus Lite file (relative: in the data directory) or http://host:19530
+    token: str = ""  # "user:password" or an API key; "" for none
+    collection: str = ""  # the collections' prefix; "" names them rci_<library>
+    milvus_index: str = "FLAT"  # the frames' index: FLAT, IVF_FLAT, HNSW, IVF_PQ, ...
+    index_params: dict = field(default_factory=dict)  # e.g. {M = 16, efConstruction = 200}
+    search_params: dict = field(default_factory=dict)  # e.g. {ef = 64} or {nprobe = 32}
+    consistency: str = "Strong"  # Strong, Bounded, Session or Eventually
     recall: RecallParams = field(default_factory=RecallParams)
 
     def __post_init__(self) -> None:
         if self.index not in ("flat", "ivfpq"):
             raise ValueError(f"index must be 'flat' or 'ivfpq', got {self.index!r}")
+        if self.store not in ("local", "milvus"):
+            raise ValueError(f"store must be 'local' or 'milvus', got {self.store!r}")
+        if self.store == "milvus":
+            if self.index != "flat":
+                raise ValueError("a milvus library is indexed by milvus_index, not index")
+            self.milvus_settings(Path("."))  # checks uri, collection and consistency
         if min(self.nprobe, self.audio_nprobe, self.pq_m) < 1 or min(self.nlist, self.train_at) < 0:
             raise ValueError("nprobe, audio_nprobe and pq_m must be >= 1, nlist and train_at >= 0")
         if not (self.rebuild_growth == 0 or self.rebuild_growth > 1):
@@ -105,6 +140,17 @@ class LibrarySettings:
             raise ValueError(
                 f"fingerprint_interval must be 0-60 seconds, got {self.fingerprint_interval}"
             )
+
+    def milvus_settings(self, data_dir: Path) -> MilvusSettings:
+        """Where a milvus library's collections live; a relative Lite file is in `data_dir`."""
+        uri = self.uri
+        if uri and "://" not in uri:
+            uri = str((Path(data_dir) / uri).resolve())
+        return MilvusSettings(
+            uri=uri, token=self.token, prefix=self.collection, index_type=self.milvus_index,
+            index_params=dict(self.index_params), search_params=dict(self.search_params),
+            consistency=self.consistency,
+        )  # fmt: skip
 
     @classmethod
     def from_table(cls, table: dict) -> LibrarySettings:
@@ -227,14 +273,33 @@ class Libraries:
         self.dim = dim
         self._folders: dict[str, LibraryFolder] = {}
         self._indexes: dict[str, LibraryIndex] = {}
+        self._milvus: dict[str, MilvusLibrary] = {}
         self._builds: dict[str, subprocess.Popen] = {}
         self._build_started: dict[str, float] = {}  # time.monotonic() seconds
 
-    def folder(self, name: str) -> LibraryFolder:
+    def _known(self, name: str) -> LibrarySettings:
         if name not in self.settings:
             raise UnknownLibraryError(
                 f"unknown library {quote(name)}; this server has {self.names}"
             )
+        return self.settings[name]
+
+    def is_milvus(self, name: str) -> bool:
+        return self._known(name).store == "milvus"
+
+    def milvus(self, name: str) -> MilvusLibrary:
+        """Library `name`'s collections in Milvus, connected on first use (a failed
+        connection is tried again by the next request)."""
+        if name not in self._milvus:
+            settings = self._known(name).milvus_settings(self.data_dir)
+            self._milvus[name] = MilvusLibrary(
+                settings, name, descriptor=self.descriptor, dim=self.dim
+            )
+        return self._milvus[name]
+
+    def folder(self, name: str) -> LibraryFolder:
+        if self._known(name).store != "local":
+            raise RciError(f"library {name!r} is kept in Milvus, not in a folder")
         if name not in self._folders:
             self._folders[name] = LibraryFolder(
                 self.data_dir, name, descriptor=self.descriptor, dim=self.dim
@@ -243,9 +308,7 @@ class Libraries:
 
     def fingerprint_interval(self, name: str) -> float:
         """Seconds between the fingerprints library `name` keeps (0: every sampled frame)."""
-        if name not in self.settings:
-            self.folder(name)  # the unknown-library error, with the names this server has
-        return self.settings[name].fingerprint_interval
+        return self._known(name).fingerprint_interval
 
     def writer(self, name: str) -> LibraryWriter:
         return LibraryWriter(self.folder(name))
@@ -255,15 +318,24 @@ class Libraries:
         whether it replaced a video of its id).
         The add that takes an IVF-PQ library past train_at starts its first build, and the
         one that grows it rebuild_growth-fold since its snapshot a rebuild."""
-        writer = self.writer(name)  # an unknown name fails here
-        settings = self.settings[name]
+        settings = self._known(name)
         video.check(self.dim)  # before thinning reads its times
-        if not settings.thumbnails:
+        if not settings.thumbnails or settings.store == "milvus":  # Milvus keeps no pictures
             video = dataclasses.replace(video, thumbnails=None)
-        stored = writer.add(thin(video, settings.fingerprint_interval), replace=replace)
+        video = thin(video, settings.fingerprint_interval)
+        if settings.store == "milvus":
+            return self.milvus(name).add(video, replace=replace)
+        stored = self.writer(name).add(video, replace=replace)
         if settings.index == "ivfpq" and settings.auto_build:
             self._start_build(name, settings)
         return stored
+
+    def delete(self, name: str, video_id: str) -> int:
+        """Remove `video_id` from library `name`; its fingerprint count. NotFoundError if
+        the library does not hold it."""
+        if self.is_milvus(name):
+            return self.milvus(name).delete(video_id)
+        return self.writer(name).delete(video_id)
 
     def _start_build(self, name: str, settings: LibrarySettings) -> None:
         """`rci build-index` as a detached process when build_due() says so and no build
@@ -288,8 +360,10 @@ class Libraries:
         )  # fmt: skip
         self._build_started[name] = time.monotonic()
 
-    def index(self, name: str) -> LibraryIndex:
+    def index(self, name: str) -> SearchableLibrary:
         """The library's index, caught up with every video acknowledged so far."""
+        if self.is_milvus(name):
+            return self.milvus(name)  # every read goes to Milvus
         if name not in self._indexes:
             folder = self.folder(name)  # an unknown name fails here
             settings = self.settings[name]
@@ -331,6 +405,9 @@ class Libraries:
         """Library `name`'s pictures of `video_id` nearest `times` (N,) seconds: the
         fingerprint times they show (N,) and the JPEGs; ((0,), []) when it has none.
         NotFoundError for an id the library does not hold."""
+        if self.is_milvus(name):
+            self.milvus(name).video(video_id)  # NotFoundError; Milvus keeps no pictures
+            return np.zeros(0, np.float32), []
         folder = self.folder(name)
         record = folder.live_records.catch_up().videos.get(video_id)
         if record is None:
@@ -348,8 +425,11 @@ class Libraries:
         out = []
         for name in names:
             try:
+                if self.is_milvus(name):
+                    out.append(self._milvus_status(name))
+                    continue
                 folder = self.folder(name)
-            except DescriptorMismatchError as exc:
+            except (DescriptorMismatchError, MilvusUnavailableError) as exc:
                 out.append({"name": name, "error": str(exc)})
                 continue
             settings = self.settings[name]
@@ -385,3 +465,18 @@ class Libraries:
                 }
             )
         return out
+
+    def _milvus_status(self, name: str) -> dict:
+        library = self.milvus(name)
+        return {
+            "name": name,
+            "descriptor": self.descriptor,
+            "dim": self.dim,
+            "videos": library.video_count(),
+            "fingerprints": library.fingerprint_count(),
+            "audio_fingerprints": library.audio_count(),
+            "videos_without_audio_fingerprints": library.videos_without_audio(),
+            "index": library.describe(),
+            "index_built_at": None,  # Milvus builds and maintains its index itself
+            "build_advised": False,
+        }

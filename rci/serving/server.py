@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from rci.describe.descriptor import DEFAULT_MODEL, DescriptorModel
 from rci.library.background import ensure_background
+from rci.library.milvus import LITE_ENV, start_lite
 from rci.serving.repository import Target, assemble
 
 
@@ -181,6 +183,8 @@ class TritonServer:
         self.log_path = Path(options.work_dir) / "tritonserver.log"
         # Kept so tests and the operator's tools can reach the restricted APIs.
         self.admin_key = options.admin_key or secrets.token_urlsafe(32)
+        self.lite_uris: dict[str, str] = {}  # Milvus Lite files this server opened: sockets
+        self._lite: list = []  # their servers (milvus_lite.server.Server)
 
     @property
     def http_url(self) -> str:
@@ -237,6 +241,9 @@ class TritonServer:
                 env[name] = value
         if o.libraries_config is not None:
             env["RCI_LIBRARIES_CONFIG"] = str(Path(o.libraries_config).resolve())
+        env.pop(LITE_ENV, None)
+        if self.lite_uris:
+            env[LITE_ENV] = json.dumps(self.lite_uris)
         return env
 
     def start(self, timeout: float = 300.0) -> TritonServer:
@@ -248,8 +255,12 @@ class TritonServer:
 
         Tokens(write=self.options.write_token, read=self.options.read_token)  # read needs write
         # A bad file or name fails here, readably, not as a model that will not load.
+        files: list[Path] = []  # Milvus Lite files the libraries keep their fingerprints in
         if self.options.libraries_config is not None:
-            read_config(self.options.libraries_config)
+            settings = read_config(self.options.libraries_config)
+            data_dir = Path(self.options.data_dir).resolve()
+            lite = [s.milvus_settings(data_dir) for s in settings.values() if s.store == "milvus"]
+            files = [Path(m.uri) for m in lite if m.lite]
         else:
             for name in self.options.libraries:
                 check_library_name(name)
@@ -261,6 +272,8 @@ class TritonServer:
         # against the readiness timeout.
         ensure_background(self.options.data_dir, DescriptorModel.parse(self.options.descriptor))
         reclaim_shared_memory()  # what a server that crashed before this one left
+        if files:  # one Milvus Lite per file, reached by every model over its socket
+            self.lite_uris, self._lite = start_lite(files)
         log = open(self.log_path, "wb")
         log.write(CPU_LOG_NOTE.encode())
         log.flush()
@@ -301,6 +314,7 @@ class TritonServer:
         on otherwise) get 5 s to go, then SIGKILL.
         """
         if self.process is None:
+            self._stop_lite()
             return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -314,6 +328,12 @@ class TritonServer:
             time.sleep(0.1)
         if _group_alive(self.process.pid):
             os.killpg(self.process.pid, signal.SIGKILL)
+        self._stop_lite()
+
+    def _stop_lite(self) -> None:
+        for lite in self._lite:
+            lite.stop()
+        self._lite, self.lite_uris = [], {}
 
     def peak_memory_mb(self) -> float:
         """Sum over the server's process group (tritonserver and its backend stubs) of each

@@ -10,6 +10,7 @@ import yaml
 from tritonclient.grpc import model_config_pb2
 
 from rci.describe.descriptor import EMBEDDING_DIM
+from rci.serving.libraries import read_config as read_libraries
 from rci.serving.repository import (
     PROJECT_ROOT,
     Target,
@@ -211,3 +212,40 @@ def test_served_defaults_are_the_library_defaults():
 
 def model_config_pb2_kind(value: int) -> str:
     return model_config_pb2.ModelInstanceGroup.Kind.Name(value)
+
+
+def test_compose_milvus_profile_runs_two_replicas_over_one_milvus(tmp_path):
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    profile = {name for name, s in services.items() if s.get("profiles") == ["milvus"]}
+    assert profile == {"etcd", "minio", "milvus", "rci-a", "rci-b"}
+    assert "profiles" not in services["rci"]  # `docker compose up` alone: one local server
+    for name in profile:  # pinned images, each with a healthcheck
+        image = services[name]["image"]
+        assert ":" in image and not image.endswith(":latest"), image
+        assert services[name]["healthcheck"]["test"][0] == "CMD"
+    milvus = services["milvus"]
+    assert milvus["command"] == ["milvus", "run", "standalone"]
+    assert milvus["environment"]["ETCD_ENDPOINTS"] == "etcd:2379"
+    assert milvus["environment"]["MINIO_ADDRESS"] == "minio:9000"
+    assert {d: c["condition"] for d, c in milvus["depends_on"].items()} == {
+        "etcd": "service_healthy", "minio": "service_healthy",
+    }  # fmt: skip
+    # The replicas: the rci service's image, hardening and GPU, the library in Milvus.
+    rci = services["rci"]
+    for name in ("rci-a", "rci-b"):
+        replica = services[name]
+        assert replica["image"] == rci["image"] and replica["command"] == rci["command"]
+        assert replica["deploy"] == rci["deploy"] and replica["healthcheck"] == rci["healthcheck"]
+        assert replica["depends_on"]["milvus"]["condition"] == "service_healthy"
+        (config,) = replica["configs"]
+        assert config["target"] == replica["environment"]["RCI_LIBRARIES_CONFIG"]
+        assert all(p.startswith("127.0.0.1:") for p in replica["ports"])
+    assert not set(services["rci-a"]["ports"]) & set(services["rci-b"]["ports"])
+    path = tmp_path / "libraries.toml"
+    path.write_text(compose["configs"]["libraries-milvus"]["content"])
+    (library,) = read_libraries(path).values()
+    settings = library.milvus_settings(tmp_path)
+    assert (library.store, settings.uri, settings.lite) == ("milvus", "http://milvus:19530", False)
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert 'pip install --no-cache-dir ".[milvus]"' in dockerfile

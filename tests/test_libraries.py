@@ -95,6 +95,10 @@ video_min_similarity = 0.4
         ),
         ('[libraries.main]\nstore = "milvus"\nuri = "m.db"\ncollection = "a-b"\n', "prefix"),
         ("[libraries.main]\nindex_params = 3\n", "index_params must be dict"),
+        (
+            '[libraries.main]\nstore = "milvus"\nuri = "m.db"\nmilvus_timeout = 0\n',
+            "timeout must be 0-600 seconds",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_the_reason(tmp_path, text: str, message: str) -> None:

@@ -133,3 +133,37 @@ def test_recall_over_milvus_finds_what_the_local_index_finds(tmp_path, library):
     D1, I1 = local.search(query, 5)
     D2, I2 = library.search(query, 5)
     assert np.allclose(D1, D2, atol=1e-5) and np.array_equal(I1 & 0xFFFFF, I2 & 0xFFFFF)
+
+
+def test_milvus_going_away_is_a_clear_error_and_requests_succeed_once_it_is_back(tmp_path):
+    from milvus_lite.server import Server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def engine() -> Server:  # Milvus Lite serving its file on a TCP port, as a server does
+        server = Server(str(tmp_path / "engine.db"), f"127.0.0.1:{port}")
+        assert server.init() and server.start()
+        return server
+
+    running = engine()
+    settings = MilvusSettings(uri=f"http://127.0.0.1:{port}", timeout=3)
+    library = MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)
+    stored = video("A", 0)
+    library.add(stored)
+    running.stop()
+    with pytest.raises(MilvusUnavailableError, match=f"library 'main': Milvus at .*{port}"):
+        library.search(stored.embeddings[:1], 1)
+    running = engine()
+    try:
+        for _ in range(20):  # the engine takes a moment to listen again
+            try:
+                D, _ = library.search(stored.embeddings[:1], 1)
+                break
+            except MilvusUnavailableError:
+                continue
+        assert D[0, 0] == pytest.approx(1, abs=1e-5)  # what was stored before it went away
+    finally:
+        running.stop()
+        library.close()

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,13 +95,15 @@ class MilvusSettings:
     index_params: dict = field(default_factory=dict)  # e.g. {"M": 16, "efConstruction": 200}
     search_params: dict = field(default_factory=dict)  # e.g. {"ef": 64} or {"nprobe": 32}
     consistency: str = "Strong"  # what a search sees of writes acknowledged before it
-    timeout: float = 10.0  # seconds to connect
+    timeout: float = 10.0  # seconds a call to the engine may take, connecting included
 
     def __post_init__(self) -> None:
         if not self.uri:
             raise ValueError("a milvus library needs a uri: a file path or http://host:port")
         if self.consistency not in CONSISTENCY:
             raise ValueError(f"consistency must be one of {CONSISTENCY}, got {self.consistency!r}")
+        if not 0 < self.timeout <= 600:
+            raise ValueError(f"timeout must be 0-600 seconds, got {self.timeout}")
         if self.prefix and not PREFIX.match(self.prefix):
             raise ValueError(f"prefix must be letters, digits and _, got {self.prefix!r}")
 
@@ -130,9 +133,10 @@ class MilvusLibrary:
         if settings.lite:
             Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.client = MilvusClient(
+            client = MilvusClient(
                 uri=connection_uri(settings.uri), token=settings.token, timeout=settings.timeout
             )
+            self.client = _Bounded(client, settings.timeout)
         except self._errors as exc:
             raise MilvusUnavailableError(
                 f"library {name!r}: Milvus at {settings.uri!r} is not reachable: {exc}"
@@ -146,8 +150,9 @@ class MilvusLibrary:
         try:
             yield
         except self._errors as exc:
+            detail = " ".join(str(getattr(exc, "message", None) or exc).split())[:300]
             raise MilvusUnavailableError(
-                f"library {self.name!r}: Milvus at {self.settings.uri!r} failed: {exc}"
+                f"library {self.name!r}: Milvus at {self.settings.uri!r} failed: {detail}"
             ) from None
 
     def _tag(self) -> str:
@@ -428,6 +433,23 @@ class MilvusLibrary:
     def close(self) -> None:
         with contextlib.suppress(*self._errors):
             self.client.close()
+
+
+class _Bounded:
+    """A MilvusClient whose every call to the engine gives up after `timeout` seconds:
+    pymilvus alone retries an unreachable engine for minutes, holding the request."""
+
+    REMOTE = frozenset(
+        ("has_collection", "describe_collection", "load_collection", "create_collection",
+         "insert", "delete", "query", "get", "search")
+    )  # fmt: skip
+
+    def __init__(self, client, timeout: float) -> None:
+        self._client, self._timeout = client, timeout
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        return partial(method, timeout=self._timeout) if name in self.REMOTE else method
 
 
 def _string(value: str) -> str:

@@ -39,6 +39,8 @@ milvus_index = "FLAT"             # the frames' index: FLAT, IVF_FLAT, HNSW (Lit
 index_params = {}                 # e.g. {M = 16, efConstruction = 200}
 search_params = {}                # e.g. {ef = 64} or {nprobe = 32}
 consistency = "Strong"            # Strong, Bounded, Session or Eventually
+milvus_timeout = 10.0             # seconds a call to Milvus may take: then the request
+                                  # fails, saying so, and the next one tries again
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class LibrarySettings:
     index_params: dict = field(default_factory=dict)  # e.g. {M = 16, efConstruction = 200}
     search_params: dict = field(default_factory=dict)  # e.g. {ef = 64} or {nprobe = 32}
     consistency: str = "Strong"  # Strong, Bounded, Session or Eventually
+    milvus_timeout: float = 10.0  # seconds a call to Milvus may take before the request fails
     recall: RecallParams = field(default_factory=RecallParams)
 
     def __post_init__(self) -> None:
@@ -149,7 +152,7 @@ class LibrarySettings:
         return MilvusSettings(
             uri=uri, token=self.token, prefix=self.collection, index_type=self.milvus_index,
             index_params=dict(self.index_params), search_params=dict(self.search_params),
-            consistency=self.consistency,
+            consistency=self.consistency, timeout=self.milvus_timeout,
         )  # fmt: skip
 
     @classmethod

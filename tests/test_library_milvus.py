@@ -87,6 +87,8 @@ def test_a_library_made_by_another_descriptor_is_refused(tmp_path):
     MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM).close()
     with pytest.raises(DescriptorMismatchError, match="sscd_mobilenetv4"):
         MilvusLibrary(settings, "main", descriptor="sscd_mobilenetv4", dim=DIM)
+    with pytest.raises(DescriptorMismatchError, match="dim=512.*dim 256"):  # another width
+        MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=256)
 
 
 def test_an_unreachable_milvus_is_a_clear_error():

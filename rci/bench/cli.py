@@ -136,9 +136,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
         print("\n### Peak memory per path: MiB above the server before the step (bound)\n")
         uploads = {name: path.stat().st_size / 2**20 for name, path in clips.items()}
         print(speed.memory_table(result, uploads))
-    if not args.no_peers:
+    if result is not None and not args.no_peers:  # their cost is given against RCI's served
         costs, skipped = speed.peer_costs(args.clip, args.repeats)
-        if result is not None and costs:
+        if costs:
             first = result.seconds[next(iter(clips))]
             rci = {"index": first["rci_ingest, every sampled frame (1 s)"],
                    "detect": first["rci_detect, 1 frame per s"]}  # fmt: skip
@@ -412,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         "--real",
         type=Path,
         default=Path(".rci/bench-full/server-data/bench"),
-        help="a library folder whose descriptors the fillers imitate (default: the clip's)",
+        help="a library folder whose descriptors the fillers imitate (default: the server's "
+        "score-normalization background)",
     )
     p.add_argument("--work", type=Path, default=Path(".rci/latency"), help="libraries, server")
     p.set_defaults(func=cmd_latency)

@@ -13,7 +13,6 @@ server first, so every detect finds a full copy: the most alignment work.
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rci.bench.scale import CHUNK, Gaussian, normalise, real_videos
+from rci.bench.scale import CHUNK, Gaussian, open_folder, real_videos
 from rci.describe.descriptor import DEFAULT_MODEL
 from rci.library.background import ensure_background
 from rci.library.build import build_snapshot
@@ -69,8 +68,7 @@ def fill(folder: LibraryFolder, target: int, gauss: Gaussian, seed: int = 0) -> 
     writer, per_chunk = LibraryWriter(folder), CHUNK // FILLER_FRAMES
     while held < target:
         number, first = divmod(fillers, per_chunk)
-        rng = np.random.default_rng([seed, number])  # as Gaussian.chunks draws chunk `number`
-        rows = normalise(gauss.mean + gauss.noise(rng, CHUNK))
+        rows = gauss.chunk(number, seed)
         for n in range(first, per_chunk):
             if held >= target:
                 break
@@ -106,7 +104,7 @@ def measure(
     with TritonServer(options) as server, RciClient(server.http_url, timeout=600) as client:
         for name in LIBRARIES:
             client.ingest(data, clip.stem, name)
-        folders = {name: _folder(work / "data", name) for name in LIBRARIES}
+        folders = {name: open_folder(work / "data" / name) for name in LIBRARIES}
         for size in sorted(sizes):
             start = time.perf_counter()
             held = {name: fill(folder, size, gauss) for name, folder in folders.items()}
@@ -120,24 +118,11 @@ def measure(
                     times.append(result.seconds)
                     found &= any(m.video_id == clip.stem for m in result.reproduced)
                 (status,) = client.status([name])
-                rows.append(Row(held[name], name, _index_kind(status), statistics.median(times),
-                                _p95(times), found))  # fmt: skip
+                p95 = float(np.percentile(times, 95))  # linearly interpolated
+                rows.append(Row(held[name], name, str(status.get("index", "?")),
+                                statistics.median(times), p95, found))  # fmt: skip
                 log(f"{size:,} {name}: median {rows[-1].median:.2f} s")
     return rows
-
-
-def _folder(data_dir: Path, name: str) -> LibraryFolder:
-    meta = json.loads((data_dir / name / "meta.json").read_text())
-    return LibraryFolder(data_dir, name, descriptor=meta["descriptor"], dim=meta["dim"])
-
-
-def _index_kind(status: dict) -> str:
-    return str(status.get("index", "?"))
-
-
-def _p95(times: list[float]) -> float:
-    """The 95th percentile, linearly interpolated (numpy's default)."""
-    return float(np.percentile(times, 95))
 
 
 def markdown(rows: list[Row], repeats: int) -> str:

@@ -49,10 +49,15 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def open_folder(path: Path) -> LibraryFolder:
+    """The library folder at `path`, with the descriptor and dimension it was made with."""
+    meta = json.loads((path / "meta.json").read_text())
+    return LibraryFolder(path.parent, path.name, descriptor=meta["descriptor"], dim=meta["dim"])
+
+
 def real_videos(path: Path) -> list[np.ndarray]:
     """Each live video's fingerprints, (T, 512) float32, in the library folder `path`."""
-    meta = json.loads((path / "meta.json").read_text())
-    folder = LibraryFolder(path.parent, path.name, descriptor=meta["descriptor"], dim=DIM)
+    folder = open_folder(path)
     live, _ = folder.current()
     return [folder.load_video(r).embeddings for r in live.values()]
 
@@ -81,11 +86,15 @@ class Gaussian:
         """(n, D) float32 centred draws: deviations shaped like the data's."""
         return rng.standard_normal((n, len(self.mean)), dtype=np.float32) @ self.basis.T
 
+    def chunk(self, number: int, seed: int, rows: int = CHUNK) -> np.ndarray:
+        """(rows, D) float32: the first `rows` of database chunk `number` for `seed`."""
+        rng = np.random.default_rng([seed, number])
+        return normalise(self.mean + self.noise(rng, rows))
+
     def chunks(self, n: int, seed: int, size: int = CHUNK) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, (rows, D) float32) chunks of database rows 0..n-1."""
         for number, start in enumerate(range(0, n, size)):
-            rng = np.random.default_rng([seed, number])
-            yield start, normalise(self.mean + self.noise(rng, min(size, n - start)))
+            yield start, self.chunk(number, seed, min(size, n - start))
 
 
 def make_queries(

@@ -289,8 +289,8 @@ def served(clips: dict[str, Path], work: Path, repeats: int) -> Served:
 
 
 def memory_table(served: Served, upload_mb: dict[str, float]) -> str:
-    """Markdown: per served step and clip, the peak above the server's resident memory
-    before it (MiB) and whether it keeps the per-request bound of docs/security.md (at
+    """Markdown: per served step and clip, the peak above the server's memory before it
+    (PSS, MiB) and whether it keeps the per-request bound of docs/security.md (at
     most twice the upload plus 0.7 GiB)."""
     names = list(served.above_idle)
     lines = ["| step | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]

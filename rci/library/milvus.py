@@ -293,26 +293,22 @@ class MilvusLibrary:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def video_count(self) -> int:
+    def _count(self, collection: str, where: str = "") -> int:
+        """Rows of `collection` matching the filter `where` ("": all)."""
         with self._calls():
-            return int(
-                self.client.query(self.videos, filter="", output_fields=["count(*)"])[0]["count(*)"]
-            )
+            found = self.client.query(collection, filter=where, output_fields=["count(*)"])
+        return int(found[0]["count(*)"])
+
+    def video_count(self) -> int:
+        return self._count(self.videos)
 
     def videos_without_audio(self) -> int:
         """Videos stored without this server's audio fingerprints (silent, or another
         kind): found by their pictures only."""
-        with self._calls():
-            found = self.client.query(
-                self.videos, filter='audio_kind == ""', output_fields=["count(*)"]
-            )
-        return int(found[0]["count(*)"])
+        return self._count(self.videos, 'audio_kind == ""')
 
     def fingerprint_count(self) -> int:
-        with self._calls():
-            return int(
-                self.client.query(self.frames, filter="", output_fields=["count(*)"])[0]["count(*)"]
-            )
+        return self._count(self.frames)
 
     @property
     def ntotal(self) -> int:
@@ -321,9 +317,7 @@ class MilvusLibrary:
 
     def audio_count(self) -> int:
         """Audio windows searchable."""
-        with self._calls():
-            found = self.client.query(self.audio, filter="", output_fields=["count(*)"])
-        return int(found[0]["count(*)"])
+        return self._count(self.audio)
 
     def candidate(self, key: int) -> VideoFingerprints | None:
         """Video `key`'s fingerprints for alignment; None when it was deleted or replaced

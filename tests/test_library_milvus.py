@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,7 +15,13 @@ from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 
 pytest.importorskip("pymilvus", reason="the milvus extra: pip install -e '.[milvus]'")
 
-from rci.library.milvus import MilvusLibrary, MilvusSettings, MilvusUnavailableError  # noqa: E402
+from rci.library.milvus import (  # noqa: E402
+    CLAIM_STALE,
+    BusyError,
+    MilvusLibrary,
+    MilvusSettings,
+    MilvusUnavailableError,
+)
 
 DIM = 512
 
@@ -169,3 +177,59 @@ def test_milvus_going_away_is_a_clear_error_and_requests_succeed_once_it_is_back
     finally:
         running.stop()
         library.close()
+
+
+def test_writers_of_one_id_take_turns_across_clients(tmp_path):
+    # Each thread its own client, as replicas are: a contested id is taken once, and racing
+    # replaces leave one video whole (no second row, no stray fingerprints).
+    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"))
+    libs = [MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM) for _ in range(4)]
+
+    def contest(n: int) -> bool:
+        try:
+            libs[n].add(video("X", n, frames=10 + n))
+            return True
+        except AlreadyExistsError:
+            return False
+
+    def swap(n: int) -> None:
+        for round_ in range(3):
+            libs[n].add(video("Y", 10 * n + round_, frames=5 + n), replace=True)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(contest, range(4))) == [False, False, False, True]
+        list(pool.map(swap, range(4)))
+    x, y = libs[0].video("X"), libs[0].video("Y")
+    assert libs[0].video_count() == 2
+    assert libs[0].fingerprint_count() == len(x.embeddings) + len(y.embeddings)
+    assert not libs[0]._claims("id >= 0")  # every claim given back
+    for lib in libs:
+        lib.close()
+
+
+def test_a_dead_writer_s_claim_is_settled_by_the_next_opener(tmp_path):
+    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"))
+    lib = MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)
+    old = video("A", 0)
+    lib.add(old)
+    (row,) = lib._rows("A")
+    # A replace that died after writing its fingerprints, before its video row.
+    dead = lib._new_key()
+    lib._put_claim(dead, "A", [dead, row["id"]])
+    lib._insert_fingerprints(dead, video("A", 1, frames=7))
+    assert lib.fingerprint_count() == 27
+    with pytest.raises(BusyError, match="'A' in library 'main' is being written"):
+        MilvusLibrary(
+            MilvusSettings(uri=settings.uri, timeout=1), "main", descriptor="sscd_resnet50", dim=DIM
+        ).add(video("A", 2), replace=True)  # its claim is live yet: the id waits
+    lib.client.delete(lib.claims, ids=[dead])
+    lib._put_claim(dead, "A", [dead, row["id"]])
+    stale = time.time_ns() - int(2 * CLAIM_STALE * 1e9)
+    lib.client.upsert(lib.claims, [{**lib._claims(f"id == {dead}")[0], "added": stale,
+                                    "unused": [0.0, 0.0]}])  # fmt: skip
+    again = MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)  # sweeps
+    assert np.allclose(again.video("A").embeddings, old.embeddings, atol=1e-6)
+    assert (again.video_count(), again.fingerprint_count()) == (1, 20)
+    assert not again._claims("id >= 0")
+    lib.close()
+    again.close()

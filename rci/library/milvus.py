@@ -14,6 +14,12 @@ Three collections per library, named `{prefix}_videos`, `{prefix}_frames`, `{pre
 - audio: one row per audio window of this server's fingerprint (AUDIO_PRINT), ids as the
   frames', packed bits as a binary vector (Hamming).
 
+- claims: one row per write in progress (`{prefix}_claims`): the writer's new key, the
+  video id and every key it may drop. Milvus has no transactions and no unique fields, so
+  writers of one video id take turns through these rows (_claim), whichever process or
+  replica they run in; a claim its writer left behind (a crash) is swept by the next writer
+  of that id or the next server to open the library, and the rows it names are put right.
+
 The library's descriptor and dimension are the videos collection's description; a library
 made by another model is refused (DescriptorMismatchError).
 """
@@ -23,9 +29,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,13 +42,14 @@ import numpy as np
 
 from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError, RciError, quote
 from rci.library.index import fingerprint_ids, mean_descriptor
-from rci.library.store import FRAME_BITS, MAX_VIDEO_ID, FileLock, Stored, VideoFingerprints
+from rci.library.store import FRAME_BITS, MAX_VIDEO_ID, Stored, VideoFingerprints
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 
 CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 INSERT_ROWS = 2048  # rows per insert call: 4 MB of 512-d vectors, under Milvus's 64 MB message
 KEY_BITS = 63 - FRAME_BITS  # video keys: frame ids must stay positive int64
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")  # Milvus collection names
+CLAIM_STALE = 300.0  # seconds (at least 4 call timeouts): an older claim's writer is gone
 
 
 # Milvus Lite opens a file from one process only, and a server's models are several
@@ -81,6 +88,14 @@ def connection_uri(uri: str) -> str:
 
 class MilvusUnavailableError(RciError):
     """Milvus cannot be reached, or refused the credentials."""
+
+    code = "UNAVAILABLE"
+
+
+class BusyError(RciError):
+    """Another writer held a video id for longer than one call may take."""
+
+    code = "UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -125,11 +140,11 @@ class MilvusLibrary:
         prefix = settings.prefix or f"rci_{name}"
         if not PREFIX.match(prefix):
             raise ValueError(f"library {name!r} needs a prefix of letters, digits and _")
-        self.videos, self.frames, self.audio = (
-            f"{prefix}_{c}" for c in ("videos", "frames", "audio")
+        self.videos, self.frames, self.audio, self.claims = (
+            f"{prefix}_{c}" for c in ("videos", "frames", "audio", "claims")
         )
         self._errors = (MilvusException, ConnectionError, OSError)
-        self._lock = threading.Lock()
+        self._stale = max(CLAIM_STALE, 4 * settings.timeout)
         if settings.lite:
             Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -143,6 +158,7 @@ class MilvusLibrary:
             ) from None
         with self._calls():
             self._ensure_collections()
+            self.sweep()
 
     @contextlib.contextmanager
     def _calls(self) -> Iterator[None]:
@@ -190,6 +206,11 @@ class MilvusLibrary:
                 ("mean", "FLAT", "IP", {}),
             ),
         }  # fmt: skip
+        # Milvus wants a vector in every collection: claims carry a constant one.
+        claims = [("video_id", DataType.VARCHAR, {"max_length": 4 * MAX_VIDEO_ID}),
+                  ("added", DataType.INT64, {}), ("keys", DataType.VARCHAR, {"max_length": 4096}),
+                  ("unused", DataType.FLOAT_VECTOR, {"dim": 2})]  # fmt: skip
+        specs = {self.claims: (claims, ("unused", "FLAT", "L2", {})), **specs}
         # The videos collection last: its description marks the library as made.
         for collection, (fields, (vector, kind, metric, params)) in specs.items():
             if self.client.has_collection(collection):
@@ -202,30 +223,24 @@ class MilvusLibrary:
             index = self.client.prepare_index_params()
             index.add_index(vector, index_type=kind, metric_type=metric, params=params)
             self.client.create_collection(
-                collection, schema=schema, index_params=index, consistency_level=level
-            )
+                collection, schema=schema, index_params=index,
+                consistency_level="Strong" if collection == self.claims else level,
+            )  # fmt: skip
 
     # -- writes ---------------------------------------------------------------------------
-
-    def _write_lock(self):
-        """Adds and deletes of one library one at a time: on Milvus Lite across processes
-        (a file lock beside its file), on a server within this process."""
-        if self.settings.lite:
-            return FileLock(Path(f"{self.settings.uri}.{self.name}.lock"))
-        return self._lock
 
     def add(self, video: VideoFingerprints, *, replace: bool = False) -> Stored:
         """Store `video`; with `replace`, swap out a video held under its id (readers see the
         old one or the new one, never neither). AlreadyExistsError for a held id otherwise."""
         video.check(self.dim)
-        with self._write_lock(), self._calls():
-            old = self._rows(video.video_id)
+        with self._calls(), self._claim(video.video_id) as claim:
+            key, old = claim.key, claim.rows
             if old and not replace:
                 raise AlreadyExistsError(
                     f"video id {quote(video.video_id)} is already in library {self.name!r}"
                 )
-            key = self._new_key()
             self._insert_fingerprints(key, video)
+            claim.check()  # before the row that makes it live
             audio = (
                 video.audio if video.audio is not None and video.audio.kind == AUDIO_PRINT else None
             )
@@ -242,13 +257,85 @@ class MilvusLibrary:
 
     def delete(self, video_id: str) -> int:
         """Remove a video; returns its fingerprint count. NotFoundError if not held."""
-        with self._write_lock(), self._calls():
-            rows = self._rows(video_id)
+        with self._calls(), self._claim(video_id) as claim:
+            rows = claim.rows
             if not rows:
                 raise NotFoundError(f"video id {quote(video_id)} is not in library {self.name!r}")
             for row in rows:
                 self._drop(row["id"])
         return int(rows[0]["count"])
+
+    @contextlib.contextmanager
+    def _claim(self, video_id: str) -> Iterator[_Claim]:
+        """Write `video_id` alone among every process sharing this Milvus: yields a new video
+        key and the id's rows (newest first) as they stand. BusyError when other writers
+        hold the id for longer than a call's timeout.
+
+        A writer inserts its claim, then reads the id's claims (Strong): it goes ahead only
+        if it sees no live claim but its own, else it withdraws and tries again after a
+        random pause. Of two writers the later insert sees the earlier claim, so no two go
+        ahead at once."""
+        key, deadline = self._new_key(), time.monotonic() + self.settings.timeout
+        while True:
+            rows = self._rows(video_id)
+            self._put_claim(key, video_id, [key, *(r["id"] for r in rows)])
+            rivals = [c for c in self._claims(f"video_id == {_string(video_id)}") if c["id"] != key]
+            for claim in [c for c in rivals if self._is_stale(c)]:
+                self._settle(claim)
+                rivals.remove(claim)
+            if not rivals and [r["id"] for r in self._rows(video_id)] == [r["id"] for r in rows]:
+                break
+            self.client.delete(self.claims, ids=[key])
+            if time.monotonic() > deadline:
+                raise BusyError(
+                    f"video id {quote(video_id)} in library {self.name!r} is being written "
+                    "by another request or replica; try again"
+                )
+            time.sleep(random.uniform(0.01, 0.2))
+        try:
+            yield _Claim(key, rows, time.monotonic() + self._stale / 2, self.name)
+        except (AlreadyExistsError, NotFoundError):  # refused before anything was written
+            self.client.delete(self.claims, ids=[key])
+            raise
+        except BaseException:
+            # Undo what the write left half done (or leave the claim for a later sweep).
+            with contextlib.suppress(*self._errors):
+                for claim in self._claims(f"id == {key}"):
+                    self._settle(claim)
+            raise
+        self.client.delete(self.claims, ids=[key])
+
+    def _put_claim(self, key: int, video_id: str, keys: list[int]) -> None:
+        self.client.insert(self.claims, [{
+            "id": key, "video_id": video_id, "added": time.time_ns(),
+            "keys": json.dumps(keys), "unused": [0.0, 0.0],
+        }])  # fmt: skip
+
+    def _claims(self, where: str) -> list[dict]:
+        return self.client.query(
+            self.claims, filter=where, output_fields=["id", "video_id", "added", "keys"],
+            consistency_level="Strong",
+        )  # fmt: skip
+
+    def _is_stale(self, claim: dict) -> bool:
+        return time.time_ns() - claim["added"] > self._stale * 1e9
+
+    def _settle(self, claim: dict) -> None:
+        """Finish a claim whose writer stopped: the id keeps its newest video row (the write
+        landed if its row did); every other key the claim names or the id holds is dropped."""
+        rows = self._rows(claim["video_id"])
+        keep = rows[0]["id"] if rows else None
+        for key in {*json.loads(claim["keys"]), *(r["id"] for r in rows)} - {keep}:
+            self._drop(key)
+        self.client.delete(self.claims, ids=[claim["id"]])
+
+    def sweep(self) -> int:
+        """Settle every claim older than the stale age (writers that died); returns how many."""
+        with self._calls():
+            stale = [c for c in self._claims("id >= 0") if self._is_stale(c)]
+            for claim in stale:
+                self._settle(claim)
+        return len(stale)
 
     def _insert_fingerprints(self, key: int, video: VideoFingerprints) -> None:
         ids, times = fingerprint_ids(key, len(video.embeddings)), video.timestamps
@@ -276,10 +363,13 @@ class MilvusLibrary:
         self.client.delete(self.audio, filter=f"key == {int(key)}")
 
     def _new_key(self) -> int:
-        """A video key no row holds: random KEY_BITS bits, drawn again on a collision."""
+        """A video key no row or claim holds: random KEY_BITS bits, drawn again on a
+        collision."""
         while True:
             key = secrets.randbits(KEY_BITS)
-            if not self.client.get(self.videos, ids=[key], output_fields=["id"]):
+            held = (self.client.get(c, ids=[key], output_fields=["id"]) for c in
+                    (self.videos, self.claims))  # fmt: skip
+            if not any(held):
                 return key
 
     def _rows(self, video_id: str) -> list[dict]:
@@ -288,6 +378,7 @@ class MilvusLibrary:
         rows = self.client.query(
             self.videos, filter=f"video_id == {_string(video_id)}",
             output_fields=["id", "count", "added", "duration", "audio_kind", "audio_count"],
+            consistency_level="Strong",  # writers decide on these rows
         )  # fmt: skip
         return sorted(rows, key=lambda r: -r["added"])
 
@@ -427,6 +518,21 @@ class MilvusLibrary:
     def close(self) -> None:
         with contextlib.suppress(*self._errors):
             self.client.close()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A writer's turn at one video id: its new key and the id's rows when it began."""
+
+    key: int
+    rows: list[dict]
+    expires: float  # time.monotonic(): past half the stale age, a sweeper may settle it
+    library: str
+
+    def check(self) -> None:
+        """MilvusUnavailableError once a sweeper may have settled this claim."""
+        if time.monotonic() > self.expires:
+            raise MilvusUnavailableError(f"library {self.library!r}: the write took too long")
 
 
 class _Bounded:

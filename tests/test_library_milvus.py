@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from rci.errors import AlreadyExistsError, DescriptorMismatchError, NotFoundError
+from rci.errors import AlreadyExistsError, DescriptorMismatchError
 from rci.library.store import FRAME_BITS, VideoFingerprints
 from rci.preprocess.audio_prints import AUDIO_PRINT, WINDOW_BYTES, AudioPrints
 
@@ -70,24 +71,6 @@ def test_a_stored_video_is_found_frame_by_frame_and_read_back_whole(library):
     assert Da[0, 0] == 0 and Ia[0, 0] == (key << FRAME_BITS | 5)
     # Fewer neighbours than asked for: -1, as faiss says none.
     assert (library.search(first.embeddings[:1], 50)[1][0, 40:] == -1).all()
-
-
-def test_repeated_ids_are_refused_replace_swaps_and_delete_removes(library):
-    library.add(video("A", 0))
-    with pytest.raises(AlreadyExistsError, match="already in library 'main'"):
-        library.add(video("A", 5))
-    new = video("A", 5, frames=8)
-    assert library.add(new, replace=True) == (8, True)
-    assert (library.video_count(), library.fingerprint_count()) == (1, 8)
-    assert np.allclose(library.video("A").embeddings, new.embeddings, atol=1e-6)
-    old = video("A", 0).embeddings[:1]
-    assert library.search(old, 1)[0][0, 0] < 0.5  # the old frames are gone
-    assert library.delete("A") == 8
-    assert (library.video_count(), library.fingerprint_count()) == (0, 0)
-    with pytest.raises(NotFoundError, match="not in library 'main'"):
-        library.delete("A")
-    with pytest.raises(NotFoundError):
-        library.video("A")
 
 
 def test_a_library_made_by_another_descriptor_is_refused(tmp_path):
@@ -233,3 +216,51 @@ def test_a_dead_writer_s_claim_is_settled_by_the_next_opener(tmp_path):
     assert not again._claims("id >= 0")
     lib.close()
     again.close()
+
+
+def test_scale_command_measures_milvus_lite_beside_faiss(tmp_path, capsys):
+    from rci.bench.cli import main
+    from rci.library.store import LibraryFolder, LibraryWriter
+
+    folder = LibraryFolder(tmp_path, "real", descriptor="sscd_resnet50", dim=DIM)
+    rng = np.random.default_rng(0)
+    for n in range(12):  # 1,200 frames: enough to fit a 512-d covariance
+        x = rng.standard_normal((100, DIM)).astype(np.float32) + 0.2
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        LibraryWriter(folder).add(VideoFingerprints(f"V{n}", x, np.arange(100.0), 100.0))
+    out = tmp_path / "scale.md"
+    argv = ["scale", "--sizes", "20000", "--queries", "100", "--real", str(folder.path),
+            "--out", str(out), "--milvus", "FLAT,IVF_FLAT"]  # fmt: skip
+    assert main(argv) == 0
+    rows = {
+        (r["index"], r["nprobe"]): r
+        for r in json.loads(out.with_suffix(".json").read_text())["rows"]
+    }
+    flat, ivf = rows[("Milvus Lite FLAT", None)], rows[("Milvus Lite IVF_FLAT", "nprobe 128")]
+    assert flat["recall_at_10"] == 1.0 == rows[("IndexFlatIP", None)]["recall_at_10"]
+    assert 0 < rows[("Milvus Lite IVF_FLAT", "nprobe 16")]["recall_at_10"] <= ivf["recall_at_10"]
+    assert flat["add_s"] > 0 and ivf["train_s"] > 0 and flat["ms_per_frame"] > 0
+    assert "| 20,000 | Milvus Lite IVF_FLAT | nprobe 16 |" in capsys.readouterr().out
+    assert not out.with_suffix(".milvus").exists()  # the collection goes when measured
+
+
+def test_parity_compares_answers_query_by_query():
+    from rci.bench.parity import compare
+
+    def record(*matches):
+        return {"matches": [{"ref_id": r, "score": s, "reproduced": d, "segments": seg}
+                            for r, s, d, seg in matches]}  # fmt: skip
+
+    seg = [[0.0, 4.0, 10.0, 14.0, 0.9]]
+    local = [record(("A", 0.9, True, seg), ("B", 0.3, False, [])), record(("C", 0.8, True, seg))]
+    same = [record(("A", 0.90001, True, seg), ("B", 0.3, False, [])), record(("C", 0.8, True, seg))]
+    assert compare(local, same) == (2, 2, pytest.approx(1e-5), 0.0)
+    moved = [[0.0, 4.5, 10.0, 14.0, 0.9]]
+    other = [record(("B", 0.3, False, []), ("A", 0.9, True, seg)), record(("C", 0.8, False, moved))]
+    assert compare(local, other) == (1, 0, 0.0, 0.5)  # A, B swapped; C decided otherwise
+
+
+def test_milvus_lite_takes_only_the_indexes_it_builds():
+    with pytest.raises(ValueError, match="Milvus Lite builds FLAT/IVF_FLAT/AUTOINDEX.*'HNSW'"):
+        MilvusSettings(uri="x.db", index_type="HNSW")
+    assert MilvusSettings(uri="http://milvus:19530", index_type="HNSW").index_type == "HNSW"

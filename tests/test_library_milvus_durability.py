@@ -238,3 +238,34 @@ def test_two_servers_write_one_milvus_library(tmp_path, media):
                     assert {"w0-0", "w3-1"} <= {m.video_id for m in client.detect(bikes).reproduced}
     finally:
         engine.stop()
+
+
+def test_a_served_library_whose_milvus_is_away_fails_clearly_and_recovers(tmp_path, media):
+    port = _port()  # nothing listens there yet
+    config = tmp_path / "libraries.toml"
+    config.write_text(
+        f'[libraries.local]\n\n[libraries.remote]\nstore = "milvus"\n'
+        f'uri = "http://127.0.0.1:{port}"\nmilvus_timeout = 2.0\n'
+    )
+    bikes = media["library"]["bikes"]
+    options = server_options(tmp_path / "w", tmp_path / "data", libraries_config=config)
+    with TritonServer(options) as server, RciClient(server.http_url) as client:
+        with pytest.raises(RciClientError, match=f"library 'remote'.*127.0.0.1:{port}") as caught:
+            client.ingest(bikes, "bikes", "remote")
+        assert str(caught.value.status) == "503"  # UNAVAILABLE: try again later
+        local, remote = client.status(["local", "remote"])
+        assert local["videos"] == 0 and "not reachable" in remote["error"]
+        client.ingest(bikes, "bikes", "local")  # the other library serves on
+        assert client.detect(bikes, "local").reproduced
+        engine = _engine(tmp_path / "engine.db", port)
+        try:
+            for _ in range(30):  # the engine takes a moment to listen
+                try:
+                    client.ingest(bikes, "bikes", "remote")
+                    break
+                except RciClientError:
+                    time.sleep(1)
+            assert client.status(["remote"])[0]["videos"] == 1
+            assert "bikes" in {m.video_id for m in client.detect(bikes, "remote").reproduced}
+        finally:
+            engine.stop()

@@ -178,6 +178,17 @@ def cmd_scale(args: argparse.Namespace) -> int:
         args.real, sizes, queries=args.queries, nprobes=nprobes, max_flat=args.max_flat,
         pq=args.pq,
     )  # fmt: skip
+    if args.milvus:  # the same database, queries and ground truth in Milvus Lite
+        from rci.bench.scale import make_queries, real_videos
+        from rci.bench.scale_milvus import bench_milvus
+
+        gauss, xq, sources = make_queries(real_videos(args.real), 0, args.queries, min(sizes))
+        work = args.out.with_suffix(".milvus")
+        for n in sizes:
+            rows += bench_milvus(
+                n, gauss, xq, sources, work, indexes=args.milvus.split(","), seed=0
+            )
+        shutil.rmtree(work, ignore_errors=True)
     command = shlex.join(["rci-bench", *sys.argv[1:]])
     header = f"Machine: {machine(threads)}. Command: `{command}`"
     text = markdown(rows, header)
@@ -201,6 +212,15 @@ def cmd_latency(args: argparse.Namespace) -> int:
                            log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
     print(f"Command: `{shlex.join(['rci-bench', *sys.argv[1:]])}`\n")
     print(latency.markdown(rows, args.repeats))
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from rci.bench import parity
+
+    result = parity.measure(args.build, args.work, log=lambda m: print(m, file=sys.stderr))
+    print(f"Command: `{shlex.join(['rci-bench', *sys.argv[1:]])}`\n")
+    print(parity.markdown(result))
     return 0
 
 
@@ -402,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-flat", type=int, default=2_000_000, help="largest exact flat index")
     p.add_argument("--threads", type=int, default=0, help="faiss threads (default: all cores)")
     p.add_argument("--out", type=Path, default=Path(".rci/scale.md"), help="also a .json beside")
+    p.add_argument(
+        "--milvus", default="", help="also Milvus Lite with these index types (FLAT,IVF_FLAT,HNSW)"
+    )
     p.set_defaults(func=cmd_scale)
     p = sub.add_parser("latency", help="served detect latency against library size")
     p.add_argument("--clip", type=Path, default=Path(".rci/speed/bunny-720p-60s.mp4"))
@@ -417,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--work", type=Path, default=Path(".rci/latency"), help="libraries, server")
     p.set_defaults(func=cmd_latency)
+    p = sub.add_parser("parity", help="the same library in the local store and Milvus Lite")
+    p.add_argument("build", type=Path, help="a benchmark build (rci-bench build --out)")
+    p.add_argument("--work", type=Path, default=Path(".rci/parity"), help="libraries, server")
+    p.set_defaults(func=cmd_parity)
     args = parser.parse_args(argv)
     return args.func(args)
 

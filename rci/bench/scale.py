@@ -218,6 +218,8 @@ def markdown(rows: list[dict], header: str) -> str:
     """The rows as a markdown table under `header`."""
 
     def dash(value, spec: str) -> str:
+        if isinstance(value, str):  # a Milvus search setting: "ef 64"
+            return value
         return "-" if value is None else format(value, spec)
 
     lines = [

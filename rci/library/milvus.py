@@ -49,6 +49,7 @@ CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
 INSERT_ROWS = 2048  # rows per insert call: 4 MB of 512-d vectors, under Milvus's 64 MB message
 KEY_BITS = 63 - FRAME_BITS  # video keys: frame ids must stay positive int64
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")  # Milvus collection names
+LITE_INDEXES = ("FLAT", "IVF_FLAT", "AUTOINDEX")  # what Milvus Lite 2.5 builds
 CLAIM_STALE = 300.0  # seconds (at least 4 call timeouts): an older claim's writer is gone
 
 
@@ -105,8 +106,8 @@ class MilvusSettings:
     uri: str  # a file path (Milvus Lite) or http(s)://host:port (a Milvus server)
     token: str = ""  # "user:password" or an API key; "" for none
     prefix: str = ""  # collection names' prefix; "" names them rci_<library>
-    index_type: str = "FLAT"  # the frames' vector index: FLAT, IVF_FLAT, HNSW (and, on a
-    # server, IVF_PQ, DISKANN, GPU_* ...)
+    index_type: str = "FLAT"  # the frames' vector index: FLAT or IVF_FLAT (and, on a
+    # server, HNSW, IVF_PQ, DISKANN, GPU_* ...)
     index_params: dict = field(default_factory=dict)  # e.g. {"M": 16, "efConstruction": 200}
     search_params: dict = field(default_factory=dict)  # e.g. {"ef": 64} or {"nprobe": 32}
     consistency: str = "Strong"  # what a search sees of writes acknowledged before it
@@ -121,6 +122,11 @@ class MilvusSettings:
             raise ValueError(f"timeout must be 0-600 seconds, got {self.timeout}")
         if self.prefix and not PREFIX.match(self.prefix):
             raise ValueError(f"prefix must be letters, digits and _, got {self.prefix!r}")
+        if self.lite and self.index_type not in LITE_INDEXES:
+            raise ValueError(
+                f"Milvus Lite builds {'/'.join(LITE_INDEXES)} indexes, not {self.index_type!r}: "
+                "use a Milvus server for others"
+            )
 
     @property
     def lite(self) -> bool:

@@ -34,8 +34,8 @@ uri = ""                          # a Milvus Lite file (relative: in the data di
                                   # http://host:19530 (a Milvus server or cluster)
 token = ""                        # "user:password" or an API key
 collection = ""                   # the collections' prefix ("": rci_<library>)
-milvus_index = "FLAT"             # the frames' index: FLAT, IVF_FLAT, HNSW (Lite and
-                                  # server), IVF_PQ, DISKANN, GPU_* (server)
+milvus_index = "FLAT"             # the frames' index: FLAT, IVF_FLAT (Lite and server),
+                                  # HNSW, IVF_PQ, DISKANN, GPU_* (server)
 index_params = {}                 # e.g. {M = 16, efConstruction = 200}
 search_params = {}                # e.g. {ef = 64} or {nprobe = 32}
 consistency = "Strong"            # Strong, Bounded, Session or Eventually
@@ -118,7 +118,7 @@ class LibrarySettings:
     uri: str = ""  # a Milvus Lite file (relative: in the data directory) or http://host:19530
     token: str = ""  # "user:password" or an API key; "" for none
     collection: str = ""  # the collections' prefix; "" names them rci_<library>
-    milvus_index: str = "FLAT"  # the frames' index: FLAT, IVF_FLAT, HNSW, IVF_PQ, ...
+    milvus_index: str = "FLAT"  # the frames' index: FLAT, IVF_FLAT; a server HNSW, IVF_PQ, ...
     index_params: dict = field(default_factory=dict)  # e.g. {M = 16, efConstruction = 200}
     search_params: dict = field(default_factory=dict)  # e.g. {ef = 64} or {nprobe = 32}
     consistency: str = "Strong"  # Strong, Bounded, Session or Eventually

@@ -238,6 +238,7 @@ def test_scale_command_measures_milvus_lite_beside_faiss(tmp_path, capsys):
     }
     flat, ivf = rows[("Milvus Lite FLAT", None)], rows[("Milvus Lite IVF_FLAT", "nprobe 128")]
     assert flat["recall_at_10"] == 1.0 == rows[("IndexFlatIP", None)]["recall_at_10"]
+    assert flat["source_in_top_10"] == rows[("IndexFlatIP", None)]["source_in_top_10"] == 1.0
     assert 0 < rows[("Milvus Lite IVF_FLAT", "nprobe 16")]["recall_at_10"] <= ivf["recall_at_10"]
     assert flat["add_s"] > 0 and ivf["train_s"] > 0 and flat["ms_per_frame"] > 0
     assert "| 20,000 | Milvus Lite IVF_FLAT | nprobe 16 |" in capsys.readouterr().out

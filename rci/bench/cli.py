@@ -179,10 +179,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
         pq=args.pq,
     )  # fmt: skip
     if args.milvus:  # the same database, queries and ground truth in Milvus Lite
-        from rci.bench.scale import make_queries, real_videos
+        from rci.bench.scale import query_set
         from rci.bench.scale_milvus import bench_milvus
 
-        gauss, xq, sources = make_queries(real_videos(args.real), 0, args.queries, min(sizes))
+        gauss, xq, sources = query_set(args.real, sizes, args.queries)
         work = args.out.with_suffix(".milvus")
         for n in sizes:
             rows += bench_milvus(

@@ -191,13 +191,21 @@ def bench_size(
     return rows
 
 
+def query_set(
+    real: Path, sizes: list[int], queries: int = 1000, seed: int = 0, chunk: int = CHUNK
+) -> tuple[Gaussian, np.ndarray, np.ndarray]:
+    """make_queries for a run over `sizes`: the copies' sources among the rows every size
+    holds, so each size (and each engine) answers the same queries."""
+    return make_queries(real_videos(real), seed, queries, min(chunk, *sizes))
+
+
 def scale(
     real: Path, sizes: list[int], *, queries: int = 1000, nprobes: list[int] = (16, 64),
     max_flat: int = 2_000_000, seed: int = 0, pq: str = PQ, chunk: int = CHUNK,
     log: Callable[[str], None] = _stderr,
 ) -> list[dict]:  # fmt: skip
     """bench_size's rows for every size, with the same queries, fitted to library `real`."""
-    gauss, xq, sources = make_queries(real_videos(real), seed, queries, min(chunk, *sizes))
+    gauss, xq, sources = query_set(real, sizes, queries, seed, chunk)
     opts = {"nprobes": list(nprobes), "max_flat": max_flat, "seed": seed, "pq": pq, "chunk": chunk}
     return [row for n in sizes for row in bench_size(n, gauss, xq, sources, **opts, log=log)]
 

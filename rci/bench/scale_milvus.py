@@ -24,7 +24,7 @@ from rci.library.milvus import INSERT_ROWS
 # Index type -> (build parameters, search parameters per row): each search setting a row.
 INDEXES = {
     "FLAT": ({}, [{}]),
-    "IVF_FLAT": (None, [{"nprobe": 16}, {"nprobe": 64}, {"nprobe": 128}]),  # nlist as faiss's
+    "IVF_FLAT": (None, [{"nprobe": 16}, {"nprobe": 128}]),  # nlist as faiss's
 }
 
 

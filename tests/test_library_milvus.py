@@ -165,7 +165,7 @@ def test_milvus_going_away_is_a_clear_error_and_requests_succeed_once_it_is_back
 def test_writers_of_one_id_take_turns_across_clients(tmp_path):
     # Each thread its own client, as replicas are: a contested id is taken once, and racing
     # replaces leave one video whole (no second row, no stray fingerprints).
-    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"))
+    settings = MilvusSettings(uri=str(tmp_path / "milvus.db"), timeout=60)  # a loaded machine
     libs = [MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM) for _ in range(4)]
 
     def contest(n: int) -> bool:
@@ -198,7 +198,9 @@ def test_a_dead_writer_s_claim_is_settled_by_the_next_opener(tmp_path):
     (row,) = lib._rows("A")
     # A replace that died after writing its fingerprints, before its video row.
     dead = lib._new_key()
-    lib._put_claim(dead, "A", [dead, row["id"]])
+    claim = {"id": dead, "video_id": "A", "added": time.time_ns(),
+             "keys": json.dumps([dead, row["id"]])}  # fmt: skip
+    lib._put_claim(claim)
     lib._insert_fingerprints(dead, video("A", 1, frames=7))
     assert lib.fingerprint_count() == 27
     with pytest.raises(BusyError, match="'A' in library 'main' is being written"):
@@ -206,14 +208,24 @@ def test_a_dead_writer_s_claim_is_settled_by_the_next_opener(tmp_path):
             MilvusSettings(uri=settings.uri, timeout=1), "main", descriptor="sscd_resnet50", dim=DIM
         ).add(video("A", 2), replace=True)  # its claim is live yet: the id waits
     lib.client.delete(lib.claims, ids=[dead])
-    lib._put_claim(dead, "A", [dead, row["id"]])
-    stale = time.time_ns() - int(2 * CLAIM_STALE * 1e9)
-    lib.client.upsert(lib.claims, [{**lib._claims(f"id == {dead}")[0], "added": stale,
-                                    "unused": [0.0, 0.0]}])  # fmt: skip
+    lib._put_claim({**claim, "added": time.time_ns() - int(2 * CLAIM_STALE * 1e9)})  # died
     again = MilvusLibrary(settings, "main", descriptor="sscd_resnet50", dim=DIM)  # sweeps
     assert np.allclose(again.video("A").embeddings, old.embeddings, atol=1e-6)
     assert (again.video_count(), again.fingerprint_count()) == (1, 20)
     assert not again._claims("id >= 0")
+    # A replace that died after its row: the write landed, the old video goes.
+    new = video("A", 3, frames=5)
+    key = lib._new_key()
+    long_ago = time.time_ns() - int(2 * CLAIM_STALE * 1e9)
+    lib._put_claim({"id": key, "video_id": "A", "added": long_ago,
+                    "keys": json.dumps([key, row["id"]])})  # fmt: skip
+    lib._insert_fingerprints(key, new)
+    lib.client.insert(lib.videos, [{"id": key, "video_id": "A", "duration": 5.0, "count": 5,
+                                    "added": 0, "audio_kind": "", "audio_count": 0,
+                                    "mean": new.embeddings.mean(0)}])  # fmt: skip
+    assert again.sweep() == 1  # kept its own row though the old one's `added` is later
+    assert np.allclose(again.video("A").embeddings, new.embeddings, atol=1e-6)
+    assert (again.video_count(), again.fingerprint_count()) == (1, 5)
     lib.close()
     again.close()
 

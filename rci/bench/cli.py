@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="faiss threads (default: all cores)")
     p.add_argument("--out", type=Path, default=Path(".rci/scale.md"), help="also a .json beside")
     p.add_argument(
-        "--milvus", default="", help="also Milvus Lite with these index types (FLAT,IVF_FLAT,HNSW)"
+        "--milvus", default="", help="also Milvus Lite with these index types (FLAT,IVF_FLAT)"
     )
     p.set_defaults(func=cmd_scale)
     p = sub.add_parser("latency", help="served detect latency against library size")

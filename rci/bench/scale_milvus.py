@@ -19,7 +19,7 @@ import numpy as np
 
 from rci.bench.scale import BATCH, CHUNK, DIM, Gaussian, K, _scores, _stderr
 from rci.library.build import auto_nlist
-from rci.library.milvus import INSERT_ROWS
+from rci.library.milvus import INSERT_ROWS, start_lite
 
 # Index type -> (build parameters, search parameters per row): each search setting a row.
 INDEXES = {
@@ -44,11 +44,23 @@ def bench_milvus(
 ) -> list[dict]:  # fmt: skip
     """Rows {vectors, index, nprobe (its search setting), recall_at_10, source_in_top_10,
     ms_per_frame, memory_mb (the Lite file), train_s (index build), add_s (inserts)}."""
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    client = MilvusClient(uri=str(work / "scale.db"))
+    # An engine of its own per size, stopped at the end (pymilvus would keep one per path).
+    uris, engines = start_lite([work / f"scale-{n}.db"])
+    try:
+        return _measure(MilvusClient(uri=next(iter(uris.values()))), n, gauss, xq, sources,
+                        work, indexes, seed, chunk, log)  # fmt: skip
+    finally:
+        for engine in engines:
+            engine.stop()
+
+
+def _measure(client, n, gauss, xq, sources, work, indexes, seed, chunk, log) -> list[dict]:
+    from pymilvus import DataType
+
     schema = client.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
@@ -64,6 +76,7 @@ def bench_milvus(
             )
         add_s += time.perf_counter() - tic
         log(f"Milvus Lite {n:,}: {start + len(xb):,} rows inserted ({add_s:.0f} s)")
+    client.flush("frames")  # sealed segments: what an index is built on
     gt = exact_neighbours(n, gauss, xq, seed, chunk)
     out = []
     for kind in indexes:

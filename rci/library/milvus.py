@@ -151,6 +151,7 @@ class MilvusLibrary:
         )
         self._errors = (MilvusException, ConnectionError, OSError)
         self._stale = max(CLAIM_STALE, 4 * settings.timeout)
+        self._unfinished: set[int] = set()  # own claims Milvus refused to clear: dead
         if settings.lite:
             Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -245,7 +246,7 @@ class MilvusLibrary:
                 raise AlreadyExistsError(
                     f"video id {quote(video.video_id)} is already in library {self.name!r}"
                 )
-            self._insert_fingerprints(key, video)
+            self._insert_fingerprints(key, video, claim)
             claim.check()  # before the row that makes it live
             audio = (
                 video.audio if video.audio is not None and video.audio.kind == AUDIO_PRINT else None
@@ -280,18 +281,30 @@ class MilvusLibrary:
         A writer inserts its claim, then reads the id's claims (Strong): it goes ahead only
         if it sees no live claim but its own, else it withdraws and tries again after a
         random pause. Of two writers the later insert sees the earlier claim, so no two go
-        ahead at once."""
+        ahead at once. Holding the turn, it settles the id's dead claims (stale ones, and
+        this process's own that failed to clear) before it writes."""
         key, deadline = self._new_key(), time.monotonic() + self.settings.timeout
         while True:
             rows = self._rows(video_id)
-            self._put_claim(key, video_id, [key, *(r["id"] for r in rows)])
-            rivals = [c for c in self._claims(f"video_id == {_string(video_id)}") if c["id"] != key]
-            for claim in [c for c in rivals if self._is_stale(c)]:
-                self._settle(claim)
-                rivals.remove(claim)
-            if not rivals and [r["id"] for r in self._rows(video_id)] == [r["id"] for r in rows]:
-                break
-            self.client.delete(self.claims, ids=[key])
+            mine = {"id": key, "video_id": video_id, "added": time.time_ns(),
+                    "keys": json.dumps([key, *(r["id"] for r in rows)])}  # fmt: skip
+            self._put_claim(mine)
+            try:
+                rivals = [c for c in self._claims(f"video_id == {_string(video_id)}")
+                          if c["id"] != key]  # fmt: skip
+                dead = [c for c in rivals if self._is_stale(c) or c["id"] in self._unfinished]
+                if len(dead) == len(rivals):
+                    for claim in dead:
+                        self._settle(claim)
+                        self._unfinished.discard(claim["id"])
+                    now = self._rows(video_id)
+                    if not dead or {r["id"] for r in now} <= {r["id"] for r in rows}:
+                        rows = now  # a settle only drops rows this claim already names
+                        break
+                self.client.delete(self.claims, ids=[key])
+            except BaseException:
+                self._release(mine, settle=True)
+                raise
             if time.monotonic() > deadline:
                 raise BusyError(
                     f"video id {quote(video_id)} in library {self.name!r} is being written "
@@ -300,22 +313,24 @@ class MilvusLibrary:
             time.sleep(random.uniform(0.01, 0.2))
         try:
             yield _Claim(key, rows, time.monotonic() + self._stale / 2, self.name)
-        except (AlreadyExistsError, NotFoundError):  # refused before anything was written
-            self.client.delete(self.claims, ids=[key])
-            raise
         except BaseException:
-            # Undo what the write left half done (or leave the claim for a later sweep).
-            with contextlib.suppress(*self._errors):
-                for claim in self._claims(f"id == {key}"):
-                    self._settle(claim)
+            self._release(mine, settle=True)  # undo what a failed write left half done
             raise
-        self.client.delete(self.claims, ids=[key])
+        self._release(mine, settle=False)
 
-    def _put_claim(self, key: int, video_id: str, keys: list[int]) -> None:
-        self.client.insert(self.claims, [{
-            "id": key, "video_id": video_id, "added": time.time_ns(),
-            "keys": json.dumps(keys), "unused": [0.0, 0.0],
-        }])  # fmt: skip
+    def _put_claim(self, claim: dict) -> None:
+        self.client.insert(self.claims, [{**claim, "unused": [0.0, 0.0]}])
+
+    def _release(self, claim: dict, *, settle: bool) -> None:
+        """Give a claim back, settling it first after a failed write; when Milvus refuses,
+        remember it: this process's next writer of the id settles it under its turn."""
+        try:
+            if settle:
+                self._settle(claim)
+            else:
+                self.client.delete(self.claims, ids=[claim["id"]])
+        except self._errors:
+            self._unfinished.add(claim["id"])
 
     def _claims(self, where: str) -> list[dict]:
         return self.client.query(
@@ -327,25 +342,33 @@ class MilvusLibrary:
         return time.time_ns() - claim["added"] > self._stale * 1e9
 
     def _settle(self, claim: dict) -> None:
-        """Finish a claim whose writer stopped: the id keeps its newest video row (the write
-        landed if its row did); every other key the claim names or the id holds is dropped."""
-        rows = self._rows(claim["video_id"])
-        keep = rows[0]["id"] if rows else None
-        for key in {*json.loads(claim["keys"]), *(r["id"] for r in rows)} - {keep}:
+        """Finish a claim whose write stopped, holding the id's turn: the id keeps the
+        claim's own video row if it landed, else its newest; every other key the claim
+        names or the id holds is dropped, fingerprints and audio included."""
+        rows = [r["id"] for r in self._rows(claim["video_id"])]
+        keep = claim["id"] if claim["id"] in rows else (rows[0] if rows else None)
+        for key in {*json.loads(claim["keys"]), *rows} - {keep}:
             self._drop(key)
         self.client.delete(self.claims, ids=[claim["id"]])
 
     def sweep(self) -> int:
-        """Settle every claim older than the stale age (writers that died); returns how many."""
+        """Settle every claim older than the stale age (writers that died), taking each id's
+        turn; returns how many ids were settled."""
         with self._calls():
-            stale = [c for c in self._claims("id >= 0") if self._is_stale(c)]
-            for claim in stale:
-                self._settle(claim)
-        return len(stale)
+            ids = {c["video_id"] for c in self._claims("id >= 0") if self._is_stale(c)}
+            for video_id in ids:
+                with self._claim(video_id):
+                    pass
+        return len(ids)
 
-    def _insert_fingerprints(self, key: int, video: VideoFingerprints) -> None:
+    def _insert_fingerprints(
+        self, key: int, video: VideoFingerprints, claim: _Claim | None = None
+    ) -> None:
+        """Frames then audio rows under `key`; with `claim`, checked before each batch."""
         ids, times = fingerprint_ids(key, len(video.embeddings)), video.timestamps
         for start in range(0, len(ids), INSERT_ROWS):
+            if claim is not None:
+                claim.check()
             part = slice(start, start + INSERT_ROWS)
             rows = zip(ids[part], times[part], video.embeddings[part], strict=True)
             self.client.insert(self.frames, [
@@ -356,6 +379,8 @@ class MilvusLibrary:
             return
         ids = fingerprint_ids(key, len(audio.bits))
         for start in range(0, len(ids), INSERT_ROWS):
+            if claim is not None:
+                claim.check()
             part = slice(start, start + INSERT_ROWS)
             self.client.insert(self.audio, [
                 {"id": int(i), "key": key, "time": float(t), "bits": b.tobytes()}
@@ -532,7 +557,7 @@ class _Claim:
 
     key: int
     rows: list[dict]
-    expires: float  # time.monotonic(): past half the stale age, a sweeper may settle it
+    expires: float  # time.monotonic(): half the stale age, the writer's own margin
     library: str
 
     def check(self) -> None:

@@ -288,8 +288,8 @@ class MilvusLibrary:
             rows = self._rows(video_id)
             mine = {"id": key, "video_id": video_id, "added": time.time_ns(),
                     "keys": json.dumps([key, *(r["id"] for r in rows)])}  # fmt: skip
-            self._put_claim(mine)
             try:
+                self._put_claim(mine)  # a timed-out insert may still land: inside the try
                 rivals = [c for c in self._claims(f"video_id == {_string(video_id)}")
                           if c["id"] != key]  # fmt: skip
                 dead = [c for c in rivals if self._is_stale(c) or c["id"] in self._unfinished]
@@ -303,7 +303,7 @@ class MilvusLibrary:
                         break
                 self.client.delete(self.claims, ids=[key])
             except BaseException:
-                self._release(mine, settle=True)
+                self._release(mine, settle=False)  # wrote nothing, holds no turn to settle
                 raise
             if time.monotonic() > deadline:
                 raise BusyError(

@@ -234,19 +234,19 @@ def test_a_milvus_library_s_settings_and_its_lite_file_in_the_data_directory(tmp
     path = tmp_path / "libraries.toml"
     path.write_text(
         '[libraries.shared]\nstore = "milvus"\nuri = "lite/m.db"\ncollection = "team_a"\n'
-        'milvus_index = "HNSW"\nindex_params = {M = 16, efConstruction = 200}\n'
-        'search_params = {ef = 64}\nconsistency = "Bounded"\n'
+        'milvus_index = "IVF_FLAT"\nindex_params = {nlist = 1024}\n'
+        'search_params = {nprobe = 64}\nconsistency = "Bounded"\n'
         '[libraries.remote]\nstore = "milvus"\nuri = "http://milvus:19530"\ntoken = "u:p"\n'
+        'milvus_index = "HNSW"\n'
     )
     config = read_config(path)
     lite = config["shared"].milvus_settings(tmp_path / "data")
     assert lite.uri == str((tmp_path / "data" / "lite" / "m.db").resolve()) and lite.lite
-    assert (lite.prefix, lite.index_type, lite.consistency) == ("team_a", "HNSW", "Bounded")
-    assert lite.index_params == {"M": 16, "efConstruction": 200} and lite.search_params == {
-        "ef": 64
-    }
+    assert (lite.prefix, lite.index_type, lite.consistency) == ("team_a", "IVF_FLAT", "Bounded")
+    assert lite.index_params == {"nlist": 1024} and lite.search_params == {"nprobe": 64}
     remote = config["remote"].milvus_settings(tmp_path / "data")
     assert (remote.uri, remote.token, remote.lite) == ("http://milvus:19530", "u:p", False)
+    assert remote.index_type == "HNSW"  # a server builds it; Milvus Lite is refused it
     libs = Libraries(tmp_path / "data", config, descriptor="d", dim=64)
     assert libs.is_milvus("shared")
     with pytest.raises(RciError, match="kept in Milvus, not in a folder"):

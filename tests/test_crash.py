@@ -36,6 +36,22 @@ def _ingest_until_killed(url: str, video: bytes, prefix: str, acked: list[str]) 
         return  # whatever was in flight may or may not have landed
 
 
+def kill_server(server: TritonServer, writer: threading.Thread) -> list[str]:
+    """SIGKILL tritonserver, its stubs and its Milvus Lite engines; wait for the writer to
+    see it. Returns the shared-memory regions reclaimed."""
+    os.killpg(server.process.pid, signal.SIGKILL)
+    for lite in server._lite:
+        os.kill(lite._p.pid, signal.SIGKILL)
+    server.process.wait()
+    writer.join(timeout=60)
+    assert not writer.is_alive()
+    # The killed server leaves its shared-memory regions behind: reclaim them (the next
+    # start would, once they are 2 s old), or many kills fill /dev/shm.
+    while _group_alive(server.process.pid):
+        time.sleep(0.05)
+    return reclaim_shared_memory(min_age=0)
+
+
 def _library_contents(data_dir) -> list[str]:
     """Video ids of library 'main' read from disk: the log replayed (no id added twice
     without a delete between, no delete of an absent id), every live file loaded."""
@@ -83,15 +99,7 @@ def test_acknowledged_ingests_survive_sigkill(tmp_path, media):
                 writer.start()
                 # A moment anywhere in the stream: mid-decode, mid-write or between requests.
                 threading.Event().wait(rng.uniform(0.3, 3.0))
-                os.killpg(server.process.pid, signal.SIGKILL)
-                server.process.wait()
-                writer.join(timeout=60)
-                assert not writer.is_alive()
-                # The killed server leaves its shared-memory regions behind: reclaim them
-                # (the next start would, once they are 2 s old), or 20 kills fill /dev/shm.
-                while _group_alive(server.process.pid):
-                    time.sleep(0.05)
-                assert reclaim_shared_memory(min_age=0)
+                assert kill_server(server, writer)
         finally:
             server.stop()
     assert len(acked) >= TRIALS // 2, f"only {len(acked)} ingests acknowledged: kills too early"

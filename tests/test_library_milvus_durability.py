@@ -6,7 +6,6 @@ and what a dead writer left half done is settled."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import socket
@@ -23,10 +22,10 @@ pytest.importorskip("pymilvus", reason="the milvus extra: pip install -e '.[milv
 
 from rci.describe.descriptor import EMBEDDING_DIM  # noqa: E402
 from rci.library.milvus import LITE_ENV, MilvusLibrary, MilvusSettings  # noqa: E402
-from rci.serving.server import TritonServer, _group_alive, reclaim_shared_memory  # noqa: E402
+from rci.serving.server import TritonServer  # noqa: E402
 from rci_client import RciClient, RciClientError  # noqa: E402
 from tests.conftest import server_options  # noqa: E402
-from tests.test_crash import _ingest_until_killed  # noqa: E402
+from tests.test_crash import _ingest_until_killed, kill_server  # noqa: E402
 
 TRIALS = 3
 
@@ -96,16 +95,7 @@ def test_acknowledged_ingests_into_milvus_lite_survive_sigkill(tmp_path, media, 
                     break
                 time.sleep(0.1)
             threading.Event().wait(rng.uniform(0.0, 3.0))
-            # The whole machine's view: tritonserver, its stubs and the Milvus Lite engine.
-            os.killpg(server.process.pid, signal.SIGKILL)
-            for lite in server._lite:
-                os.kill(lite._p.pid, signal.SIGKILL)
-            server.process.wait()
-            writer.join(timeout=60)
-            assert not writer.is_alive()
-            while _group_alive(server.process.pid):
-                time.sleep(0.05)
-            reclaim_shared_memory(min_age=0)
+            kill_server(server, writer)  # tritonserver, its stubs and the Milvus Lite engine
         finally:
             server.stop()
     assert len(acked) >= TRIALS

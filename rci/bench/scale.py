@@ -121,13 +121,17 @@ def make_queries(
     return gauss, np.ascontiguousarray(np.vstack([copies, real]), dtype=np.float32), sources
 
 
-def timed_search(index: faiss.Index, xq: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ids (nq, K) and the median over 60-frame batches of milliseconds per query frame."""
+def timed_search(
+    index: faiss.Index | Callable[[np.ndarray], np.ndarray], xq: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Ids (nq, K) and the median over 60-frame batches of milliseconds per query frame; a
+    faiss index, or a function from a batch (b, D) to its ids (b, K)."""
+    search = index if callable(index) else (lambda batch: index.search(batch, K)[1])
     parts, per_frame = [], []
     for start in range(0, len(xq), BATCH):
         batch = xq[start : start + BATCH]
         tic = time.perf_counter()
-        parts.append(index.search(batch, K)[1])
+        parts.append(search(batch))
         per_frame.append((time.perf_counter() - tic) * 1e3 / len(batch))
     return np.concatenate(parts), statistics.median(per_frame)
 

@@ -9,7 +9,6 @@ batches, as one detect sends them.
 from __future__ import annotations
 
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rci.bench.scale import BATCH, CHUNK, DIM, Gaussian, K, _scores, _stderr
+from rci.bench.scale import CHUNK, DIM, Gaussian, K, _scores, _stderr, timed_search
 from rci.library.build import auto_nlist
 from rci.library.milvus import INSERT_ROWS, start_lite
 
@@ -94,7 +93,7 @@ def _measure(client, n, gauss, xq, sources, work, indexes, seed, chunk, log) -> 
         train_s = time.perf_counter() - tic
         memory_mb = sum(f.stat().st_size for f in work.rglob("*") if f.is_file()) / 2**20
         for search in searches:
-            I, ms = _timed(client, xq, search)
+            I, ms = timed_search(_search(client, search), xq)
             setting = ", ".join(f"{k} {v}" for k, v in search.items()) or None
             out.append({"vectors": n, "index": f"Milvus Lite {kind}", "nprobe": setting,
                         "memory_mb": memory_mb, "train_s": train_s, "add_s": add_s,
@@ -104,18 +103,15 @@ def _measure(client, n, gauss, xq, sources, work, indexes, seed, chunk, log) -> 
     return out
 
 
-def _timed(client, xq: np.ndarray, search: dict) -> tuple[np.ndarray, float]:
-    """Ids (nq, K) and the median over 60-frame batches of milliseconds per query frame."""
-    ids, per_frame = [], []
-    for start in range(0, len(xq), BATCH):
-        batch = xq[start : start + BATCH]
-        tic = time.perf_counter()
+def _search(client, search: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """A batch (b, D) -> its ids (b, K) from the frames collection, -1 where fewer."""
+
+    def run(batch: np.ndarray) -> np.ndarray:
         hits = client.search(
             "frames", data=list(batch), anns_field="vector", limit=K,
             search_params={"metric_type": "IP", "params": search},
         )  # fmt: skip
-        per_frame.append((time.perf_counter() - tic) * 1e3 / len(batch))
-        for found in hits:
-            row = [h["id"] for h in found][:K]
-            ids.append(row + [-1] * (K - len(row)))
-    return np.array(ids, np.int64), statistics.median(per_frame)
+        ids = [[h["id"] for h in found][:K] for found in hits]
+        return np.array([row + [-1] * (K - len(row)) for row in ids], np.int64)
+
+    return run

@@ -365,27 +365,25 @@ class MilvusLibrary:
         self, key: int, video: VideoFingerprints, claim: _Claim | None = None
     ) -> None:
         """Frames then audio rows under `key`; with `claim`, checked before each batch."""
-        ids, times = fingerprint_ids(key, len(video.embeddings)), video.timestamps
-        for start in range(0, len(ids), INSERT_ROWS):
-            if claim is not None:
-                claim.check()
-            part = slice(start, start + INSERT_ROWS)
-            rows = zip(ids[part], times[part], video.embeddings[part], strict=True)
-            self.client.insert(self.frames, [
-                {"id": int(i), "key": key, "time": float(t), "vector": v} for i, t, v in rows
-            ])  # fmt: skip
+        ids = fingerprint_ids(key, len(video.embeddings))
+        self._insert_rows(self.frames, [
+            {"id": int(i), "key": key, "time": float(t), "vector": v}
+            for i, t, v in zip(ids, video.timestamps, video.embeddings, strict=True)
+        ], claim)  # fmt: skip
         audio = video.audio
         if audio is None or audio.kind != AUDIO_PRINT or not len(audio.bits):
             return
         ids = fingerprint_ids(key, len(audio.bits))
-        for start in range(0, len(ids), INSERT_ROWS):
+        self._insert_rows(self.audio, [
+            {"id": int(i), "key": key, "time": float(t), "bits": b.tobytes()}
+            for i, t, b in zip(ids, audio.times, audio.bits, strict=True)
+        ], claim)  # fmt: skip
+
+    def _insert_rows(self, collection: str, rows: list[dict], claim: _Claim | None) -> None:
+        for start in range(0, len(rows), INSERT_ROWS):
             if claim is not None:
                 claim.check()
-            part = slice(start, start + INSERT_ROWS)
-            self.client.insert(self.audio, [
-                {"id": int(i), "key": key, "time": float(t), "bits": b.tobytes()}
-                for i, t, b in zip(ids[part], audio.times[part], audio.bits[part], strict=True)
-            ])  # fmt: skip
+            self.client.insert(collection, rows[start : start + INSERT_ROWS])
 
     def _drop(self, key: int) -> None:
         """The video row first: from then on no reader finds the video."""

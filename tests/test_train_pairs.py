@@ -1,11 +1,15 @@
 """MatchLite's training pairs are composed at feature level (rci.train.pairs): the truth must
-follow each span, and an obscured query must keep exactly the cosine asked of it."""
+follow each span, an obscured query must keep exactly the cosine asked of it, and a
+never-copied library video made into a query must copy nothing and never meet itself."""
 
 import numpy as np
 import pytest
 
 from rci.describe.descriptor import EMBEDDING_DIM
-from rci.train.pairs import Clip, cut, join, obscured, unrelated
+from rci.library.store import VideoFingerprints
+from rci.preprocess.audio_prints import AUDIO_PRINT, HOP, AudioPrintParams, AudioPrints
+from rci.serving.libraries import Libraries
+from rci.train.pairs import Clip, cut, faster, join, never_copied_clip, obscured, unrelated
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -80,3 +84,24 @@ def test_the_unrelated_cover_holds_only_what_copies_nothing():
     assert cover.truth == [] and cover.duration == 19.0
     kept = np.concatenate([a.embeddings[:5], a.embeddings[12:], b.embeddings])
     np.testing.assert_array_equal(cover.embeddings, kept)
+
+
+def test_a_never_copied_video_becomes_a_query_that_copies_nothing_and_skips_itself(tmp_path):
+    rng = np.random.default_rng(6)
+    libs = Libraries(tmp_path, ["lib"], descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
+    times = np.arange(12, dtype=np.float32)
+    bits = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+    sound = AudioPrints(AUDIO_PRINT, np.arange(20, dtype=np.float32) * 0.5, bits)
+    libs.writer("lib").add(VideoFingerprints("L1", unit_rows(rng, 12), times, 12.0, sound))
+    libs.writer("lib").add(VideoFingerprints("L2", unit_rows(rng, 8), times[:8], 8.0))
+    index = libs.index("lib")
+    one, two = never_copied_clip(index, "L1"), never_copied_clip(index, "L2")
+    assert one.truth == [] and one.own == {"L1"} and one.duration == 12.0
+    np.testing.assert_array_equal(one.embeddings, index.video("L1").embeddings)
+    views = len(AudioPrintParams().tempos) * HOP
+    assert one.audio.shape == (views, 20, 32)
+    np.testing.assert_array_equal(one.audio[0], bits)  # every view holds the stored windows
+    assert two.audio.shape == (views, 0, 32) and len(two.audio_times) == 0
+    # Whatever a composed query is made of, the videos it shows stay out of its candidates.
+    montage = join([cut(one, 2.0, 9.0), faster(two, 2.0)])
+    assert montage.own == {"L1", "L2"} and montage.truth == []

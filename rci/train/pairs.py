@@ -4,7 +4,9 @@ cached query features).
 
 Each split's queries are taken as they are ("real": every candidate recall gives, as
 served) and recomposed ("composed"): a span of one query, a montage of spans of several in
-shuffled order, one query with another's span inserted; then, by chance, the pictures
+shuffled order, one query with another's span inserted, or spans of the split's
+never-copied library videos (copying nothing: their look-alikes, template groups and shared
+music are the hard negatives a large library holds); then, by chance, the pictures
 obscured (each descriptor pushed toward frames that copy nothing), and a speed change of
 the pictures, the audio removed, or the audio swapped for another query's. The truth
 follows each span, so a composed query's copied segments are known. Candidates come from
@@ -28,12 +30,14 @@ from rci.bench.metrics import match_records
 from rci.bench.replay import load_query_features, served_library
 from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
 from rci.library.background import background_path, read_background
+from rci.library.index import LibraryIndex
 from rci.match.intervals import union_length
 from rci.match.normalize import Background
 from rci.match.pair_input import CHANNELS, SIDE_FEATURES, match_inputs
 from rci.match.recall import recall_recurring
 from rci.match.verdict import QueryAudio, match_candidates
 from rci.match.views import QueryViews
+from rci.preprocess.audio_prints import HOP, WINDOW_BYTES, AudioPrintParams
 
 EDITS = tuple(k.value for k in EditKind)  # one output of the kind head each
 MIN_COPY_SECONDS = 2.0  # a pair sharing less is too short to call either way: left out
@@ -55,6 +59,9 @@ class Clip:
     audio_times: np.ndarray  # (A,) float32 seconds
     duration: float  # seconds
     truth: list[dict]  # {ref_id, query_start, query_end, ref_start, ref_end, edits}
+    # Library videos whose own material the clip shows (never-copied videos made into
+    # queries): never candidates of it, since a video matching itself teaches nothing.
+    own: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         t = len(self.times)
@@ -77,6 +84,25 @@ def load_clip(build_dir: Path, query: dict) -> Clip:
     whole = f.whole if f.whole is not None else f.embeddings
     duration = max(float(query["duration"]), float(f.timestamps[-1]) + PERIOD)
     return Clip(f.embeddings, f.mirrored, whole, f.timestamps, audio, times, duration, truth)
+
+
+def never_copied_clip(index: LibraryIndex, video_id: str) -> Clip:
+    """A never-copied library video as a query Clip, from its stored fingerprints: its
+    descriptors stand for every view (the mirrored and whole-frame ones are not stored), its
+    stored audio windows for every tempo and phase view. Its truth is empty: whatever recall
+    finds for it (look-alikes, its template group, a reference sharing its music) is a hard
+    negative."""
+    video = index.video(video_id)
+    views = len(AudioPrintParams().tempos) * HOP
+    if video.audio is not None and len(video.audio.times):
+        audio = np.repeat(video.audio.bits[None], views, axis=0)
+        audio_times = video.audio.times.astype(np.float32)
+    else:
+        audio, audio_times = np.zeros((views, 0, WINDOW_BYTES), np.uint8), np.zeros(0, np.float32)
+    emb = video.embeddings.astype(np.float32)
+    duration = max(video.duration, float(video.timestamps[-1]) + PERIOD)
+    return Clip(emb, emb, emb, video.timestamps.astype(np.float32), audio, audio_times,
+                duration, [], frozenset({video_id}))  # fmt: skip
 
 
 def cut(clip: Clip, start: float, end: float) -> Clip:
@@ -107,6 +133,7 @@ def cut(clip: Clip, start: float, end: float) -> Clip:
         clip.audio_times[heard] - start,
         end - start,
         truth,
+        clip.own,
     )
 
 
@@ -129,6 +156,7 @@ def join(clips: list[Clip]) -> Clip:
         np.concatenate([c.audio_times + o for c, o, _ in parts]).astype(np.float32),
         offset,
         [t for _, _, shifted in parts for t in shifted],
+        frozenset().union(*(c.own for c in clips)),
     )
 
 
@@ -145,7 +173,7 @@ def faster(clip: Clip, speed: float) -> Clip:
     silent = clip.audio[:, :0]
     return Clip(
         clip.embeddings[src], clip.mirrored[src], clip.whole[src], times, silent,
-        clip.audio_times[:0], duration, truth,
+        clip.audio_times[:0], duration, truth, clip.own,
     )  # fmt: skip
 
 
@@ -204,9 +232,11 @@ def obscured(clip: Clip, other: Clip, keep: float, rng: np.random.Generator) -> 
     )
 
 
-def compose(clips: list[Clip], cover: Clip, rng: np.random.Generator) -> tuple[str, Clip]:
-    """One composed query from a split's clips (`cover`: their unrelated() stretches): its
-    recipe and its Clip."""
+def compose(
+    clips: list[Clip], cover: Clip, rng: np.random.Generator, never: list[Clip] = ()
+) -> tuple[str, Clip]:
+    """One composed query from a split's clips (`cover`: their unrelated() stretches; `never`:
+    its never-copied library videos, never_copied_clip()): its recipe and its Clip."""
 
     def span(c: Clip, shortest: float = 4.0) -> Clip:
         length = rng.uniform(min(shortest, c.duration), c.duration)
@@ -214,8 +244,17 @@ def compose(clips: list[Clip], cover: Clip, rng: np.random.Generator) -> tuple[s
         return cut(c, start, start + length)
 
     pick = lambda: clips[rng.integers(len(clips))]  # noqa: E731
-    kind = rng.choice(["span", "montage", "insert"], p=[0.4, 0.35, 0.25])
-    if kind == "span":
+    kinds, weights = ["span", "montage", "insert"], [0.4, 0.35, 0.25]
+    if never:
+        kinds, weights = kinds + ["never-copied"], [0.3, 0.3, 0.2, 0.2]
+    kind = rng.choice(kinds, p=weights)
+    if kind == "never-copied":
+        chosen = [
+            never[i]
+            for i in rng.choice(len(never), min(len(never), rng.integers(1, 3)), replace=False)
+        ]
+        clip = join([span(c) for c in chosen])
+    elif kind == "span":
         clip = span(pick())
     elif kind == "montage":
         clip = join([span(pick(), 3.0) for _ in range(rng.integers(2, 5))])
@@ -302,13 +341,19 @@ def build_pairs(
     background = Background(read_background(background_path(data_dir, model), EMBEDDING_DIM))
     split_of = {s["id"]: s["split"] for s in manifest["sources"]}
     rng = np.random.default_rng(seed)
+    stored = set(index.video_ids)
     out = PairSet()
     for split, composed in splits.items():
         chosen = [q for q in manifest["queries"] if q["split"] == split]
         clips = [load_clip(build_dir, q) for q in chosen]
         jobs = [(q["query_id"], "real", c) for q, c in zip(chosen, clips, strict=True)]
         cover = unrelated(clips)
-        jobs += [(f"{split}-{n:05d}", *compose(clips, cover, rng)) for n in range(composed)]
+        never = [
+            never_copied_clip(index, s["id"])
+            for s in manifest["sources"]
+            if s["role"] == "library" and s["split"] == split and s["id"] in stored
+        ]
+        jobs += [(f"{split}-{n:05d}", *compose(clips, cover, rng, never)) for n in range(composed)]
         for query_id, recipe, clip in jobs:
             if not len(clip.times):
                 continue
@@ -322,6 +367,7 @@ def build_pairs(
             mine = {split} if split == "train" else {split, None}
             if recipe != "real" or split == "train":
                 candidates = [c for c in candidates if split_of.get(c.video_id) in mine]
+            candidates = [c for c in candidates if c.video_id not in clip.own]
             sound = QueryAudio(clip.audio, clip.audio_times) if audio is not None else None
             matches = match_candidates(
                 dataclasses.replace(views, recurrence=recurrence),

@@ -117,6 +117,17 @@ def near_miss_false_positives(queries: list[dict], preds: list[dict]) -> int:
     )
 
 
+def never_copied_false_positives(queries: list[dict], preds: list[dict]) -> int:
+    """Pairs reported reproduced by composed queries made of never-copied library videos
+    (rci.train.pairs: they copy nothing)."""
+    return sum(
+        m["reproduced"]
+        for q, p in zip(queries, preds, strict=True)
+        if q.get("recipe", "").startswith("never-copied")
+        for m in p["matches"]
+    )
+
+
 PARTS = {
     "real": lambda q: q["kind"] != "composed",
     "composed": lambda q: q["kind"] == "composed",
@@ -152,6 +163,7 @@ def evaluate(
             preds = predictions(records, chosen, scores, threshold, unaligned)
             row = {k: v for k, v in score(chosen, preds).items() if k in COLUMNS}
             row["near_miss_false_positives"] = near_miss_false_positives(chosen, preds)
+            row["never_copied_false_positives"] = never_copied_false_positives(chosen, preds)
             row["queries"] = len(chosen)
             out[f"{split} {part}"] = row
     return out
@@ -170,8 +182,9 @@ def markdown(report: dict) -> str:
             continue
         lines += [
             f"\n{part}\n",
-            "| scorer | threshold | F1 | pair uAP | VCSL F | P | R | near-miss FP |",
-            "|---|---|---|---|---|---|---|---|",
+            "| scorer | threshold | F1 | pair uAP | VCSL F | P | R | near-miss FP "
+            "| never-copied FP |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name in SYSTEMS:
             r = report["systems"].get(name)
@@ -182,7 +195,8 @@ def markdown(report: dict) -> str:
             lines.append(
                 f"| {LABELS[name]} | {r['threshold']:.3f} | "
                 + " | ".join(cells)
-                + f" | {row['near_miss_false_positives']} |"
+                + f" | {row['near_miss_false_positives']}"
+                + f" | {row.get('never_copied_false_positives', '-')} |"
             )
     cost = report.get("cost")
     if cost:

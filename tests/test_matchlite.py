@@ -68,11 +68,21 @@ def test_the_heuristic_verdict_passes_the_rule_through(scorer):
     assert mixed.reproduced.tolist() == [True, True]
 
 
-def test_a_pair_without_a_segment_is_never_reproduced(scorer):
+def test_a_pair_without_a_segment_is_decided_only_at_the_models_own_cut():
+    scorer = MatchLite()  # its own, since the cut is changed below
     maps, mask, side = pairs(1)
     side[0, SEGMENTS] = 0.0
-    out = scorer.score(maps, mask, side, scorer.descriptor, [Verdict.MATCHLITE], np.array([True]))
-    assert not out.reproduced[0] and np.isfinite(out.probability[0])
+    rule = np.array([True])
+
+    def decided(cut: float) -> tuple[bool, float]:
+        scorer.unaligned_threshold = cut
+        out = scorer.score(maps, mask, side, scorer.descriptor, [Verdict.MATCHLITE], rule)
+        assert np.isfinite(out.probability[0])
+        return bool(out.reproduced[0]), float(out.probability[0])
+
+    never, p = decided(float("inf"))  # a model without rci.unaligned_threshold
+    assert not never and p > scorer.threshold  # an aligned pair would have been reproduced
+    assert decided(p)[0] and not decided(np.nextafter(p, 2.0))[0]
 
 
 def test_one_frame_pairs_silent_pairs_and_no_pairs_get_answers(scorer):

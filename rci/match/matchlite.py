@@ -96,6 +96,9 @@ class MatchLite:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.descriptor = meta.get("rci.descriptor", "")
         self.threshold = float(meta.get("rci.threshold", THRESHOLD))
+        # Pairs alignment placed no segment on are decided only by a model trained to
+        # (its own cut, chosen on val); a model without one never reproduces them.
+        self.unaligned_threshold = float(meta.get("rci.unaligned_threshold", "inf"))
 
     def _run_onnx(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = ["PROBABILITY", "FRACTION", "KINDS"]
@@ -123,7 +126,8 @@ class MatchLite:
     ) -> Scored:
         """Score N pairs made with `descriptor`; each pair decided by its verdict (N,),
         `heuristic` (N,) bool being the hand-set rule's decisions. A pair without a
-        segment is never reproduced: there is no copied span to show. Pairs of another
+        segment is reproduced only at the model's own cut for such pairs (none: never; the
+        reviewer then gets the candidate and its copied share, not a span). Pairs of another
         descriptor are refused where the student decides, and left unscored (NaN) where
         only the rule does. `runner`: MAPS, MASK, SIDE -> PROBABILITY, FRACTION."""
         check_pairs(maps, mask, side)
@@ -147,7 +151,9 @@ class MatchLite:
             return Scored(empty, empty, np.zeros(0, bool))
         out = (runner or self._run_onnx)({"MAPS": maps, "MASK": mask, "SIDE": side})
         probability, fraction = out["PROBABILITY"].reshape(n), out["FRACTION"].reshape(n)
-        learned = (probability >= self.threshold) & (side[:, SEGMENTS] > 0)
+        aligned = side[:, SEGMENTS] > 0
+        cut = np.where(aligned, self.threshold, self.unaligned_threshold)
+        learned = probability >= cut
         reproduced = np.where(by_rule, heuristic.astype(bool), learned)
         return Scored(probability.astype(np.float32), fraction.astype(np.float32), reproduced)
 

@@ -9,7 +9,12 @@ import numpy as np
 from rci.bench.metrics import decision_scores
 from rci.bench.run import score
 
-SYSTEMS = ("heuristic_served", "heuristic", "teacher", "student", "student_distilled")
+LEARNED = ("teacher", "student", "student_distilled")
+# Each learned scorer twice: deciding only pairs with an aligned segment, and deciding the
+# pairs without one too, at a second cut chosen on val (choose_unaligned).
+SYSTEMS = ("heuristic_served", "heuristic") + tuple(
+    n for name in LEARNED for n in (name, f"{name}_unaligned")
+)
 LABELS = {
     "heuristic_served": "heuristic at its served cut (0.5)",
     "heuristic": "heuristic (normalization, chrome suppression; cut on val)",
@@ -17,6 +22,7 @@ LABELS = {
     "student": "student, hard labels only",
     "student_distilled": "student, distilled (MatchLite)",
 }
+LABELS |= {f"{n}_unaligned": f"{LABELS[n]}, deciding pairs without a segment" for n in LEARNED}
 NEVER = float("inf")  # the cut of a scorer that never decides a pair without a segment
 COLUMNS = ("decision_f1", "pair_uap", "vcsl_f", "decision_precision", "decision_recall")
 
@@ -182,8 +188,8 @@ def markdown(report: dict) -> str:
             continue
         lines += [
             f"\n{part}\n",
-            "| scorer | threshold | F1 | pair uAP | VCSL F | P | R | near-miss FP "
-            "| never-copied FP |",
+            "| scorer | cut (with / without a segment) | F1 | pair uAP | VCSL F | P | R "
+            "| near-miss FP | never-copied FP |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for name in SYSTEMS:
@@ -192,8 +198,12 @@ def markdown(report: dict) -> str:
                 continue
             row = r[part]
             cells = [f"{row.get(c, float('nan')):.3f}" for c in COLUMNS]
+            cut = f"{r['threshold']:.3f}"
+            if name.endswith("_unaligned"):
+                without = r.get("unaligned_threshold")
+                cut += " / " + ("never" if without is None else f"{without:.3f}")
             lines.append(
-                f"| {LABELS[name]} | {r['threshold']:.3f} | "
+                f"| {LABELS[name]} | {cut} | "
                 + " | ".join(cells)
                 + f" | {row['near_miss_false_positives']}"
                 + f" | {row.get('never_copied_false_positives', '-')} |"
@@ -225,7 +235,8 @@ the verdict is "matchlite"). Inputs
 MAPS (N, 3, H, W), MASK (N, 1, H, W), SIDE (N, 12) float32 (rci/match/pair_input.py);
 outputs PROBABILITY (N,), FRACTION (N,), KINDS (N, 18). Metadata: `rci.descriptor`
 {meta["descriptor"]}, `rci.threshold` {report["systems"]["student_distilled"]["threshold"]:.6f}
-(chosen on val).
+(chosen on val), `rci.unaligned_threshold` {report.get("unaligned_threshold")} (the cut for
+pairs alignment placed no segment on, chosen on val; None: such pairs are never reproduced).
 
 - sha256: `{report["sha256"]}` ({report["onnx_bytes"]:,} bytes)
 - Made by, from a clean checkout with the train extra (`make install-train`):

@@ -248,11 +248,17 @@ def predict(model: nn.Module, p: Pairs, rows: np.ndarray) -> dict[str, np.ndarra
 
 
 def export_onnx(
-    student: Student, p: Pairs, rows: np.ndarray, descriptor: str, threshold: float
+    student: Student,
+    p: Pairs,
+    rows: np.ndarray,
+    descriptor: str,
+    threshold: float,
+    unaligned: float | None = None,
 ) -> tuple[bytes, float]:
     """The served graph (inputs MAPS, MASK, SIDE; outputs PROBABILITY, FRACTION, KINDS) as ONNX
-    bytes, with the descriptor it was trained with in its metadata, and the largest
-    difference of its probabilities from torch's over pairs `rows` (onnxruntime)."""
+    bytes, with the descriptor it was trained with and its cuts in its metadata (`unaligned`:
+    for pairs without a segment; None, never), and the largest difference of its
+    probabilities from torch's over pairs `rows` (onnxruntime)."""
     import onnx
     import onnxruntime as ort
 
@@ -277,6 +283,8 @@ def export_onnx(
         "rci.model": "matchlite",
         "rci.threshold": f"{threshold:.6f}",
     }
+    if unaligned is not None:
+        props["rci.unaligned_threshold"] = f"{unaligned:.6f}"
     onnx.helper.set_model_props(graph, props)
     data = graph.SerializeToString()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -416,9 +424,13 @@ def train_all(
         values = predict(model, p, scored)["probability"]
         scores = pair_scores(p.query_ids, p.query, p.ref_ids, values, scored)
         systems[name] = evaluate(truth["records"], truth["queries"], scores)
+        systems[f"{name}_unaligned"] = evaluate(
+            truth["records"], truth["queries"], scores, decide_unaligned=True
+        )
     descriptor = p.meta.get("descriptor", "sscd_resnet50")
     threshold = systems["student_distilled"]["threshold"]
-    onnx_bytes, worst = export_onnx(distilled, p, scored, descriptor, threshold)
+    unaligned = systems["student_distilled_unaligned"]["unaligned_threshold"]
+    onnx_bytes, worst = export_onnx(distilled, p, scored, descriptor, threshold, unaligned)
     (out / "matchlite.onnx").write_bytes(onnx_bytes)
     onnx_plain, _ = export_onnx(student, p, scored, descriptor, systems["student"]["threshold"])
     cost = {}
@@ -442,6 +454,7 @@ def train_all(
         "systems": systems,
         "cost": cost,
         "flops_ratio": cost["teacher"]["flops"] / cost["student"]["flops"],
+        "unaligned_threshold": unaligned,
         "export_max_difference": worst,
         "onnx_bytes": len(onnx_bytes),
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),

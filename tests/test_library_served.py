@@ -121,18 +121,18 @@ def test_each_library_decides_by_its_own_verdict(configured, media):
     """'sparse' asks the hand-set rule to decide: its candidates are reproduced exactly where
     the heuristic score reaches its threshold; 'main' keeps the default, MatchLite."""
     client = configured["client"]
-    threshold = MatchLite().threshold
+    scorer = MatchLite()
     for query in (media["query"], media["inside"], media["unrelated"]):
         result = client.detect(query, ["main", "sparse"])
         for m in result.matches:
             if m.library == "sparse":
                 assert m.reproduced == (m.score >= AlignParams().threshold)
             else:
-                assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+                assert m.reproduced == (m.probability >= scorer.cut(bool(m.segments)))
     # The request's VERDICT overrides the library's.
     asked = client.detect(media["query"], "sparse", verdict="matchlite")
     assert all(
-        m.reproduced == (m.probability >= threshold and bool(m.segments)) for m in asked.matches
+        m.reproduced == (m.probability >= scorer.cut(bool(m.segments))) for m in asked.matches
     )
 
 

@@ -100,7 +100,8 @@ def test_unrelated_video_reproduces_nothing(client, media):
 
 
 def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
-    threshold = MatchLite().threshold
+    scorer = MatchLite()
+    threshold = scorer.threshold
     result = client.detect(media["query"], verdict="matchlite")
     (copy,) = result.reproduced
     assert copy.video_id == media["truth"].video_id and copy.probability >= threshold
@@ -108,19 +109,19 @@ def test_matchlite_decides_with_the_heuristic_score_beside_it(client, media):
     assert copy.copied_fraction == pytest.approx(0.25, abs=0.15)
     assert copy.score >= AlignParams().threshold
     for m in result.matches:
-        assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+        assert m.reproduced == (m.probability >= scorer.cut(bool(m.segments)))
     for m in client.detect(media["unrelated"], verdict="matchlite").matches:
         assert m.probability < threshold and not m.reproduced
 
 
 def test_matchlite_decides_by_default_and_a_request_can_ask_either(client, media):
-    threshold = MatchLite().threshold
+    scorer = MatchLite()
     for path in (media["query"], media["inside"], media["unrelated"]):
         for verdict in (None, "matchlite"):
             result = client.detect(path, verdict=verdict)
             assert result.matches
             for m in result.matches:
-                assert m.reproduced == (m.probability >= threshold and bool(m.segments))
+                assert m.reproduced == (m.probability >= scorer.cut(bool(m.segments)))
         result = client.detect(path, verdict="heuristic")
         assert result.matches
         for m in result.matches:

@@ -100,6 +100,11 @@ class MatchLite:
         # (its own cut, chosen on val); a model without one never reproduces them.
         self.unaligned_threshold = float(meta.get("rci.unaligned_threshold", "inf"))
 
+    def cut(self, aligned: bool) -> float:
+        """The probability a pair needs to be reproduced, with an aligned segment or without
+        one (inf: never)."""
+        return self.threshold if aligned else self.unaligned_threshold
+
     def _run_onnx(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = ["PROBABILITY", "FRACTION", "KINDS"]
         return dict(zip(names, self.session.run(names, feed), strict=True))

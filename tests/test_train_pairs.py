@@ -7,9 +7,21 @@ import pytest
 
 from rci.describe.descriptor import EMBEDDING_DIM
 from rci.library.store import VideoFingerprints
+from rci.match.recall import recall_recurring
+from rci.match.views import QueryViews
 from rci.preprocess.audio_prints import AUDIO_PRINT, HOP, AudioPrintParams, AudioPrints
 from rci.serving.libraries import Libraries
-from rci.train.pairs import Clip, cut, faster, join, never_copied_clip, obscured, unrelated
+from rci.train.pairs import (
+    Clip,
+    WithoutVideos,
+    cut,
+    faster,
+    join,
+    never_copied_clip,
+    obscured,
+    shared_shots,
+    unrelated,
+)
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -105,3 +117,45 @@ def test_a_never_copied_video_becomes_a_query_that_copies_nothing_and_skips_itse
     # Whatever a composed query is made of, the videos it shows stay out of its candidates.
     montage = join([cut(one, 2.0, 9.0), faster(two, 2.0)])
     assert montage.own == {"L1", "L2"} and montage.truth == []
+
+
+def test_recall_without_the_query_s_own_video_is_recall_over_a_library_without_it(tmp_path):
+    """A never-copied video made into a query must meet the library as if it were not in it:
+    the same candidates, in the same order, and the same recurrence per frame."""
+    rng = np.random.default_rng(7)
+    base = unit_rows(rng, 30)
+    videos = {}
+    for name in ("own", "near", "other"):
+        # Look-alikes: every video is the same 30 pictures, each pushed its own way.
+        emb = base + 0.6 * unit_rows(rng, 30)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        bits = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+        sound = AudioPrints(AUDIO_PRINT, np.arange(20, dtype=np.float32) * 0.5, bits)
+        times = np.arange(30, dtype=np.float32)
+        videos[name] = VideoFingerprints(name, emb.astype(np.float32), times, 30.0, sound)
+    full = Libraries(tmp_path / "full", ["lib"], descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
+    less = Libraries(tmp_path / "less", ["lib"], descriptor="sscd_resnet50", dim=EMBEDDING_DIM)
+    for name, video in videos.items():
+        full.writer("lib").add(video)
+        if name != "own":
+            less.writer("lib").add(video)
+    clip = never_copied_clip(full.index("lib"), "own")
+    views = QueryViews(clip.embeddings)
+    hidden = WithoutVideos(full.index("lib"), clip.own)
+    got, got_recurrence = recall_recurring(hidden, views, audio=clip.audio)
+    want, want_recurrence = recall_recurring(less.index("lib"), views, audio=clip.audio)
+    assert [c.video_id for c in got] == [c.video_id for c in want]
+    assert {c.video_id for c in got} == {"near", "other"}
+    np.testing.assert_array_equal(got_recurrence, want_recurrence)
+    assert hidden.video_count() == 2 and hidden.ntotal == 60
+
+
+def test_sources_sharing_a_picture_know_each_other():
+    shot = lambda f: {"file": f, "member": ""}  # noqa: E731
+    manifest = {"sources": [
+        {"id": "A", "provenance": {"shots": [shot("x.png"), shot("y.png")]}},
+        {"id": "B", "provenance": {"shots": [shot("y.png")]}},
+        {"id": "C", "provenance": {"shots": [shot("z.png")]}},
+        {"id": "D", "provenance": {}},
+    ]}  # fmt: skip
+    assert shared_shots(manifest) == {"A": {"B"}, "B": {"A"}, "C": set()}

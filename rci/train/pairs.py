@@ -30,14 +30,15 @@ from rci.bench.metrics import match_records
 from rci.bench.replay import load_query_features, served_library
 from rci.describe.descriptor import EMBEDDING_DIM, DescriptorModel
 from rci.library.background import background_path, read_background
-from rci.library.index import LibraryIndex
+from rci.library.index import LibraryIndex, video_keys
+from rci.library.store import VideoFingerprints
 from rci.match.intervals import union_length
 from rci.match.normalize import Background
 from rci.match.pair_input import CHANNELS, SIDE_FEATURES, match_inputs
 from rci.match.recall import recall_recurring
 from rci.match.verdict import QueryAudio, match_candidates
 from rci.match.views import QueryViews
-from rci.preprocess.audio_prints import HOP, WINDOW_BYTES, AudioPrintParams
+from rci.preprocess.audio_prints import AUDIO_PRINT, HOP, WINDOW_BYTES, AudioPrintParams
 
 EDITS = tuple(k.value for k in EditKind)  # one output of the kind head each
 MIN_COPY_SECONDS = 2.0  # a pair sharing less is too short to call either way: left out
@@ -86,6 +87,65 @@ def load_clip(build_dir: Path, query: dict) -> Clip:
     return Clip(f.embeddings, f.mirrored, whole, f.timestamps, audio, times, duration, truth)
 
 
+class WithoutVideos:
+    """`index` searched as if `video_ids` were not in it (a never-copied query's own video):
+    each search asks for as many more neighbours as those videos could take, drops theirs
+    and keeps the first k, so recall, votes and recurrence are what a library without them
+    would give."""
+
+    def __init__(self, index: LibraryIndex, video_ids: frozenset[str]) -> None:
+        self.index = index
+        self.keys = np.array(sorted(index.keys[v] for v in video_ids), np.int64)
+        self.frames = sum(int(index.records[k]["count"]) for k in self.keys.tolist())
+        self.windows = sum(int(index.records[k].get("audio_count", 0)) for k in self.keys.tolist())
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal - self.frames
+
+    def _first_k(self, D: np.ndarray, I: np.ndarray, owners: np.ndarray, k: int):
+        mine = np.isin(owners, self.keys)
+        order = np.argsort(mine, axis=1, kind="stable")[:, :k]  # the others first, in order
+        D, I = np.take_along_axis(D, order, 1), np.take_along_axis(I, order, 1)
+        I[np.take_along_axis(mine, order, 1)] = -1  # fewer than k others: none, as faiss says
+        return D, I
+
+    def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        D, I = self.index.search(xq, min(k + self.frames, self.index.ntotal))
+        return self._first_k(D, I, video_keys(I), k)
+
+    def search_means(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        D, K = self.index.search_means(xq, min(k + len(self.keys), self.index.video_count()))
+        return self._first_k(D, K, K, k)
+
+    def search_audio(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        D, I = self.index.search_audio(xq, min(k + self.windows, self.index.audio_count()))
+        return self._first_k(D, I, video_keys(I), k)
+
+    def video_count(self) -> int:
+        return self.index.video_count() - len(self.keys)
+
+    def audio_count(self) -> int:
+        return self.index.audio_count() - self.windows
+
+    def candidate(self, key: int) -> VideoFingerprints | None:
+        return self.index.candidate(key)
+
+
+def shared_shots(manifest: dict) -> dict[str, set[str]]:
+    """Per source id, the other sources showing one of its pictures (the build reuses
+    photographs when its pool runs short)."""
+    users: dict[tuple, set[str]] = {}
+    for source in manifest["sources"]:
+        for shot in source.get("provenance", {}).get("shots", []):
+            users.setdefault((shot["file"], shot.get("member", "")), set()).add(source["id"])
+    out: dict[str, set[str]] = {}
+    for ids in users.values():
+        for v in ids:
+            out.setdefault(v, set()).update(ids - {v})
+    return out
+
+
 def never_copied_clip(index: LibraryIndex, video_id: str) -> Clip:
     """A never-copied library video as a query Clip, from its stored fingerprints: its
     descriptors stand for every view (the mirrored and whole-frame ones are not stored), its
@@ -94,7 +154,9 @@ def never_copied_clip(index: LibraryIndex, video_id: str) -> Clip:
     negative."""
     video = index.video(video_id)
     views = len(AudioPrintParams().tempos) * HOP
-    if video.audio is not None and len(video.audio.times):
+    if np.any(np.diff(video.timestamps) > 1.5 * PERIOD):
+        raise ValueError(f"{video_id}: stored sparser than a query's {PERIOD} s frames")
+    if video.audio is not None and len(video.audio.times) and video.audio.kind == AUDIO_PRINT:
         audio = np.repeat(video.audio.bits[None], views, axis=0)
         audio_times = video.audio.times.astype(np.float32)
     else:
@@ -342,6 +404,7 @@ def build_pairs(
     split_of = {s["id"]: s["split"] for s in manifest["sources"]}
     rng = np.random.default_rng(seed)
     stored = set(index.video_ids)
+    sharing = shared_shots(manifest)
     out = PairSet()
     for split, composed in splits.items():
         chosen = [q for q in manifest["queries"] if q["split"] == split]
@@ -361,13 +424,16 @@ def build_pairs(
                 QueryViews(clip.embeddings, clip.mirrored, whole=clip.whole)
             )
             audio = clip.audio if clip.audio.shape[1] else None
-            candidates, recurrence = recall_recurring(index, views, audio=audio)
+            # Never-copied videos share some photographs: the videos sharing one with the
+            # query's own are left out with them, not labelled as strangers.
+            hidden = clip.own.union(*(sharing.get(v, ()) for v in clip.own))
+            searched = WithoutVideos(index, hidden) if hidden else index
+            candidates, recurrence = recall_recurring(searched, views, audio=audio)
             # Training never sees a val or test video, nor a never-copied one (the real val
             # and test queries meet those); val and test queries keep the never-copied.
             mine = {split} if split == "train" else {split, None}
             if recipe != "real" or split == "train":
                 candidates = [c for c in candidates if split_of.get(c.video_id) in mine]
-            candidates = [c for c in candidates if c.video_id not in clip.own]
             sound = QueryAudio(clip.audio, clip.audio_times) if audio is not None else None
             matches = match_candidates(
                 dataclasses.replace(views, recurrence=recurrence),

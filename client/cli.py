@@ -314,7 +314,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if pages:
         from rci.match.matchlite import MatchLite
 
-        threshold = MatchLite().threshold  # the shipped student's, shown beside its scores
+        scorer = MatchLite()  # the shipped student's cuts, shown beside its scores
+        threshold = (scorer.cut(True), scorer.cut(False))
 
     def one(path: Path) -> DetectResult | Exception:
         # A connection per request: clients are not shared between threads.

@@ -151,10 +151,11 @@ def write_report(
     query: Path,
     result: DetectResult,
     out: Path,
-    threshold: float | None = None,
+    threshold: float | tuple[float, float] | None = None,
 ) -> Path:
     """Write the reviewer's page for `result` (a detect of the video file `query`, made with
-    maps=True) to `out`; `threshold` is MatchLite's cut, shown beside its probabilities."""
+    maps=True) to `out`; `threshold` is MatchLite's cut, shown beside its probabilities: one,
+    or (with a segment, without one; inf: never)."""
     candidates = [(k, m) for k, m in enumerate(result.matches) if found_something(m)]
     sections = []
     for k, m in candidates:
@@ -213,14 +214,22 @@ def _img(data: bytes | None, kind: str, alt: str) -> str:
 
 
 def _section(
-    m: Match, rows: list[Moment], maps: bytes | None, query_seconds: float, threshold: float | None
+    m: Match,
+    rows: list[Moment],
+    maps: bytes | None,
+    query_seconds: float,
+    threshold: float | tuple[float, float] | None,
 ) -> str:
     name = html.escape(f"{m.library}/{m.video_id}" if m.library else m.video_id)
     decision = (
         "REPRODUCED" if m.reproduced else ("audio reuse" if m.audio_reuse else "not reproduced")
     )
     probability = "-" if m.probability is None else f"{m.probability:.3f}"
+    if isinstance(threshold, tuple):  # a pair without a segment has its own cut
+        threshold = threshold[0] if m.segments else threshold[1]
     cut = "-" if threshold is None else f"{threshold:.3f}"
+    if threshold == float("inf"):
+        cut = "never without a segment"
     fraction = "-" if m.copied_fraction is None else f"{m.copied_fraction:.0%}"
     scores = (
         "<table class=scores><tr><th>score</th><th>value</th><th>threshold</th></tr>"

@@ -73,6 +73,21 @@ def test_a_reference_gone_since_the_detect_still_gets_a_page(server, media, tmp_
     assert "main/deleted-since" in text and text.count("no picture") == 3
 
 
+def test_a_candidate_without_a_segment_shows_its_own_cut(server, media, tmp_path):
+    from rci.match.verdict import Match
+    from rci_client.rci_client import DetectResult
+
+    unaligned = Match("no-span", 0.2, True, [], library="main", probability=0.7)
+    result = DetectResult([unaligned], 32.0, 1.0, np.zeros(0, np.float32), np.zeros((0, 4)))
+    with RciClient(server.http_url) as client:
+        for cuts, shown in (((0.3, 0.85), "0.850"), ((0.3, float("inf")), "never without")):
+            page = write_report(client, media["query"], result, tmp_path / "cut.html", cuts)
+            row = re.search(
+                r"MatchLite probability</td><td>0.700</td><td>([^<]*)<", page.read_text()
+            )
+            assert row and row.group(1).startswith(shown)
+
+
 def test_rci_detect_writes_the_report(server, media, tmp_path):
     page = tmp_path / "one.html"
     done = rci("detect", str(media["query"]), "--report", str(page), "--url", server.http_url,

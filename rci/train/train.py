@@ -281,10 +281,10 @@ def export_onnx(
     props = {
         "rci.descriptor": descriptor,
         "rci.model": "matchlite",
-        "rci.threshold": f"{threshold:.6f}",
+        "rci.threshold": repr(float(threshold)),  # repr: the float itself, as reported
     }
     if unaligned is not None:
-        props["rci.unaligned_threshold"] = f"{unaligned:.6f}"
+        props["rci.unaligned_threshold"] = repr(float(unaligned))
     onnx.helper.set_model_props(graph, props)
     data = graph.SerializeToString()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -425,7 +425,7 @@ def train_all(
         scores = pair_scores(p.query_ids, p.query, p.ref_ids, values, scored)
         systems[name] = evaluate(truth["records"], truth["queries"], scores)
         systems[f"{name}_unaligned"] = evaluate(
-            truth["records"], truth["queries"], scores, decide_unaligned=True
+            truth["records"], truth["queries"], scores, systems[name]["threshold"], True
         )
     descriptor = p.meta.get("descriptor", "sscd_resnet50")
     threshold = systems["student_distilled"]["threshold"]

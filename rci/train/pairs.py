@@ -10,10 +10,11 @@ music are the hard negatives a large library holds); then, by chance, the pictur
 obscured (each descriptor pushed toward frames that copy nothing), and a speed change of
 the pictures, the audio removed, or the audio swapped for another query's. The truth
 follows each span, so a composed query's copied segments are known. Candidates come from
-the served recall over the build's library and are matched by the served code (rci.match);
-a composed query only keeps candidates of its own split (val and test ones also the
-never-copied library videos), so pairs for training never touch a val, test or
-never-copied video. A fixed seed gives the same pairs.
+the served recall over the build's library and are matched by the served code (rci.match).
+Every source, never-copied ones included, belongs to one split; a composed query, and a
+real train query, keeps only candidates of its own split, so pairs for training never
+touch a val or test video (real val and test queries keep every candidate, as served). A
+fixed seed gives the same pairs.
 """
 
 from __future__ import annotations
@@ -429,11 +430,10 @@ def build_pairs(
             hidden = clip.own.union(*(sharing.get(v, ()) for v in clip.own))
             searched = WithoutVideos(index, hidden) if hidden else index
             candidates, recurrence = recall_recurring(searched, views, audio=audio)
-            # Training never sees a val or test video, nor a never-copied one (the real val
-            # and test queries meet those); val and test queries keep the never-copied.
-            mine = {split} if split == "train" else {split, None}
+            # Training never sees a val or test video; real val and test queries meet the
+            # whole library, as served.
             if recipe != "real" or split == "train":
-                candidates = [c for c in candidates if split_of.get(c.video_id) in mine]
+                candidates = [c for c in candidates if split_of.get(c.video_id) == split]
             sound = QueryAudio(clip.audio, clip.audio_times) if audio is not None else None
             matches = match_candidates(
                 dataclasses.replace(views, recurrence=recurrence),

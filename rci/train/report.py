@@ -113,25 +113,19 @@ def choose_unaligned(
     return float((floor + min(above)) / 2) if above else NEVER
 
 
-def near_miss_false_positives(queries: list[dict], preds: list[dict]) -> int:
-    """Pairs reported reproduced by near-miss queries (they copy nothing)."""
+def false_positives(queries: list[dict], preds: list[dict], copies_nothing) -> int:
+    """Pairs reported reproduced by the queries `copies_nothing(query)` picks."""
     return sum(
         m["reproduced"]
         for q, p in zip(queries, preds, strict=True)
-        if q.get("kind") == "near_miss"
+        if copies_nothing(q)
         for m in p["matches"]
     )
 
 
-def never_copied_false_positives(queries: list[dict], preds: list[dict]) -> int:
-    """Pairs reported reproduced by composed queries made of never-copied library videos
-    (rci.train.pairs: they copy nothing)."""
-    return sum(
-        m["reproduced"]
-        for q, p in zip(queries, preds, strict=True)
-        if q.get("recipe", "").startswith("never-copied")
-        for m in p["matches"]
-    )
+NEAR_MISS = lambda q: q.get("kind") == "near_miss"  # noqa: E731
+# Composed queries made of never-copied library videos (rci.train.pairs).
+NEVER_COPIED = lambda q: q.get("recipe", "").startswith("never-copied")  # noqa: E731
 
 
 PARTS = {
@@ -168,9 +162,9 @@ def evaluate(
                 continue
             preds = predictions(records, chosen, scores, threshold, unaligned)
             row = {k: v for k, v in score(chosen, preds).items() if k in COLUMNS}
-            row["near_miss_false_positives"] = near_miss_false_positives(chosen, preds)
+            row["near_miss_false_positives"] = false_positives(chosen, preds, NEAR_MISS)
             if part != "real":  # real queries are never made of never-copied videos
-                row["never_copied_false_positives"] = never_copied_false_positives(chosen, preds)
+                row["never_copied_false_positives"] = false_positives(chosen, preds, NEVER_COPIED)
             row["queries"] = len(chosen)
             out[f"{split} {part}"] = row
     return out

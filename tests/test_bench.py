@@ -64,12 +64,12 @@ def test_alpha_only_wallpapers_keep_their_pattern():
     pattern = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1))
     for colour in (255, 0):
         rgba = np.dstack([np.full((64, 64, 3), colour, np.uint8), pattern])
-        shown = np.asarray(opaque(Image.fromarray(rgba, "RGBA")), dtype=np.float32)
+        shown = np.asarray(opaque(Image.fromarray(rgba)), dtype=np.float32)
         assert shown.std() > 60  # the ramp, over black (white picture) or white (black one)
         assert abs(shown[:, -1].mean() - colour) < 1  # opaque pixels keep their colour
     solid = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
     solid[..., 3] = 255
-    image = Image.fromarray(solid, "RGBA")
+    image = Image.fromarray(solid)
     assert np.array_equal(np.asarray(opaque(image)), np.asarray(image.convert("RGB")))
 
 

@@ -80,7 +80,7 @@ def opaque(image: Image.Image) -> Image.Image:
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     light = float((luma * alpha[..., 0]).sum()) >= 0.5 * max(float(alpha.sum()), 1e-6)
     out = rgb * alpha + (0.0 if light else 1.0) * (1 - alpha)
-    return Image.fromarray((out * 255 + 0.5).astype(np.uint8), "RGB")
+    return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
 def _usable(image: Image.Image) -> bool:

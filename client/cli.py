@@ -310,12 +310,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     pages = report_paths(paths, args.report) if args.report else {}
-    threshold = None
+    cuts = None
     if pages:
         from rci.match.matchlite import MatchLite
 
         scorer = MatchLite()  # the shipped student's cuts, shown beside its scores
-        threshold = (scorer.cut(True), scorer.cut(False))
+        cuts = (scorer.cut(True), scorer.cut(False))
 
     def one(path: Path) -> DetectResult | Exception:
         # A connection per request: clients are not shared between threads.
@@ -325,7 +325,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 if pages:
                     from .report import write_report
 
-                    write_report(client, path, result, pages[path], threshold)
+                    write_report(client, path, result, pages[path], cuts)
                 return result
             except (RciClientError, OSError) as exc:
                 return exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,11 +152,11 @@ def write_report(
     query: Path,
     result: DetectResult,
     out: Path,
-    threshold: float | tuple[float, float] | None = None,
+    cuts: tuple[float, float] | None = None,
 ) -> Path:
     """Write the reviewer's page for `result` (a detect of the video file `query`, made with
-    maps=True) to `out`; `threshold` is MatchLite's cut, shown beside its probabilities: one,
-    or (with a segment, without one; inf: never)."""
+    maps=True) to `out`; `cuts` are MatchLite's (with a segment, without one; inf: never),
+    shown beside its probabilities."""
     candidates = [(k, m) for k, m in enumerate(result.matches) if found_something(m)]
     sections = []
     for k, m in candidates:
@@ -178,7 +179,7 @@ def write_report(
         maps = None
         if result.pair_maps is not None and k < len(result.pair_maps):
             maps = heatmap(result.pair_maps[k], result.pair_mask[k])
-        sections.append(_section(m, rows, maps, result.duration, threshold))
+        sections.append(_section(m, rows, maps, result.duration, cuts))
     page = PAGE.format(
         title=html.escape(f"RCI review: {query.name}"),
         query=html.escape(str(query)),
@@ -218,17 +219,16 @@ def _section(
     rows: list[Moment],
     maps: bytes | None,
     query_seconds: float,
-    threshold: float | tuple[float, float] | None,
+    cuts: tuple[float, float] | None,
 ) -> str:
     name = html.escape(f"{m.library}/{m.video_id}" if m.library else m.video_id)
     decision = (
         "REPRODUCED" if m.reproduced else ("audio reuse" if m.audio_reuse else "not reproduced")
     )
     probability = "-" if m.probability is None else f"{m.probability:.3f}"
-    if isinstance(threshold, tuple):  # a pair without a segment has its own cut
-        threshold = threshold[0] if m.segments else threshold[1]
+    threshold = None if cuts is None else cuts[0] if m.segments else cuts[1]
     cut = "-" if threshold is None else f"{threshold:.3f}"
-    if threshold == float("inf"):
+    if threshold == math.inf:  # a pair without a segment has its own cut
         cut = "never without a segment"
     fraction = "-" if m.copied_fraction is None else f"{m.copied_fraction:.0%}"
     scores = (

@@ -48,7 +48,7 @@ def test_the_report_shows_the_copy_side_by_side_in_a_browser(server, media, tmp_
         result = client.detect(media["query"], maps=True)
         assert result.pair_maps.shape[:2] == (len(result.matches), 3)
         assert result.pair_mask.shape[:2] == (len(result.matches), 1)
-        page = write_report(client, media["query"], result, tmp_path / "review.html", 0.3)
+        page = write_report(client, media["query"], result, tmp_path / "review.html", (0.3, 0.85))
     text = page.read_text()
     assert f"main/{truth.video_id}" in text and "REPRODUCED" in text
     # The segment's start, middle and end: three query frames and three stored pictures.

@@ -123,9 +123,13 @@ def false_positives(queries: list[dict], preds: list[dict], copies_nothing) -> i
     )
 
 
-NEAR_MISS = lambda q: q.get("kind") == "near_miss"  # noqa: E731
-# Composed queries made of never-copied library videos (rci.train.pairs).
-NEVER_COPIED = lambda q: q.get("recipe", "").startswith("never-copied")  # noqa: E731
+def near_miss(query: dict) -> bool:
+    return query.get("kind") == "near_miss"
+
+
+def never_copied(query: dict) -> bool:
+    """A composed query made of never-copied library videos (rci.train.pairs)."""
+    return query.get("recipe", "").startswith("never-copied")
 
 
 PARTS = {
@@ -162,9 +166,9 @@ def evaluate(
                 continue
             preds = predictions(records, chosen, scores, threshold, unaligned)
             row = {k: v for k, v in score(chosen, preds).items() if k in COLUMNS}
-            row["near_miss_false_positives"] = false_positives(chosen, preds, NEAR_MISS)
+            row["near_miss_false_positives"] = false_positives(chosen, preds, near_miss)
             if part != "real":  # real queries are never made of never-copied videos
-                row["never_copied_false_positives"] = false_positives(chosen, preds, NEVER_COPIED)
+                row["never_copied_false_positives"] = false_positives(chosen, preds, never_copied)
             row["queries"] = len(chosen)
             out[f"{split} {part}"] = row
     return out

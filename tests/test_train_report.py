@@ -61,3 +61,22 @@ def test_evaluate_decides_unaligned_pairs_only_when_asked_and_never_by_the_rule(
     assert asked["test composed"]["decision_recall"] == 1.0
     assert asked["test composed"]["decision_precision"] == 1.0
     assert rule["test composed"]["decision_recall"] == 0.5
+
+
+def test_false_positives_are_counted_for_near_misses_and_never_copied_queries():
+    records, queries = {}, []
+    for split_name in ("val", "test"):
+        for kind, recipe in (("near_miss", "real"), ("composed", "never-copied + silent")):
+            q = f"{split_name}-{kind}"
+            records[q] = [
+                {"ref_id": "A", "score": 0.9, "segments": SEGMENT},
+                {"ref_id": "B", "score": 0.1, "segments": SEGMENT},
+            ]
+            queries.append(
+                {"query_id": q, "split": split_name, "kind": kind, "recipe": recipe, "truth": []}
+            )
+    row = evaluate(records, queries, None, 0.5)
+    assert row["test real"]["near_miss_false_positives"] == 1
+    assert "never_copied_false_positives" not in row["test real"]
+    assert row["test composed"]["never_copied_false_positives"] == 1
+    assert row["test composed"]["near_miss_false_positives"] == 0
